@@ -1,0 +1,1 @@
+"""nodeloom.agents: the drafting agent (text to graph) and the refine loop. Not built yet."""

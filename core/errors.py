@@ -1,0 +1,107 @@
+"""The exception hierarchy: one root, `NodeloomError`, so callers can catch broadly or precisely.
+
+Every error carries a stable `code` and can render itself as the uniform error body
+`{"error": {"code", "message", "details"}}` used by the CLI and the REST API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from nodeloom.core.validate import ValidationIssue
+
+
+class NodeloomError(Exception):
+    """Root of every error nodeloom raises on purpose."""
+
+    code = "nodeloom_error"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "details": self.details}}
+
+
+class GraphValidationError(NodeloomError):
+    """A graph (or the values given for its inputs) failed validation; `issues` lists every problem."""
+
+    code = "graph_invalid"
+
+    def __init__(self, issues: Sequence[ValidationIssue]) -> None:
+        self.issues = list(issues)
+        count = len(self.issues)
+        first = self.issues[0].message if self.issues else "no details"
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        super().__init__(
+            f"graph is invalid: {first}{more}",
+            details={"issues": [issue.to_dict() for issue in self.issues]},
+        )
+
+
+class UnknownNodeTypeError(NodeloomError):
+    """A node type name is not in the registry."""
+
+    code = "unknown_node_type"
+
+    def __init__(self, type_name: str, suggestions: Sequence[str] = ()) -> None:
+        self.type_name = type_name
+        self.suggestions = list(suggestions)
+        hint = f"; did you mean {', '.join(repr(s) for s in self.suggestions)}?" if suggestions else ""
+        super().__init__(
+            f"unknown node type {type_name!r}{hint}",
+            details={"type": type_name, "suggestions": self.suggestions},
+        )
+
+
+class NodeDefinitionError(NodeloomError):
+    """A node was declared incorrectly (bad type name, unsupported annotation, ...)."""
+
+    code = "node_definition_invalid"
+
+
+class NodeExecutionError(NodeloomError):
+    """A node raised, returned a value that does not match its outputs, or got an invalid input."""
+
+    code = "node_failed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        retryable: bool = True,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        merged = {"node": node, **(details or {})}
+        super().__init__(message, details=merged)
+        self.node = node
+        self.retryable = retryable
+
+
+class NodeTimeoutError(NodeExecutionError):
+    """A node ran past its timeout."""
+
+    code = "node_timeout"
+
+
+class RunCancelledError(NodeloomError):
+    """Raised inside a node (at its next progress check) when its run was cancelled."""
+
+    code = "run_cancelled"
+
+
+class RunNotFoundError(NodeloomError):
+    """No run with this id is known to the executor."""
+
+    code = "run_not_found"
+
+
+class ArtifactNotFoundError(NodeloomError):
+    """An artifact reference points at content the store does not hold."""
+
+    code = "artifact_not_found"

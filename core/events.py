@@ -1,0 +1,176 @@
+"""Run state and events: what every executor reports, in the same shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from nodeloom.core.errors import NodeloomError
+
+
+class NodeState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    CACHED = "cached"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (NodeState.PENDING, NodeState.RUNNING)
+
+    @property
+    def succeeded(self) -> bool:
+        return self in (NodeState.DONE, NodeState.CACHED)
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class EventKind(StrEnum):
+    RUN_STARTED = "run.started"
+    NODE_STARTED = "node.started"
+    NODE_PROGRESS = "node.progress"
+    NODE_CACHED = "node.cached"
+    NODE_DONE = "node.done"
+    NODE_RETRYING = "node.retrying"
+    NODE_FAILED = "node.failed"
+    NODE_SKIPPED = "node.skipped"
+    NODE_CANCELLED = "node.cancelled"
+    RUN_FINISHED = "run.finished"
+
+
+class RunEvent(NamedTuple):
+    """One thing that happened in a run. `seq` counts from 1 within the run."""
+
+    seq: int
+    kind: EventKind
+    run_id: str
+    time: float
+    node: str | None = None
+    data: dict[str, Any] = {}  # noqa: RUF012 - never mutated; executors pass their own dict
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "kind": self.kind.value,
+            "run_id": self.run_id,
+            "time": self.time,
+            "node": self.node,
+            "data": self.data,
+        }
+
+
+@dataclass(slots=True)
+class NodeRecord:
+    """The state of one node in one run."""
+
+    id: str
+    type: str
+    state: NodeState = NodeState.PENDING
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    cache_key: str | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "state": self.state.value,
+            "attempts": self.attempts,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration": self.duration,
+            "cache_key": self.cache_key,
+            "error": self.error,
+        }
+
+
+def value_to_json(value: Any) -> Any:
+    """The JSON form of a node output: artifacts as references, pydantic models as dicts."""
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json):
+        return to_json()
+    if isinstance(value, list | tuple):
+        return [value_to_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: value_to_json(item) for key, item in value.items()}
+    return value
+
+
+class RunFailedError(NodeloomError):
+    """A run ended failed or cancelled; `result` holds what it produced."""
+
+    code = "run_failed"
+
+    def __init__(self, result: RunResult) -> None:
+        self.result = result
+        failed = [r for r in result.nodes.values() if r.state is NodeState.FAILED]
+        if result.status is RunStatus.CANCELLED:
+            message = f"run {result.run_id} was cancelled"
+        elif failed and failed[0].error:
+            message = f"run {result.run_id} failed: node {failed[0].id!r}: {failed[0].error.get('message')}"
+        else:
+            message = f"run {result.run_id} failed"
+        super().__init__(message, details={"run_id": result.run_id, "status": result.status.value,
+                                           "errors": result.errors()})
+
+
+@dataclass
+class RunResult:
+    """A finished (or, for a snapshot, a running) run: status, graph outputs, per-node records."""
+
+    run_id: str
+    status: RunStatus
+    outputs: dict[str, Any]
+    nodes: dict[str, NodeRecord]
+    started_at: float
+    finished_at: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is RunStatus.SUCCEEDED
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.finished_at is None else self.finished_at - self.started_at
+
+    def errors(self) -> list[dict[str, Any]]:
+        return [{"node": r.id, **r.error} for r in self.nodes.values() if r.error is not None]
+
+    def raise_for_status(self) -> RunResult:
+        if self.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+            raise RunFailedError(self)
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": self.status.value,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration": self.duration,
+            "outputs": value_to_json(self.outputs),
+            "nodes": {node_id: record.to_json() for node_id, record in self.nodes.items()},
+            "errors": self.errors(),
+        }

@@ -1,0 +1,350 @@
+"""The graph model, its JSON format and the Python builder.
+
+A graph is nodes by id (`{type, inputs}`), named graph inputs (the parameters a user sets
+per run) and named graph outputs. A node input is a literal, a link to another node's
+output `{"node": id, "output": name}`, or a reference to a graph input `{"input": name}`.
+A literal object that has exactly the shape of a link or a reference is written wrapped,
+`{"literal": {...}}`, so the round trip is lossless. See docs/graph-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from nodeloom.core.errors import GraphValidationError
+from nodeloom.core.ports import REQUIRED, Port, constraints_from_json, constraints_to_json
+from nodeloom.core.spec import NodeDefinition, RetryPolicy, definition_of
+from nodeloom.core.types import PortType, parse_type
+
+FORMAT_VERSION = 1
+_LINK_KEYS = frozenset({"node", "output"})
+_INPUT_KEYS = frozenset({"input"})
+_LITERAL_KEYS = frozenset({"literal"})
+NODE_OPTION_KEYS = ("retry", "timeout", "queue", "label")
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An edge: the value of `output` of node `node`."""
+
+    node: str
+    output: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"node": self.node, "output": self.output}
+
+
+@dataclass(frozen=True, slots=True)
+class InputRef:
+    """A reference to the graph input `name`."""
+
+    name: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"input": self.name}
+
+
+def parse_value(raw: Any) -> Any:
+    """Read one node input from JSON: a Link, an InputRef, or a literal."""
+    if isinstance(raw, dict):
+        keys = raw.keys()
+        if keys == _LINK_KEYS:
+            return Link(raw["node"], raw["output"])
+        if keys == _INPUT_KEYS:
+            return InputRef(raw["input"])
+        if keys == _LITERAL_KEYS:
+            return raw["literal"]
+    return raw
+
+
+def value_to_json(value: Any) -> Any:
+    if isinstance(value, Link | InputRef):
+        return value.to_json()
+    if isinstance(value, dict) and value.keys() in (_LINK_KEYS, _INPUT_KEYS, _LITERAL_KEYS):
+        return {"literal": value}
+    to_json = getattr(value, "to_json", None)
+    return to_json() if callable(to_json) else value
+
+
+@dataclass(frozen=True)
+class NodeInstance:
+    """One node of a graph: its type, its inputs and per-node options. Immutable."""
+
+    id: str
+    type: str
+    inputs: Mapping[str, Any] = field(default_factory=dict)
+    #: overrides the spec's retry policy, e.g. {"max_attempts": 3}
+    retry: Mapping[str, Any] | None = None
+    #: overrides the spec's timeout, in seconds
+    timeout: float | None = None
+    #: overrides the distributed queue
+    queue: str | None = None
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "inputs", MappingProxyType(dict(self.inputs)))
+        if self.retry is not None:
+            object.__setattr__(self, "retry", MappingProxyType(dict(self.retry)))
+
+    def links(self) -> list[tuple[str, Link]]:
+        return [(port, value) for port, value in self.inputs.items() if isinstance(value, Link)]
+
+    def retry_policy(self, default: RetryPolicy) -> RetryPolicy:
+        if not self.retry:
+            return default
+        return RetryPolicy(**{**default.to_json(), **self.retry})
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "type": self.type,
+            "inputs": {name: value_to_json(value) for name, value in self.inputs.items()},
+        }
+        for key in NODE_OPTION_KEYS:
+            option = getattr(self, key)
+            if option is not None:
+                data[key] = dict(option) if isinstance(option, Mapping) else option
+        return data
+
+
+@dataclass
+class GraphInput:
+    """A named parameter of the graph, set per run."""
+
+    name: str
+    type: PortType
+    default: Any = REQUIRED
+    description: str = ""
+    port: Port = field(init=False, repr=False, compare=False)
+    raw_constraints: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.port = Port(
+            self.name, self.type, self.default, constraints_from_json(self.raw_constraints), self.description
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.type.to_json()}
+        if self.default is not REQUIRED:
+            data["default"] = value_to_json(self.default)
+        if self.description:
+            data["description"] = self.description
+        data.update(constraints_to_json(self.port.constraints))
+        return data
+
+
+class NodeHandle:
+    """What `Graph.add` returns: `handle["text"]` (or `handle.out("text")`) is a link."""
+
+    __slots__ = ("graph", "id")
+
+    def __init__(self, graph: Graph, node_id: str) -> None:
+        self.graph = graph
+        self.id = node_id
+
+    def out(self, output: str) -> Link:
+        return Link(self.id, output)
+
+    def configure(self, **options: Any) -> NodeHandle:
+        """Set node options (see `Graph.configure`); returns the handle for chaining."""
+        self.graph.configure(self.id, **options)
+        return self
+
+    def __getitem__(self, output: str) -> Link:
+        return Link(self.id, output)
+
+    def __repr__(self) -> str:
+        return f"<node {self.id!r}: {self.graph.nodes[self.id].type}>"
+
+
+class Graph:
+    """A workflow: build it in Python or load it from JSON, then validate and run it.
+
+    >>> g = Graph("greeting")
+    >>> name = g.input("name", Text, default="world")
+    >>> hello = g.add("text.template", template="Hello {{ name }}!", name=name)
+    >>> g.output("greeting", hello["text"])
+
+    `nodes`, `inputs` and `outputs` are read-only views: a graph changes only through its
+    methods, which count `revision`, so an executor may reuse a validated plan safely.
+    """
+
+    def __init__(self, name: str = "graph", description: str = "") -> None:
+        self.name = name
+        self.description = description
+        self.metadata: dict[str, Any] = {}
+        self._inputs: dict[str, GraphInput] = {}
+        self._nodes: dict[str, NodeInstance] = {}
+        self._outputs: dict[str, Link] = {}
+        self._local: dict[str, NodeDefinition] = {}
+        self.revision = 0
+        #: plans made for this graph, by catalog (see `nodeloom.core.plan`)
+        self.plan_memo: dict[int, tuple[int, int, Any, Any]] = {}
+
+    @property
+    def inputs(self) -> Mapping[str, GraphInput]:
+        return MappingProxyType(self._inputs)
+
+    @property
+    def nodes(self) -> Mapping[str, NodeInstance]:
+        return MappingProxyType(self._nodes)
+
+    @property
+    def outputs(self) -> Mapping[str, Link]:
+        return MappingProxyType(self._outputs)
+
+    @property
+    def local_definitions(self) -> Mapping[str, NodeDefinition]:
+        """Node definitions given to `add` as objects; used to run the graph, never saved."""
+        return MappingProxyType(self._local)
+
+    def _changed(self) -> None:
+        self.revision += 1
+
+    # -- builder -------------------------------------------------------------------
+    def input(
+        self,
+        name: str,
+        type: PortType | str,
+        *,
+        default: Any = REQUIRED,
+        description: str = "",
+        **constraints: Any,
+    ) -> InputRef:
+        """Declare a graph input; `min`, `max`, `choices`, `pattern` may be given as keywords."""
+        self._inputs[name] = GraphInput(name, parse_type(type), default, description, constraints)
+        self._changed()
+        return InputRef(name)
+
+    def add(self, node_type: str | Any, id: str | None = None, /, **inputs: Any) -> NodeHandle:
+        """Add a node by type name (or by a `@node` object) and return a handle to its outputs.
+
+        Keywords are the node's inputs (any name, `id` and `timeout` included); set node
+        options such as a timeout or a retry policy with `configure`.
+        """
+        definition = None if isinstance(node_type, str) else definition_of(node_type)
+        if definition is not None:
+            self._local[definition.spec.type] = definition
+            type_name = definition.spec.type
+        elif isinstance(node_type, str):
+            type_name = node_type
+        else:
+            raise TypeError("add() takes a node type name or a @node function or class")
+        node_id = id or self._fresh_id(type_name)
+        if node_id in self._nodes:
+            raise ValueError(f"the graph already has a node {node_id!r}")
+        _refuse_handles(inputs)
+        self._nodes[node_id] = NodeInstance(node_id, type_name, inputs)
+        self._changed()
+        return NodeHandle(self, node_id)
+
+    def configure(
+        self,
+        node_id: str,
+        *,
+        retry: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+        queue: str | None = None,
+        label: str | None = None,
+    ) -> None:
+        """Set per-node options: a retry policy (`{"max_attempts": 3}`), a timeout in
+        seconds, a distributed queue, a display label. Options left out are unchanged."""
+        current = self._nodes[node_id]
+        changes: dict[str, Any] = {"retry": retry, "timeout": timeout, "queue": queue, "label": label}
+        self._nodes[node_id] = replace(current, **{k: v for k, v in changes.items() if v is not None})
+        self._changed()
+
+    def set_inputs(self, node_id: str, **inputs: Any) -> None:
+        """Change (or add) inputs of an existing node."""
+        current = self._nodes[node_id]
+        _refuse_handles(inputs)
+        self._nodes[node_id] = replace(current, inputs={**current.inputs, **inputs})
+        self._changed()
+
+    def remove(self, node_id: str) -> None:
+        """Remove a node (links to it become dangling and fail validation)."""
+        del self._nodes[node_id]
+        self._changed()
+
+    def output(self, name: str, source: Link) -> None:
+        """Expose a node output as the graph output `name`."""
+        if not isinstance(source, Link):
+            raise TypeError("output() takes a link such as handle['text']")
+        self._outputs[name] = source
+        self._changed()
+
+    def _put_node(self, instance: NodeInstance) -> None:
+        self._nodes[instance.id] = instance
+        self._changed()
+
+    def _put_input(self, declared: GraphInput) -> None:
+        self._inputs[declared.name] = declared
+        self._changed()
+
+    def _fresh_id(self, type_name: str) -> str:
+        stem = type_name.rsplit(".", 1)[-1]
+        index = 1
+        while f"{stem}_{index}" in self._nodes:
+            index += 1
+        return f"{stem}_{index}"
+
+    # -- JSON ----------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"format_version": FORMAT_VERSION, "name": self.name}
+        if self.description:
+            data["description"] = self.description
+        data["inputs"] = {name: spec.to_json() for name, spec in self.inputs.items()}
+        data["nodes"] = {node_id: n.to_json() for node_id, n in self.nodes.items()}
+        data["outputs"] = {name: link.to_json() for name, link in self.outputs.items()}
+        if self.metadata:
+            data["metadata"] = self.metadata
+        return data
+
+    def dumps(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_json(), indent=indent, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Graph:
+        """Build a graph from parsed JSON. Raises `GraphValidationError` if its shape is wrong.
+
+        This checks the format only; `validate_graph` checks it against a registry.
+        """
+        from nodeloom.core.validate import read_graph_document
+
+        graph, issues = read_graph_document(data)
+        if graph is None or issues:
+            raise GraphValidationError(issues)
+        return graph
+
+    @classmethod
+    def loads(cls, text: str | bytes) -> Graph:
+        from nodeloom.core.validate import parse_json_text
+
+        data, issues = parse_json_text(text)
+        if issues:
+            raise GraphValidationError(issues)
+        return cls.from_json(data)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Graph) and self.to_json() == other.to_json()
+
+    def __repr__(self) -> str:
+        return f"<Graph {self.name!r}: {len(self.nodes)} nodes>"
+
+
+def _refuse_handles(inputs: Mapping[str, Any]) -> None:
+    for port, value in inputs.items():
+        if isinstance(value, NodeHandle):
+            raise TypeError(f"input {port!r}: pass one output of node {value.id!r}, e.g. handle['result']")
+
+
+def as_graph(source: Graph | Mapping[str, Any] | str | bytes) -> Graph:
+    """Accept a Graph, parsed JSON or JSON text."""
+    if isinstance(source, Graph):
+        return source
+    if isinstance(source, str | bytes):
+        return Graph.loads(source)
+    return Graph.from_json(source)

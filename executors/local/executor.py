@@ -1,0 +1,215 @@
+"""The local executor: the embedded default, running graphs inside this process."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nodeloom.core.artifacts import ArtifactStore, LocalArtifactStore
+from nodeloom.core.cache import ResultCache
+from nodeloom.core.context import RunConfig
+from nodeloom.core.errors import GraphValidationError, RunNotFoundError
+from nodeloom.core.events import RunEvent, RunResult
+from nodeloom.core.graph import Graph
+from nodeloom.core.plan import plan_execution
+from nodeloom.core.validate import NodeCatalog, check_run_inputs
+from nodeloom.executors.base import EventCallback, RunHandle
+from nodeloom.executors.local.lanes import Lane, Timers
+from nodeloom.executors.local.run import LocalRun
+
+T = TypeVar("T")
+
+
+def default_home() -> Path:
+    """`$NODELOOM_HOME`, or `~/.nodeloom`: where the default artifact store lives."""
+    return Path(os.environ.get("NODELOOM_HOME") or Path.home() / ".nodeloom")
+
+
+def detect_gpu_devices() -> list[str]:
+    """CUDA devices if torch sees any, else one lane on the CPU ("cpu")."""
+    try:
+        import torch
+    except ImportError:
+        return ["cpu"]
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return [f"cuda:{index}" for index in range(count)] or ["cpu"]
+
+
+class _AsyncLoop:
+    """An event loop on its own thread, for `async def` nodes."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="nodeloom-async", daemon=True).start()
+                self._loop = loop
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None
+
+
+class LocalExecutor:
+    """Runs graphs in this process: a lane of threads per resource kind, one per GPU device.
+
+    >>> with LocalExecutor() as executor:
+    ...     result = executor.submit(graph, {"topic": "tea"}).result()
+
+    Results of deterministic nodes are kept in an in-memory LRU cache (`cache_size`
+    entries), so a re-run recomputes only what changed. Finished runs are kept for
+    `keep_runs` runs, then forgotten oldest first.
+    """
+
+    def __init__(
+        self,
+        registry: NodeCatalog | None = None,
+        *,
+        artifacts: ArtifactStore | str | os.PathLike[str] | None = None,
+        cache_size: int = 100_000,
+        cpu_workers: int | None = None,
+        io_workers: int = 32,
+        gpu_devices: Sequence[str] | None = None,
+        config: RunConfig | None = None,
+        keep_runs: int = 1000,
+    ) -> None:
+        if registry is None:
+            from nodeloom.node_registry import default_registry
+
+            registry = default_registry()
+        self.registry = registry
+        if artifacts is None or isinstance(artifacts, str | os.PathLike):
+            artifacts = LocalArtifactStore(artifacts or default_home() / "artifacts")
+        self.artifacts: ArtifactStore = artifacts
+        self.cache = ResultCache(cache_size)
+        self.config = config or RunConfig()
+        self.keep_runs = keep_runs
+        self.timers = Timers()
+        self.async_loop = _AsyncLoop()
+        self._lanes = {
+            "cpu": Lane("cpu", cpu_workers or max(2, os.cpu_count() or 2), self.timers),
+            "io": Lane("io", io_workers, self.timers),
+        }
+        self._gpu_devices = list(gpu_devices) if gpu_devices is not None else None
+        self._gpu_lanes: list[Lane] | None = None
+        self._runs: OrderedDict[str, LocalRun] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # -- the executor protocol -----------------------------------------------------
+    def submit(
+        self,
+        graph: Graph,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        config: RunConfig | None = None,
+        on_event: EventCallback | None = None,
+        use_cache: bool = True,
+    ) -> RunHandle:
+        plan = plan_execution(graph, self.registry)
+        values, issues = check_run_inputs(graph, inputs or {})
+        if issues:
+            raise GraphValidationError(issues)
+        run_id = uuid.uuid4().hex
+        run = LocalRun(
+            self, plan, run_id, values, config or self.config,
+            [on_event] if on_event is not None else [], use_cache,
+        )
+        with self._lock:
+            self._runs[run_id] = run
+            self._forget_old_runs()
+        run.start()
+        return RunHandle(self, run_id)
+
+    def events(self, run_id: str, after: int = 0, timeout: float | None = None) -> Iterator[RunEvent]:
+        return self._run(run_id).iter_events(after, timeout)
+
+    def cancel(self, run_id: str) -> bool:
+        return self._run(run_id).cancel()
+
+    def result(self, run_id: str, timeout: float | None = None) -> RunResult:
+        run = self._run(run_id)
+        if not run.done.wait(timeout):
+            raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
+        return run.snapshot()
+
+    def status(self, run_id: str) -> RunResult:
+        """A snapshot of the run now, finished or not."""
+        return self._run(run_id).snapshot()
+
+    def run(self, graph: Graph, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
+        """Submit and wait: the result of the finished run."""
+        return self.submit(graph, inputs, **options).result()
+
+    def close(self) -> None:
+        for lane in self._all_lanes():
+            lane.close()
+        self.timers.close()
+        self.async_loop.close()
+
+    def __enter__(self) -> LocalExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- used by runs --------------------------------------------------------------
+    def dispatch(self, run: LocalRun, ready: list[str], current: Lane | None) -> str | None:
+        """Queue ready nodes on their lanes; keep one for `current` to run next, if any fits."""
+        keep: str | None = None
+        nodes = run.plan.nodes
+        for node_id in ready:
+            lane = self._lane_for(nodes[node_id].resources.kind)
+            if lane is current and keep is None:
+                keep = node_id
+            else:
+                lane.push(run, node_id)
+        return keep
+
+    def run_finished(self, run: LocalRun) -> None:
+        with self._lock:
+            self._forget_old_runs()
+
+    # -- internals -----------------------------------------------------------------
+    def _lane_for(self, kind: str) -> Lane:
+        if kind != "gpu":
+            return self._lanes[kind]
+        if self._gpu_lanes is None:
+            with self._lock:
+                if self._gpu_lanes is None:
+                    devices = self._gpu_devices or detect_gpu_devices()
+                    # one thread per device, never a spare: a stuck node keeps its device busy
+                    self._gpu_lanes = [
+                        Lane(f"gpu-{device}", 1, self.timers, device=device, replace_stuck=False)
+                        for device in devices
+                    ]
+        return min(self._gpu_lanes, key=lambda lane: lane.load)
+
+    def _all_lanes(self) -> list[Lane]:
+        return [*self._lanes.values(), *(self._gpu_lanes or [])]
+
+    def _run(self, run_id: str) -> LocalRun:
+        run = self._runs.get(run_id)
+        if run is None:
+            raise RunNotFoundError(f"no run {run_id!r} on this executor", details={"run_id": run_id})
+        return run
+
+    def _forget_old_runs(self) -> None:
+        excess = len(self._runs) - self.keep_runs
+        if excess <= 0:
+            return
+        for run_id in [rid for rid, run in self._runs.items() if run.done.is_set()][:excess]:
+            del self._runs[run_id]

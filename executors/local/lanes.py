@@ -1,0 +1,210 @@
+"""Worker lanes and the timer thread of the local executor.
+
+A lane is a queue with its own worker threads: one lane for `cpu` nodes, one for `io`
+nodes, and one lane of a single thread per GPU device, so two diffusion nodes never share
+a device at once. Threads start on demand. A worker that finishes a node continues with a
+ready successor of the same lane itself, so a chain runs without thread hand-offs.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+#: a queue that has not moved for this long gets another worker
+STALL_SECONDS = 0.005
+
+
+class LaneTask(Protocol):
+    def execute(self, node_id: str, lane: Lane) -> str | None:
+        """Run one node; return a ready node of the same lane to continue with, or None."""
+        ...
+
+
+class Lane:
+    """A queue of ready nodes and up to `size` worker threads.
+
+    One worker drains the queue; it also runs a ready successor of the node it just
+    finished without queueing it, so a chain runs on one thread with no hand-offs.
+    Extra workers join only when the queue stops moving for `STALL_SECONDS` (a node is
+    slow, so running others beside it pays off), and each such grant admits one node:
+    for nodes of a few microseconds, a second thread would cost more in lock and GIL
+    hand-offs than it gains.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        size: int,
+        timers: Timers,
+        *,
+        device: str | None = None,
+        replace_stuck: bool = True,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"lane {name!r} needs at least one worker")
+        self.name = name
+        self.size = size
+        self.device = device
+        #: start a spare worker while one is stuck in a timed-out or cancelled node
+        self.replace_stuck = replace_stuck
+        self._timers = timers
+        self._tasks: deque[tuple[LaneTask, str]] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._threads = 0
+        self._idle = 0
+        self._active = 0
+        self._grants = 0
+        self._spares = 0
+        self._pops = 0
+        self._pops_at_check = 0
+        self._check_pending = False
+        self._closed = False
+        self._names = itertools.count(1)
+
+    @property
+    def load(self) -> int:
+        """Queued plus running nodes."""
+        return len(self._tasks) + self._active
+
+    def push(self, run: LaneTask, node_id: str) -> None:
+        """Queue a ready node."""
+        with self._cond:
+            self._tasks.append((run, node_id))
+            if self._active == 0:
+                self._wake()
+            if not self._check_pending and self.size + self._spares > 1:
+                self._check_pending = True
+                self._pops_at_check = self._pops
+                self._timers.call_at(time.monotonic() + STALL_SECONDS, self._check_stall)
+
+    def _wake(self) -> None:
+        if self._idle:
+            self._cond.notify()
+        elif self._threads < self.size + self._spares:
+            self._spawn()
+
+    def _check_stall(self) -> None:
+        with self._cond:
+            self._check_pending = False
+            if not self._tasks or self._closed:
+                return
+            if self._pops == self._pops_at_check and self._active < self.size + self._spares:
+                self._grants += 1  # nothing left the queue for a whole interval: admit one more
+                self._wake()
+            self._check_pending = True
+            self._pops_at_check = self._pops
+        self._timers.call_at(time.monotonic() + STALL_SECONDS, self._check_stall)
+
+    def add_spare(self) -> bool:
+        """A worker is stuck in an abandoned node: allow one more thread until it returns."""
+        if not self.replace_stuck:
+            return False
+        with self._cond:
+            self._spares += 1
+            if self._tasks:
+                self._grants += 1
+                self._wake()
+        return True
+
+    def release_spare(self) -> None:
+        with self._cond:
+            self._spares = max(0, self._spares - 1)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _spawn(self) -> None:
+        self._threads += 1
+        thread = threading.Thread(
+            target=self._work, name=f"nodeloom-{self.name}-{next(self._names)}", daemon=True
+        )
+        thread.start()
+
+    def _may_take(self) -> bool:
+        return bool(self._tasks) and (self._active == 0 or self._grants > 0)
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._may_take() and not self._closed:
+                    self._idle += 1
+                    self._cond.wait()
+                    self._idle -= 1
+                if self._closed and not self._tasks:
+                    self._threads -= 1
+                    return
+                if self._active > 0:
+                    self._grants -= 1
+                self._active += 1
+                self._pops += 1
+                run, node_id = self._tasks.popleft()
+                if not self._tasks:
+                    self._grants = 0
+            try:
+                current: str | None = node_id
+                while current is not None:
+                    current = run.execute(current, self)
+            except Exception:  # a bug in the runtime itself; keep the worker alive
+                log.exception("lane %s: unexpected error", self.name)
+            with self._cond:
+                self._active -= 1
+                if self._threads > self.size + self._spares:
+                    self._threads -= 1
+                    return
+                if self._tasks and self._active == 0:
+                    continue
+
+
+class Timers:
+    """One thread that calls functions at given times (retry back-offs, node timeouts)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._counter = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def call_at(self, when: float, action: Callable[[], None]) -> None:
+        """Call `action()` at `when` (a `time.monotonic()` value), on the timer thread."""
+        with self._cond:
+            heapq.heappush(self._heap, (when, next(self._counter), action))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="nodeloom-timers", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed:
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    delay = self._heap[0][0] - time.monotonic()
+                    if delay <= 0:
+                        break
+                    self._cond.wait(delay)
+                if self._closed:
+                    return
+                _, _, action = heapq.heappop(self._heap)
+            try:
+                action()
+            except Exception:
+                log.exception("timer action failed")

@@ -1,0 +1,408 @@
+"""One run on the local executor: dependency counting, caching, retries, timeouts, events.
+
+All state changes happen under the run's lock; node code runs outside it. A node whose
+inputs are ready is first looked up in the result cache: a hit completes at once (and
+may make its successors ready in turn), a miss is handed to the lane of its resources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from nodeloom.core.cache import canonical_json
+from nodeloom.core.context import NodeContext, RunConfig
+from nodeloom.core.errors import NodeExecutionError, NodeloomError, NodeTimeoutError, RunCancelledError
+from nodeloom.core.events import EventKind, NodeRecord, NodeState, RunEvent, RunResult, RunStatus
+from nodeloom.core.plan import ExecutionPlan, PlannedNode
+
+if TYPE_CHECKING:
+    from nodeloom.executors.local.executor import LocalExecutor
+    from nodeloom.executors.local.lanes import Lane
+
+log = logging.getLogger(__name__)
+
+
+class _Attempt:
+    """One try of one node. `abandoned` is set on timeout or cancel: its result is then ignored."""
+
+    __slots__ = ("abandoned", "future", "lane", "node_id", "number", "sync")
+
+    def __init__(self, node_id: str, number: int, lane: Lane, sync: bool) -> None:
+        self.node_id = node_id
+        self.number = number
+        self.lane = lane
+        self.sync = sync
+        self.abandoned = False
+        self.future: concurrent.futures.Future[Any] | None = None
+
+    def is_abandoned(self) -> bool:
+        return self.abandoned
+
+
+def _error_info(error: BaseException) -> tuple[dict[str, Any], bool]:
+    """The JSON error record of a failed attempt, and whether a retry may help."""
+    if isinstance(error, NodeloomError):
+        info = {"code": error.code, "message": error.message}
+        info.update({k: v for k, v in error.details.items() if k != "node" and v is not None})
+        return info, bool(getattr(error, "retryable", False))
+    kind = type(error).__name__
+    return {"code": "node_error", "message": f"{kind}: {error}", "exception": kind}, True
+
+
+def _token(value: Any) -> str | None:
+    try:
+        return canonical_json(value)
+    except (TypeError, ValueError):
+        return None  # no stable form: nodes reading it are not cached
+
+
+class LocalRun:
+    def __init__(
+        self,
+        executor: LocalExecutor,
+        plan: ExecutionPlan,
+        run_id: str,
+        input_values: Mapping[str, Any],
+        config: RunConfig,
+        callbacks: list[Callable[[RunEvent], None]],
+        use_cache: bool,
+    ) -> None:
+        self.executor = executor
+        self.plan = plan
+        self.run_id = run_id
+        self.input_values = dict(input_values)
+        self.input_tokens = {name: _token(value) for name, value in self.input_values.items()}
+        self.config = config
+        self.callbacks = callbacks
+        self.use_cache = use_cache
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.records = {node_id: NodeRecord(node_id, p.definition.spec.type) for node_id, p in plan.nodes.items()}
+        self.remaining = {node_id: len(p.upstream) for node_id, p in plan.nodes.items()}
+        self.values: dict[str, dict[str, Any]] = {}
+        self.keys: dict[str, str | None] = {}
+        self.running: dict[str, _Attempt] = {}
+        self.unfinished = len(plan.nodes)
+        self.events: list[RunEvent] = []
+        self.waiters = 0
+        self.status = RunStatus.PENDING
+        self.started_at = time.time()
+        self.finished_at: float | None = None
+        self.any_failed = False
+        self.done = threading.Event()
+
+    # -- events --------------------------------------------------------------------
+    def _emit(
+        self, kind: EventKind, node: str | None = None, data: dict[str, Any] | None = None, now: float = 0.0
+    ) -> None:
+        event = RunEvent(
+            len(self.events) + 1, kind, self.run_id, now or time.time(), node, {} if data is None else data
+        )
+        self.events.append(event)
+        for callback in self.callbacks:
+            try:
+                callback(event)
+            except Exception:
+                log.exception("event callback failed for %s", kind)
+        if self.waiters:
+            self.cond.notify_all()
+
+    def iter_events(self, after: int = 0, timeout: float | None = None) -> Iterator[RunEvent]:
+        index = max(after, 0)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self.cond:
+                while len(self.events) <= index and not self.done.is_set():
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError(f"no event of run {self.run_id} within {timeout} s")
+                    self.waiters += 1
+                    try:
+                        self.cond.wait(remaining)
+                    finally:
+                        self.waiters -= 1
+                batch = self.events[index:]
+                finished = self.done.is_set()
+            yield from batch
+            index += len(batch)
+            if finished and index >= len(self.events):
+                return
+
+    # -- life cycle ----------------------------------------------------------------
+    def start(self) -> None:
+        with self.lock:
+            self.status = RunStatus.RUNNING
+            self._emit(EventKind.RUN_STARTED, data={"nodes": len(self.plan.nodes), "graph": self.plan.graph.name})
+            ready = self._settle([node_id for node_id, count in self.remaining.items() if count == 0])
+            self._maybe_finish()
+        self.executor.dispatch(self, ready, None)
+
+    def _maybe_finish(self) -> None:
+        if self.unfinished or self.done.is_set():
+            return
+        if self.status is not RunStatus.CANCELLED:
+            self.status = RunStatus.FAILED if self.any_failed else RunStatus.SUCCEEDED
+        self.finished_at = time.time()
+        self._emit(EventKind.RUN_FINISHED, data={"status": self.status.value})
+        self.done.set()
+        self.cond.notify_all()
+        self.executor.run_finished(self)
+
+    def _key_for(self, planned: PlannedNode) -> str | None:
+        seed = self._gather(planned).get("seed") if planned.seeded else None
+        return planned.key(self.input_tokens, self.keys, seed)
+
+    def _settle(self, candidates: list[str]) -> list[str]:
+        """Nodes whose inputs are all ready: complete cache hits now, return the misses to run."""
+        to_run: list[str] = []
+        work = list(candidates)
+        cache = self.executor.cache
+        nodes = self.plan.nodes
+        while work:
+            node_id = work.pop()
+            planned = nodes[node_id]
+            key = self._key_for(planned)
+            self.keys[node_id] = key
+            record = self.records[node_id]
+            record.cache_key = key
+            hit = cache.get(key) if (key is not None and self.use_cache) else None
+            if hit is None:
+                to_run.append(node_id)
+                continue
+            self.values[node_id] = hit
+            record.state = NodeState.CACHED
+            now = record.started_at = record.finished_at = time.time()
+            self.unfinished -= 1
+            self._emit(EventKind.NODE_CACHED, node_id, {"cache_key": key}, now)
+            work.extend(self._release_children(planned))
+        return to_run
+
+    def _release_children(self, planned: PlannedNode) -> list[str]:
+        ready: list[str] = []
+        remaining = self.remaining
+        for child in planned.downstream:
+            remaining[child] -= 1
+            if remaining[child] == 0:
+                ready.append(child)
+        return ready
+
+    # -- running a node (on a lane worker) -----------------------------------------
+    def execute(self, node_id: str, lane: Lane) -> str | None:
+        planned = self.plan.nodes[node_id]
+        definition = planned.definition
+        with self.lock:
+            record = self.records[node_id]
+            if record.state is not NodeState.PENDING or self.finished_at is not None:
+                return None  # cancelled or skipped while queued
+            record.state = NodeState.RUNNING
+            number = record.attempts = record.attempts + 1
+            attempt = _Attempt(node_id, number, lane, not definition.is_async)
+            self.running[node_id] = attempt
+            now = time.time()
+            if record.started_at is None:
+                record.started_at = now
+            self._emit(EventKind.NODE_STARTED, node_id, {"attempt": number}, now)
+            if planned.timeout is not None:
+                timeout = planned.timeout
+                self.executor.timers.call_at(
+                    time.monotonic() + timeout, lambda: self._on_timeout(attempt, timeout)
+                )
+        outputs: dict[str, Any] | None = None
+        error: BaseException | None = None
+        try:
+            inputs = self._gather(planned, check=True)
+            ctx = None
+            if definition.context_param is not None:
+                ctx = NodeContext(
+                    run_id=self.run_id,
+                    node_id=node_id,
+                    artifacts=self.executor.artifacts,
+                    config=self.config,
+                    attempt=attempt.number,
+                    device=lane.device,
+                    on_progress=lambda done, total, message: self._on_progress(attempt, done, total, message),
+                    is_cancelled=attempt.is_abandoned,
+                )
+            if definition.is_async:
+                future = self.executor.async_loop.submit(definition.invoke_async(node_id, inputs, ctx))
+                attempt.future = future
+                if attempt.abandoned:  # timed out or cancelled before the future existed
+                    future.cancel()
+                outputs = future.result()
+            else:
+                outputs = definition.invoke(node_id, inputs, ctx)
+        except (concurrent.futures.CancelledError, asyncio.CancelledError) as cancelled:
+            error = cancelled
+        except Exception as failure:
+            error = failure
+            log.debug("node %s failed", node_id, exc_info=True)
+        return self._attempt_finished(planned, attempt, outputs, error)
+
+    def _gather(self, planned: PlannedNode, check: bool = False) -> dict[str, Any]:
+        inputs = dict(planned.literals)
+        for port_name, input_name in planned.graph_inputs:
+            inputs[port_name] = self.input_values[input_name]
+        values = self.values
+        for port_name, node, output in planned.links:
+            inputs[port_name] = values[node][output]
+        if check:
+            for port_name, port in planned.checked.items():
+                value = inputs[port_name]
+                problem = port.check_value(value)
+                if problem is not None:
+                    code, message, hint = problem
+                    raise NodeExecutionError(
+                        f"input {port_name!r}: {message}",
+                        node=planned.id,
+                        retryable=False,
+                        details={"port": port_name, "reason": code, "hint": hint},
+                    )
+                if value is not None:
+                    inputs[port_name] = port.type.coerce(value)
+        return inputs
+
+    def _on_progress(self, attempt: _Attempt, done: float, total: float | None, message: str) -> None:
+        with self.lock:
+            if attempt.abandoned or self.done.is_set():
+                return
+            data: dict[str, Any] = {"done": done, "total": total}
+            if message:
+                data["message"] = message
+            self._emit(EventKind.NODE_PROGRESS, attempt.node_id, data)
+
+    def _attempt_finished(
+        self, planned: PlannedNode, attempt: _Attempt, outputs: dict[str, Any] | None, error: BaseException | None
+    ) -> str | None:
+        with self.lock:
+            if attempt.abandoned:
+                if attempt.sync:
+                    attempt.lane.release_spare()
+                return None
+            del self.running[planned.id]
+            ready: list[str] = []
+            if error is None and outputs is not None:
+                ready = self._complete(planned, outputs)
+            else:
+                self._fail_attempt(planned, attempt, error or RuntimeError("node returned nothing"))
+            if not self.unfinished:
+                self._maybe_finish()
+        return self.executor.dispatch(self, ready, attempt.lane) if ready else None
+
+    def _complete(self, planned: PlannedNode, outputs: dict[str, Any]) -> list[str]:
+        node_id = planned.id
+        record = self.records[node_id]
+        record.state = NodeState.DONE
+        now = record.finished_at = time.time()
+        self.values[node_id] = outputs
+        key = self.keys.get(node_id)
+        if key is not None and self.use_cache:
+            self.executor.cache.put(key, outputs)
+        self.unfinished -= 1
+        duration = now - (record.started_at or now)
+        self._emit(EventKind.NODE_DONE, node_id, {"attempts": record.attempts, "duration": duration}, now)
+        return self._settle(self._release_children(planned)) if planned.downstream else []
+
+    def _fail_attempt(self, planned: PlannedNode, attempt: _Attempt, error: BaseException) -> None:
+        node_id = planned.id
+        record = self.records[node_id]
+        info, retryable = _error_info(error)
+        if isinstance(error, RunCancelledError | concurrent.futures.CancelledError | asyncio.CancelledError):
+            retryable = False
+        if retryable and attempt.number < planned.retry.max_attempts and not self.done.is_set():
+            delay = planned.retry.delay(attempt.number)
+            record.state = NodeState.PENDING
+            self._emit(EventKind.NODE_RETRYING, node_id, {"attempt": attempt.number, "delay": delay, "error": info})
+            self.executor.timers.call_at(time.monotonic() + delay, lambda: self._retry(node_id))
+            return
+        record.state = NodeState.FAILED
+        record.finished_at = time.time()
+        record.error = info
+        self.any_failed = True
+        self.unfinished -= 1
+        self._emit(EventKind.NODE_FAILED, node_id, {"attempts": record.attempts, "error": info})
+        self._skip_descendants(planned)
+
+    def _retry(self, node_id: str) -> None:
+        self.executor.dispatch(self, [node_id], None)
+
+    def _skip_descendants(self, planned: PlannedNode) -> None:
+        work = list(planned.downstream)
+        nodes = self.plan.nodes
+        while work:
+            node_id = work.pop()
+            record = self.records[node_id]
+            if record.state is not NodeState.PENDING:
+                continue
+            record.state = NodeState.SKIPPED
+            self.unfinished -= 1
+            self._emit(EventKind.NODE_SKIPPED, node_id, {"because": planned.id})
+            work.extend(nodes[node_id].downstream)
+
+    def _abandon(self, attempt: _Attempt) -> None:
+        """Stop waiting for an attempt: its thread may go on, but its result is ignored."""
+        attempt.abandoned = True
+        self.running.pop(attempt.node_id, None)
+        if attempt.future is not None:
+            attempt.future.cancel()
+        elif attempt.sync:
+            attempt.lane.add_spare()
+
+    def _on_timeout(self, attempt: _Attempt, timeout: float) -> None:
+        with self.lock:
+            if attempt.abandoned or self.running.get(attempt.node_id) is not attempt:
+                return
+            self._abandon(attempt)
+            error = NodeTimeoutError(
+                f"node {attempt.node_id!r} did not finish within {timeout:g} s", node=attempt.node_id
+            )
+            self._fail_attempt(self.plan.nodes[attempt.node_id], attempt, error)
+            self._maybe_finish()
+
+    def cancel(self) -> bool:
+        with self.lock:
+            if self.done.is_set():
+                return False
+            self.status = RunStatus.CANCELLED
+            now = time.time()
+            for attempt in list(self.running.values()):
+                self._abandon(attempt)
+            for node_id, record in self.records.items():
+                if not record.state.terminal:
+                    record.state = NodeState.CANCELLED
+                    record.finished_at = now
+                    self.unfinished -= 1
+                    self._emit(EventKind.NODE_CANCELLED, node_id)
+            self._maybe_finish()
+            return True
+
+    # -- reporting -----------------------------------------------------------------
+    def snapshot(self) -> RunResult:
+        """The run's result; records are copied only while the run can still change them."""
+        with self.lock:
+            finished = self.done.is_set()
+            outputs: dict[str, Any] = {}
+            for name, link in self.plan.outputs.items():
+                produced = self.values.get(link.node)
+                if produced is not None and self.records[link.node].state.succeeded:
+                    outputs[name] = produced[link.output]
+            return RunResult(
+                run_id=self.run_id,
+                status=self.status,
+                outputs=outputs,
+                nodes=dict(self.records) if finished else {k: _copy(r) for k, r in self.records.items()},
+                started_at=self.started_at,
+                finished_at=self.finished_at,
+            )
+
+
+def _copy(record: NodeRecord) -> NodeRecord:
+    return NodeRecord(
+        record.id, record.type, record.state, record.attempts, record.started_at,
+        record.finished_at, record.cache_key, dict(record.error) if record.error else None,
+    )

@@ -1,0 +1,59 @@
+"""nodeloom.node_registry: the registry and the built-in node packs.
+
+`default_registry()` holds the built-in packs and the third-party packs found through
+the `nodeloom.nodes` entry-point group; it is built once per process.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from nodeloom.node_registry.catalog import catalog_entry, ports_schema
+from nodeloom.node_registry.registry import (
+    ENTRY_POINT_GROUP,
+    NodeRegistry,
+    PluginProblem,
+    definitions_in,
+)
+
+#: modules of the built-in packs, registered into every default registry
+BUILTIN_PACKS = (
+    "nodeloom.node_registry.text",
+    "nodeloom.node_registry.math",
+)
+
+_default: NodeRegistry | None = None
+_default_lock = threading.Lock()
+
+
+def builtin_registry() -> NodeRegistry:
+    """A new registry with the built-in packs only (no plugin discovery)."""
+    registry = NodeRegistry()
+    for module in BUILTIN_PACKS:
+        registry.register_module(module)
+    return registry
+
+
+def default_registry() -> NodeRegistry:
+    """The process-wide registry: built-in packs plus discovered plugins."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                registry = builtin_registry()
+                registry.discover()
+                _default = registry
+    return _default
+
+
+__all__ = [
+    "BUILTIN_PACKS",
+    "ENTRY_POINT_GROUP",
+    "NodeRegistry",
+    "PluginProblem",
+    "builtin_registry",
+    "catalog_entry",
+    "default_registry",
+    "definitions_in",
+    "ports_schema",
+]

@@ -1,0 +1,98 @@
+"""Text and JSON nodes. Templates render in Jinja2's sandbox: a graph file cannot run code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from nodeloom.core.errors import NodeExecutionError
+from nodeloom.core.spec import node
+
+_templates = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+@node("text.template", output="text")
+def text_template(
+    template: Annotated[str, "a Jinja2 template, e.g. 'Hello {{ name }}'"],
+    values: Annotated[dict[str, Any], "variables as one JSON object"] | None = None,
+    **variables: Annotated[Any, "any extra input is a template variable"],
+) -> str:
+    """Render a Jinja2 template (sandboxed) with the `values` object and any extra inputs."""
+    context = {**(values or {}), **variables}
+    try:
+        return _templates.from_string(template).render(context)
+    except TemplateError as error:
+        known = ", ".join(sorted(context)) or "(none)"
+        raise NodeExecutionError(
+            f"template error: {error.message}; variables given: {known}",
+            retryable=False,
+            details={"variables": sorted(context)},
+        ) from None
+
+
+@node("text.join", output="text")
+def text_join(
+    items: Annotated[Sequence[str], "texts to join, in order"] = (),
+    separator: Annotated[str, "put between items"] = "\n",
+    **parts: Annotated[str, "extra texts, joined after items in the order given"],
+) -> str:
+    """Join texts with a separator."""
+    return separator.join([*items, *parts.values()])
+
+
+def _walk(data: Any, path: str) -> Any:
+    if path in ("", "/", "."):
+        return data
+    if path.startswith("/"):  # JSON Pointer (RFC 6901)
+        segments = [s.replace("~1", "/").replace("~0", "~") for s in path[1:].split("/")]
+    else:
+        segments = path.split(".")
+    current = data
+    for depth, segment in enumerate(segments):
+        where = ".".join(segments[: depth + 1])
+        if isinstance(current, dict):
+            if segment not in current:
+                keys = ", ".join(sorted(map(str, current))) or "(none)"
+                raise KeyError(f"no key {segment!r} at {where!r}; keys there: {keys}")
+            current = current[segment]
+        elif isinstance(current, list):
+            try:
+                current = current[int(segment)]
+            except (ValueError, IndexError):
+                raise KeyError(
+                    f"{segment!r} is not an index of the list at {where!r} (length {len(current)})"
+                ) from None
+        else:
+            raise KeyError(f"cannot look up {segment!r} in a {type(current).__name__} at {where!r}")
+    return current
+
+
+@node("json.extract", output="value")
+def json_extract(
+    data: Annotated[Any, "a JSON value"],
+    path: Annotated[str, "dotted path 'scenes.0.caption' or JSON Pointer '/scenes/0/caption'"],
+    missing_ok: Annotated[bool, "return null instead of failing when the path is absent"] = False,
+) -> Any:
+    """Pick one value out of JSON data by path."""
+    try:
+        return _walk(data, path)
+    except KeyError as error:
+        if missing_ok:
+            return None
+        raise NodeExecutionError(f"json.extract: {error.args[0]}", retryable=False) from None
+
+
+@node("json.parse", output="data")
+def json_parse(text: Annotated[str, "JSON text"]) -> Any:
+    """Parse JSON text into a value."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise NodeExecutionError(
+            f"json.parse: not JSON: {error.msg} at line {error.lineno}, column {error.colno}",
+            retryable=False,
+        ) from None

@@ -1,0 +1,76 @@
+"""`load`, `validate` and `run`: the SDK's one-call entry points."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from nodeloom.core.context import RunConfig
+from nodeloom.core.errors import NodeloomError
+from nodeloom.core.events import RunResult
+from nodeloom.core.graph import Graph, as_graph
+from nodeloom.core.validate import NodeCatalog, ValidationIssue, validate_graph
+from nodeloom.executors.base import EventCallback, Executor
+from nodeloom.executors.local import LocalExecutor
+
+_default_executor: LocalExecutor | None = None
+_default_lock = threading.Lock()
+
+
+def default_executor() -> LocalExecutor:
+    """The process-wide local executor `run` uses; its result cache spans calls."""
+    global _default_executor
+    with _default_lock:
+        if _default_executor is None:
+            _default_executor = LocalExecutor()
+        return _default_executor
+
+
+def load(path: str | os.PathLike[str]) -> Graph:
+    """Read a graph from a JSON file. Raises `GraphValidationError` for a malformed file."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NodeloomError(f"no graph file at {source}", details={"path": str(source)}) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise NodeloomError(f"cannot read {source}: {error}", details={"path": str(source)}) from None
+    return Graph.loads(text)
+
+
+def validate(
+    graph: Graph | Mapping[str, Any] | str | bytes, registry: NodeCatalog | None = None
+) -> list[ValidationIssue]:
+    """Every problem of a graph (JSON text, parsed JSON or a Graph); empty when it is valid."""
+    if registry is None:
+        from nodeloom.node_registry import default_registry
+
+        registry = default_registry()
+    return validate_graph(graph, registry)
+
+
+def run(
+    graph: Graph | Mapping[str, Any],
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    executor: Executor | None = None,
+    config: RunConfig | None = None,
+    on_event: EventCallback | None = None,
+    use_cache: bool = True,
+    timeout: float | None = None,
+    check: bool = True,
+) -> RunResult:
+    """Run a graph and wait for it.
+
+    Raises `GraphValidationError` before anything runs when the graph or `inputs` are
+    invalid, and (with `check=True`) `RunFailedError` when the run fails; the error's
+    `result` still holds the outputs of the branches that finished.
+    """
+    target = as_graph(graph)
+    engine = executor or default_executor()
+    handle = engine.submit(target, inputs, config=config, on_event=on_event, use_cache=use_cache)
+    result = handle.result(timeout)
+    return result.raise_for_status() if check else result

@@ -1,0 +1,233 @@
+"""The `nodeloom` command line: run, validate, nodes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from nodeloom._outputs import parse_assignments, write_outputs
+from nodeloom._progress import RunDisplay
+from nodeloom._run import load
+from nodeloom.core.context import RunConfig
+from nodeloom.core.errors import GraphValidationError, NodeloomError
+from nodeloom.core.events import RunStatus
+from nodeloom.core.graph import Graph
+from nodeloom.core.validate import ValidationIssue, validate_graph
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_RUN_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0  success
+  1  the graph or the input values are invalid
+  2  bad command-line usage, or an unreadable file
+  3  the run failed or was cancelled
+  130 interrupted (Ctrl-C cancels the run)"""
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _print_issues(issues: list[ValidationIssue], source: str) -> None:
+    err.print(f"[red]✗[/] {source}: {len(issues)} problem{'s' if len(issues) != 1 else ''}")
+    for issue in issues:
+        where = ".".join(part for part in (issue.node, issue.port) if part) or "graph"
+        err.print(f"  [bold]{where}[/]: {issue.message} [dim]({issue.code})[/]", markup=True)
+        if issue.expected or issue.received:
+            err.print(f"      expected {issue.expected or '?'}, received {issue.received or '?'}", markup=False)
+        if issue.hint:
+            err.print(f"      hint: {issue.hint}", markup=False)
+
+
+class _Cli(click.Group):
+    """Turns every nodeloom error into a readable message and an exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug"))
+        try:
+            return super().invoke(ctx)
+        except GraphValidationError as error:
+            _print_issues(error.issues, "invalid")
+            sys.exit(EXIT_INVALID)
+        except NodeloomError as error:
+            err.print(f"[red]error:[/] {error.message}", markup=True)
+            sys.exit(EXIT_USAGE if error.code in ("nodeloom_error", "invalid_input_value") else EXIT_INVALID)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except Exception as error:
+            if debug:
+                raise
+            err.print(f"[red]internal error:[/] {type(error).__name__}: {error}", markup=True)
+            err.print("run again with --debug for the traceback, and report it", markup=False)
+            sys.exit(EXIT_RUN_FAILED)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks of internal errors.")
+@click.version_option(package_name="nodeloom")
+def main(debug: bool) -> None:
+    """nodeloom: run graphs of typed AI nodes (LLMs, image models, tools).
+
+    \b
+    Examples:
+      nodeloom nodes                      list the node types
+      nodeloom validate graph.json        check a graph, print every problem
+      nodeloom run graph.json --set topic=tea --out out/
+    """
+
+
+def _load(path: str) -> Graph:
+    return load(path)
+
+
+@main.command()
+@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(dir_okay=False))
+@click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
+              help="Set a graph input (repeatable). VALUE is parsed by the input's type: numbers, "
+                   "true/false, JSON for Json/List inputs, a file path for Image/Audio/Video/File. "
+                   "@path reads a text value from a file.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for the outputs and run.json [default: ./nodeloom-out/<date-time>].")
+@click.option("--no-cache", is_flag=True, help="Run every node, ignoring cached results.")
+@click.option("--allow-private-network", is_flag=True,
+              help="Let network nodes reach private, loopback and link-local addresses.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON instead of a summary.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+def run(graph_file: str, assignments: tuple[str, ...], out_dir: str | None, no_cache: bool,
+        allow_private_network: bool, as_json: bool, quiet: bool) -> None:
+    """Run GRAPH.json and write its outputs to a folder.
+
+    Each graph output is written as NAME.txt (text), NAME.json (JSON) or a media file
+    (NAME.png, NAME.mp4, ...); run.json records the status, per-node timings and errors.
+    """
+    from nodeloom._run import default_executor
+
+    graph = _load(graph_file)
+    executor = default_executor()
+    values = parse_assignments(graph, list(assignments), executor.artifacts)
+    target = Path(out_dir) if out_dir else Path("nodeloom-out") / time.strftime("%Y%m%d-%H%M%S")
+    config = RunConfig(allow_private_network=allow_private_network, out_dir=target)
+    display = RunDisplay(err, {node_id: n.type for node_id, n in graph.nodes.items()},
+                         live=False if quiet else None)
+    callback = None if quiet else display
+    started = time.monotonic()
+    with display:
+        handle = executor.submit(graph, values, config=config, on_event=callback, use_cache=not no_cache)
+        try:
+            result = handle.result()
+        except KeyboardInterrupt:
+            handle.cancel()
+            err.print("[yellow]interrupted: run cancelled[/]", markup=True)
+            sys.exit(EXIT_INTERRUPTED)
+    files = write_outputs(result, target, executor.artifacts)
+    if as_json:
+        record = result.to_json()
+        record["files"] = {name: str(target / f) if isinstance(f, str) else [str(target / x) for x in f]
+                           for name, f in files.items()}
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+    else:
+        _print_summary(result.status, result.run_id, time.monotonic() - started, target, files, result.errors())
+    if result.status is not RunStatus.SUCCEEDED:
+        sys.exit(EXIT_RUN_FAILED)
+
+
+def _print_summary(status: RunStatus, run_id: str, seconds: float, target: Path,
+                   files: dict[str, Any], errors: list[dict[str, Any]]) -> None:
+    colour = "green" if status is RunStatus.SUCCEEDED else "red"
+    out.print(f"[{colour}]{status.value}[/] run {run_id} in {seconds:.2f}s", markup=True)
+    for name, written in files.items():
+        names = written if isinstance(written, list) else [written]
+        out.print(f"  {name}: " + ", ".join(str(target / n) for n in names), markup=False)
+    out.print(f"  record: {target / 'run.json'}", markup=False)
+    for error in errors:
+        out.print(f"  [red]{error['node']}[/]: {error.get('message')} ({error.get('code')})", markup=True)
+
+
+@main.command()
+@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the problems as a JSON list.")
+def validate(graph_file: str, as_json: bool) -> None:
+    """Check GRAPH.json against the installed nodes and print every problem.
+
+    Exits 0 when the graph is valid, 1 when it is not.
+    """
+    from nodeloom.node_registry import default_registry
+
+    path = Path(graph_file)
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        raise NodeloomError(f"cannot read {path}: {error.strerror}") from None
+    issues = validate_graph(text, default_registry())
+    if as_json:
+        click.echo(json.dumps([issue.to_dict() for issue in issues], indent=2))
+    elif issues:
+        _print_issues(issues, str(path))
+    else:
+        graph = Graph.loads(text)
+        out.print(f"[green]✓[/] {path}: valid ({len(graph.nodes)} nodes, "
+                  f"inputs: {', '.join(graph.inputs) or 'none'}; outputs: {', '.join(graph.outputs)})",
+                  markup=True)
+    if issues:
+        sys.exit(EXIT_INVALID)
+
+
+@main.command()
+@click.argument("query", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the catalog (JSON Schemas included) as JSON.")
+@click.option("--category", default=None, help="Only nodes of this category (e.g. text, math).")
+def nodes(query: str | None, as_json: bool, category: str | None) -> None:
+    """List node types, optionally those matching QUERY words.
+
+    With --json, prints the catalog: one entry per node with a JSON Schema for its inputs
+    and one for its outputs.
+    """
+    from nodeloom.node_registry import default_registry
+
+    registry = default_registry()
+    specs = registry.search(query, limit=50) if query else [definition.spec for definition in registry]
+    if category:
+        specs = [spec for spec in specs if spec.category == category]
+    if as_json:
+        catalog = registry.catalog()
+        wanted = {spec.type for spec in specs}
+        catalog["nodes"] = [entry for entry in catalog["nodes"] if entry["type"] in wanted]
+        click.echo(json.dumps(catalog, indent=2, ensure_ascii=False))
+        return
+    table = Table(show_lines=False, header_style="bold")
+    table.add_column("type")
+    table.add_column("inputs")
+    table.add_column("outputs")
+    table.add_column("runs on")
+    table.add_column("description")
+    for spec in specs:
+        inputs = ", ".join(
+            f"{p.name}: {p.type.name}{'' if p.required else '?'}" for p in spec.inputs
+        ) + (f", **: {spec.variadic.name}" if spec.variadic is not None else "")
+        outputs = ", ".join(f"{p.name}: {p.type.name}" for p in spec.outputs)
+        table.add_row(spec.type, inputs, outputs, spec.resources.kind, spec.description)
+    out.print(table)
+    if not specs:
+        out.print(f"no node matches {query!r}" if query else "no nodes registered")
+    for problem in registry.plugin_problems:
+        err.print(f"[yellow]warning:[/] node pack {problem.entry_point} ({problem.target}) "
+                  f"was not loaded: {problem.message}", markup=True)
+
+
+run.epilog = EXIT_CODES_HELP
+validate.epilog = EXIT_CODES_HELP
+
+
+if __name__ == "__main__":
+    main()
