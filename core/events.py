@@ -106,15 +106,21 @@ class NodeRecord:
         }
 
 
-def value_to_json(value: Any) -> Any:
-    """The JSON form of a node output: artifacts as references, pydantic models as dicts."""
+def value_to_json(value: Any, *, describe_unknown: bool = False) -> Any:
+    """The JSON form of a run value: artifacts as references, containers recursively.
+
+    A value with no JSON form (an in-process model handle) is returned as is, or, with
+    `describe_unknown`, replaced by its `repr` so a record can always be written.
+    """
     to_json = getattr(value, "to_json", None)
     if callable(to_json):
         return to_json()
     if isinstance(value, list | tuple):
-        return [value_to_json(item) for item in value]
+        return [value_to_json(item, describe_unknown=describe_unknown) for item in value]
     if isinstance(value, dict):
-        return {key: value_to_json(item) for key, item in value.items()}
+        return {key: value_to_json(item, describe_unknown=describe_unknown) for key, item in value.items()}
+    if describe_unknown and not (value is None or isinstance(value, str | int | float | bool)):
+        return repr(value)
     return value
 
 

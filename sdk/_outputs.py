@@ -9,7 +9,7 @@ from typing import Any
 
 from nodeloom.core.artifacts import ArtifactRef, ArtifactStore
 from nodeloom.core.errors import NodeloomError
-from nodeloom.core.events import RunResult
+from nodeloom.core.events import RunResult, value_to_json
 from nodeloom.core.graph import Graph
 from nodeloom.core.types import ArtifactType, JsonType, List, PortType, ScalarType
 
@@ -88,21 +88,12 @@ def _write_value(name: str, value: Any, out_dir: Path, artifacts: ArtifactStore)
         target.write_text(value, encoding="utf-8")
         return target.name
     target = out_dir / f"{name}.json"
-    target.write_text(json.dumps(_jsonable(value), indent=2, ensure_ascii=False), encoding="utf-8")
+    target.write_text(_dump(value), encoding="utf-8")
     return target.name
 
 
-def _jsonable(value: Any) -> Any:
-    to_json = getattr(value, "to_json", None)
-    if callable(to_json):
-        return to_json()
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return repr(value)
+def _dump(value: Any) -> str:
+    return json.dumps(value_to_json(value, describe_unknown=True), indent=2, ensure_ascii=False)
 
 
 def write_outputs(result: RunResult, out_dir: Path, artifacts: ArtifactStore) -> dict[str, str | list[str]]:
@@ -112,5 +103,5 @@ def write_outputs(result: RunResult, out_dir: Path, artifacts: ArtifactStore) ->
     files = {name: _write_value(name, value, out_dir, artifacts) for name, value in result.outputs.items()}
     record = result.to_json()
     record["files"] = files
-    (out_dir / "run.json").write_text(json.dumps(_jsonable(record), indent=2, ensure_ascii=False), encoding="utf-8")
+    (out_dir / "run.json").write_text(_dump(record), encoding="utf-8")
     return files

@@ -11,6 +11,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text as RichText
 
 from nodeloom._outputs import parse_assignments, write_outputs
 from nodeloom._progress import RunDisplay
@@ -216,7 +217,8 @@ def nodes(query: str | None, as_json: bool, category: str | None) -> None:
             f"{p.name}: {p.type.name}{'' if p.required else '?'}" for p in spec.inputs
         ) + (f", **: {spec.variadic.name}" if spec.variadic is not None else "")
         outputs = ", ".join(f"{p.name}: {p.type.name}" for p in spec.outputs)
-        table.add_row(spec.type, inputs, outputs, spec.resources.kind, spec.description)
+        table.add_row(*(RichText(cell) for cell in (spec.type, inputs, outputs, spec.resources.kind,
+                                                    spec.description)))
     out.print(table)
     if not specs:
         out.print(f"no node matches {query!r}" if query else "no nodes registered")

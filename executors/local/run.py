@@ -149,6 +149,9 @@ class LocalRun:
         if self.status is not RunStatus.CANCELLED:
             self.status = RunStatus.FAILED if self.any_failed else RunStatus.SUCCEEDED
         self.finished_at = time.time()
+        # keep only what the result needs: the values behind the graph outputs
+        wanted = {link.node for link in self.plan.outputs.values()}
+        self.values = {node_id: v for node_id, v in self.values.items() if node_id in wanted}
         self._emit(EventKind.RUN_FINISHED, data={"status": self.status.value})
         self.done.set()
         self.cond.notify_all()
