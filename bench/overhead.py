@@ -5,7 +5,7 @@ Shapes (N nodes of trivial arithmetic each):
   wide   x -> src -> (N-2 parallel nodes) -> sink (one fan-in node with N-2 inputs)
 
 nodeloom modes:
-  cold     a new executor (empty cache) and a graph never planned before
+  cold     a graph never planned before, on an executor with an empty cache (its threads started)
   cached   the same graph and inputs again: every node is a cache hit
   changed  one graph input changed; it feeds one node, so only its descendants re-run
            (chain: the second half; wide: one middle node and the sink)
@@ -180,9 +180,11 @@ def measure(shape: str, n: int, repeat: int, use_langgraph: bool, store: str) ->
     k = 1.0 if shape == "chain" else 0.0
     cold_times, cached_times, changed_times = [], [], []
     reruns = 0
-    for _ in range(repeat):
-        graph = make(n)
-        with LocalExecutor(artifacts=store) as executor:
+    with LocalExecutor(artifacts=store) as executor:
+        executor.run(make(10), {"x": 0.0, "k": 0.0})  # start the executor's threads: not a per-node cost
+        for _ in range(repeat):
+            graph = make(n)  # never planned before
+            executor.cache.clear()  # nothing cached
             gc.collect()
             start = time.perf_counter()
             result = executor.run(graph, {"x": 1.0, "k": k})
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated N values")
     parser.add_argument("--shapes", default="chain,wide")
-    parser.add_argument("--repeat", type=int, default=3, help="take the best of this many runs")
+    parser.add_argument("--repeat", type=int, default=5, help="take the best of this many runs")
     parser.add_argument("--no-langgraph", action="store_true", help="skip the LangGraph baseline")
     parser.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)

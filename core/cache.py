@@ -1,7 +1,7 @@
 """Cache keys and the in-memory result cache.
 
 A node's cache key is a hash of its type, version and literal inputs (the static part,
-computed once per plan) and of what flows into it at run time: the values of the graph
+written once per plan) and of what flows into it at run time: the values of the graph
 inputs it reads and the keys of the upstream outputs it links to. So a change anywhere
 changes the key of every node downstream of it, and nothing else.
 """
@@ -31,22 +31,24 @@ def canonical_json(value: Any) -> str:
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def static_digest(node_type: str, version: int, literals: Mapping[str, Any]) -> str:
-    """The part of a cache key fixed by the graph itself (type, version, literal inputs)."""
+def static_part(node_type: str, version: int, literals: Mapping[str, Any]) -> str:
+    """The part of a cache key fixed by the graph itself (type, version, literal inputs).
+
+    Kept as text and hashed together with the run-time part by `cache_key`.
+    """
     parts = [node_type, str(version)]
     for name in sorted(literals):
         value = literals[name]
-        if type(value) in _SCALARS:  # fast path: repr is exact and typed
+        if type(value) in _SCALARS:  # fast path: repr is exact and typed (1, 1.0, '1', True)
             parts.append(f"{name}\x01{type(value).__name__}\x01{value!r}")
         else:
             parts.append(f"{name}\x02{canonical_json(value)}")
+    return "\x00".join(parts)
+
+
+def cache_key(parts: list[str]) -> str:
+    """Hash the static part and the run-time parts (port names with values or upstream keys)."""
     return hashlib.blake2b("\x00".join(parts).encode(), digest_size=16).hexdigest()
-
-
-def cache_key(static: str, dynamic: list[str]) -> str:
-    """Combine the static digest with the run-time parts (`port=value-or-upstream-key`)."""
-    payload = static + "\x00" + "\x00".join(dynamic)
-    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
 class ResultCache:

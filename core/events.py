@@ -73,6 +73,57 @@ class RunEvent(NamedTuple):
         }
 
 
+#: the names of the data fields of each kind of event, in the order they are stored
+EVENT_FIELDS: dict[EventKind, tuple[str, ...]] = {
+    EventKind.RUN_STARTED: ("nodes", "graph"),
+    EventKind.NODE_STARTED: ("attempt",),
+    EventKind.NODE_PROGRESS: ("done", "total", "message"),
+    EventKind.NODE_CACHED: ("cache_key",),
+    EventKind.NODE_DONE: ("attempts", "duration"),
+    EventKind.NODE_RETRYING: ("attempt", "delay", "error"),
+    EventKind.NODE_FAILED: ("attempts", "error"),
+    EventKind.NODE_SKIPPED: ("because",),
+    EventKind.NODE_CANCELLED: (),
+    EventKind.RUN_FINISHED: ("status",),
+}
+
+
+class EventLog:
+    """A run's events, kept as flat tuples and turned into `RunEvent`s when read.
+
+    A run of N nodes records about 2N events. Flat tuples of strings and numbers cost
+    little to keep and the cyclic garbage collector stops scanning them, where N event
+    objects holding dicts would be rescanned on every collection while the run goes on.
+    """
+
+    __slots__ = ("_entries", "run_id")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._entries: list[tuple[Any, ...]] = []
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def append(self, kind: EventKind, node: str | None, time: float, *values: Any) -> int:
+        """Record an event; `values` follow `EVENT_FIELDS[kind]`. Returns its sequence number."""
+        # the kind is kept as its text so the tuple holds only atomic values (see the class doc)
+        self._entries.append((kind.value, node, time, *values))
+        return len(self._entries)
+
+    def event(self, index: int) -> RunEvent:
+        value, node, time, *values = self._entries[index]
+        kind = EventKind(value)
+        data = dict(zip(EVENT_FIELDS[kind], values, strict=False))
+        if kind is EventKind.NODE_PROGRESS and not data.get("message"):
+            data.pop("message", None)
+        return RunEvent(index + 1, kind, self.run_id, time, node, data)
+
+    def since(self, after: int) -> list[RunEvent]:
+        """The events with `seq > after`."""
+        return [self.event(index) for index in range(max(after, 0), len(self._entries))]
+
+
 @dataclass(slots=True)
 class NodeRecord:
     """The state of one node in one run."""

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from nodeloom.core.errors import GraphValidationError
 from nodeloom.core.ports import REQUIRED, Port, constraints_from_json, constraints_to_json
@@ -27,9 +27,12 @@ _LITERAL_KEYS = frozenset({"literal"})
 NODE_OPTION_KEYS = ("retry", "timeout", "queue", "label")
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """An edge: the value of `output` of node `node`."""
+class Link(NamedTuple):
+    """An edge: the value of `output` of node `node`.
+
+    A named tuple of two strings: large graphs hold one per edge, and tuples of strings
+    are left alone by the cyclic garbage collector.
+    """
 
     node: str
     output: str
@@ -38,8 +41,7 @@ class Link:
         return {"node": self.node, "output": self.output}
 
 
-@dataclass(frozen=True, slots=True)
-class InputRef:
+class InputRef(NamedTuple):
     """A reference to the graph input `name`."""
 
     name: str

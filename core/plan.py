@@ -9,11 +9,10 @@ dependencies, which keeps the per-node cost of the runtime low.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from typing import Any
 
-from nodeloom.core.cache import cache_key, static_digest
+from nodeloom.core.cache import cache_key, static_part
 from nodeloom.core.errors import GraphValidationError
 from nodeloom.core.graph import Graph, Link
 from nodeloom.core.ports import Port
@@ -32,7 +31,7 @@ class PlannedNode:
     #: (port, upstream node, upstream output)
     links: tuple[tuple[str, str, str], ...]
     #: ports whose incoming (linked or graph-input) value must be checked and coerced at run time
-    checked: dict[str, Port]
+    checked: Mapping[str, Port]
     upstream: tuple[str, ...]
     retry: RetryPolicy
     timeout: float | None
@@ -41,7 +40,7 @@ class PlannedNode:
     static_key: str | None
     #: a non-deterministic node with a `seed` input: cacheable only when the seed is set
     seeded: bool = False
-    downstream: list[str] = field(default_factory=list)
+    downstream: tuple[str, ...] = ()
 
     def key(self, input_tokens: Mapping[str, str | None], upstream_keys: Mapping[str, str | None],
             seed: Any = None) -> str | None:
@@ -50,34 +49,27 @@ class PlannedNode:
             return None
         if self.seeded and seed is None:
             return None  # a non-deterministic node is only repeatable with a fixed seed
-        parts: list[str] = []
+        parts = [self.static_key]
         for port, name in self.graph_inputs:
             token = input_tokens[name]
             if token is None:
                 return None
-            parts.append(f"{port}={token}")
+            parts += (port, token)
         for port, node, output in self.links:
             upstream = upstream_keys[node]
             if upstream is None:
                 return None
-            parts.append(f"{port}={upstream}/{output}")
-        return cache_key(self.static_key, parts)
+            parts += (port, upstream, output)
+        return cache_key(parts)
 
 
 @dataclass
 class ExecutionPlan:
+    """A validated graph, ready to run: nodes know their upstream and downstream neighbours."""
+
     graph: Graph
     nodes: dict[str, PlannedNode]
     outputs: dict[str, Link]
-
-    @cached_property
-    def order(self) -> list[str]:
-        """Node ids in a topological order."""
-        return _topological_order(self.nodes)
-
-    @property
-    def roots(self) -> list[str]:
-        return [node_id for node_id, planned in self.nodes.items() if not planned.upstream]
 
 
 def plan_execution(graph: Graph, catalog: NodeCatalog) -> ExecutionPlan:
@@ -105,7 +97,7 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis]) -> ExecutionPlan:
         analysis = analyses[node_id]
         spec = analysis.definition.spec
         try:
-            static: str | None = static_digest(spec.type, spec.version, analysis.literals)
+            static: str | None = static_part(spec.type, spec.version, analysis.literals)
         except TypeError:
             static = None  # a literal without a stable form (builder-made graphs only)
         if not spec.deterministic and "seed" not in spec.input_map:
@@ -117,31 +109,26 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis]) -> ExecutionPlan:
             id=node_id,
             definition=analysis.definition,
             literals=analysis.literals,
-            graph_inputs=tuple(analysis.graph_inputs),
-            links=tuple(analysis.links),
+            graph_inputs=analysis.graph_inputs,
+            links=analysis.links,
             checked=analysis.checked,
-            upstream=tuple(dict.fromkeys(node for _, node, _ in analysis.links)),
+            upstream=_distinct_sources(analysis.links),
             retry=instance.retry_policy(spec.retry),
             timeout=instance.timeout if instance.timeout is not None else spec.timeout,
             resources=resources,
             static_key=static,
             seeded=not spec.deterministic,
         )
+    children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
     for planned in nodes.values():
         for parent in planned.upstream:
-            nodes[parent].downstream.append(planned.id)
+            children[parent].append(planned.id)
+    for node_id, planned in nodes.items():
+        planned.downstream = tuple(children[node_id])
     return ExecutionPlan(graph=graph, nodes=nodes, outputs=dict(graph.outputs))
 
 
-def _topological_order(nodes: Mapping[str, PlannedNode]) -> list[str]:
-    remaining = {node_id: len(planned.upstream) for node_id, planned in nodes.items()}
-    ready = [node_id for node_id, count in remaining.items() if count == 0]
-    order: list[str] = []
-    while ready:
-        current = ready.pop()
-        order.append(current)
-        for child in nodes[current].downstream:
-            remaining[child] -= 1
-            if remaining[child] == 0:
-                ready.append(child)
-    return order
+def _distinct_sources(links: tuple[tuple[str, str, str], ...]) -> tuple[str, ...]:
+    if len(links) <= 1:
+        return tuple(node for _, node, _ in links)
+    return tuple(dict.fromkeys(node for _, node, _ in links))

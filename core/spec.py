@@ -141,6 +141,8 @@ class NodeDefinition:
         self.model_params = dict(model_params or {})
         self.output_mode = output_mode
         self.is_async = inspect.iscoroutinefunction(func)
+        #: a plain function with one output and nothing to convert: called without detours
+        self._direct = owner is None and not self.model_params and context_param is None and output_mode == "single"
         self._instance: Any = None
         self._instance_lock = threading.Lock()
 
@@ -179,6 +181,12 @@ class NodeDefinition:
 
     def invoke(self, node_id: str, inputs: Mapping[str, Any], ctx: NodeContext | None = None) -> dict[str, Any]:
         """Run a synchronous node and return its outputs by name, checked against the spec."""
+        if self._direct:  # the common case, kept short: it runs once per node execution
+            port = self.spec.outputs[0]
+            value = self.func(**inputs)
+            if port.type.check_value(value) is None:
+                return {port.name: port.type.coerce(value)}
+            return {port.name: self._checked(node_id, port, value)}
         return self.collect_outputs(node_id, self._bound()(**self._arguments(node_id, inputs, ctx)))
 
     async def invoke_async(

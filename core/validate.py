@@ -24,11 +24,13 @@ a list of `ValidationIssue` (empty when the graph is valid). Issue codes:
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, NamedTuple, Protocol
 
 from nodeloom.core.graph import (
     FORMAT_VERSION,
@@ -41,7 +43,7 @@ from nodeloom.core.graph import (
 )
 from nodeloom.core.ports import REQUIRED, Port
 from nodeloom.core.spec import NodeDefinition, RetryPolicy
-from nodeloom.core.types import can_connect, parse_type
+from nodeloom.core.types import PortType, can_connect, parse_type
 
 NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -368,19 +370,21 @@ class _MemoCatalog:
         return self.base.suggest(type_name, limit)
 
 
-@dataclass(slots=True)
-class NodeAnalysis:
+_NOTHING_CHECKED: Mapping[str, Port] = MappingProxyType({})
+
+
+class NodeAnalysis(NamedTuple):
     """What validation learned about a node that planning needs, so it is not redone."""
 
     definition: NodeDefinition
     #: literal inputs, coerced to their port types
     literals: dict[str, Any]
     #: (port, graph input name)
-    graph_inputs: list[tuple[str, str]]
+    graph_inputs: tuple[tuple[str, str], ...]
     #: (port, upstream node, upstream output)
-    links: list[tuple[str, str, str]]
+    links: tuple[tuple[str, str, str], ...]
     #: ports whose incoming value must be checked (and coerced) when the node runs
-    checked: dict[str, Port]
+    checked: Mapping[str, Port]
 
 
 def catalog_for(graph: Graph, catalog: NodeCatalog) -> NodeCatalog:
@@ -449,7 +453,12 @@ def _check_node(
                 issues.append(_dangling_input(value, node_id, given, graph))
         return None
     spec = definition.spec
-    analysis = NodeAnalysis(definition, {}, [], [], {})
+    literals: dict[str, Any] = {}
+    graph_inputs: list[tuple[str, str]] = []
+    links: list[tuple[str, str, str]] = []
+    checked: dict[str, Port] | None = None
+    declared_inputs = graph._inputs
+    nodes = graph._nodes
     for port_name, value in instance.inputs.items():
         port = spec.input_map.get(port_name)
         if port is None:
@@ -468,23 +477,29 @@ def _check_node(
                     )
                 )
                 continue
-            port = Port(port_name, spec.variadic)
+            port = _extra_port(port_name, spec.variadic)
         if isinstance(value, Link):
-            analysis.links.append((port_name, value.node, value.output))
-            source = _check_link_source(graph, catalog, value, node_id, port_name, issues)
-            if source is not None:
-                _check_connection(source.type, port, node_id, f"output {value.node}.{value.output}", issues)
+            links.append((port_name, value.node, value.output))
+            upstream = nodes.get(value.node)
+            upstream_definition = catalog.find(upstream.type) if upstream is not None else None
+            source = upstream_definition.spec.output_map.get(value.output) if upstream_definition else None
+            if source is None:  # not there: say why
+                _check_link_source(graph, catalog, value, node_id, port_name, issues)
+            else:
+                _check_connection(source.type, port, node_id, value, issues)
                 if port.constraints or (source.type is not port.type and source.type != port.type):
-                    analysis.checked[port_name] = port
+                    checked = checked or {}
+                    checked[port_name] = port
         elif isinstance(value, InputRef):
-            analysis.graph_inputs.append((port_name, value.name))
-            declared = graph.inputs.get(value.name)
+            graph_inputs.append((port_name, value.name))
+            declared = declared_inputs.get(value.name)
             if declared is None:
                 issues.append(_dangling_input(value, node_id, port_name, graph))
             else:
-                _check_connection(declared.type, port, node_id, f"graph input {value.name!r}", issues)
+                _check_connection(declared.type, port, node_id, value, issues)
                 if port.constraints or (declared.type is not port.type and declared.type != port.type):
-                    analysis.checked[port_name] = port
+                    checked = checked or {}
+                    checked[port_name] = port
         elif not port.type.accepts_literal:
             issues.append(
                 ValidationIssue(
@@ -512,7 +527,7 @@ def _check_node(
                     )
                 )
             else:
-                analysis.literals[port_name] = port.type.coerce(value) if value is not None else None
+                literals[port_name] = port.type.coerce(value) if value is not None else None
     for port in spec.inputs:
         if port.required and port.name not in instance.inputs:
             issues.append(
@@ -525,7 +540,13 @@ def _check_node(
                     expected=port.type.name,
                 )
             )
-    return analysis
+    return NodeAnalysis(definition, literals, tuple(graph_inputs), tuple(links), checked or _NOTHING_CHECKED)
+
+
+@functools.lru_cache(maxsize=4096)
+def _extra_port(name: str, port_type: PortType) -> Port:
+    """The port of an extra input of a variadic node (graphs reuse names such as v0, v1, ...)."""
+    return Port(name, port_type)
 
 
 def _json_kind(value: Any) -> str:
@@ -554,9 +575,14 @@ def _dangling_input(ref: InputRef, node: str, port: str, graph: Graph) -> Valida
     )
 
 
-def _check_connection(src_type: Any, port: Port, node: str, what: str, issues: list[ValidationIssue]) -> None:
+def _check_connection(
+    src_type: Any, port: Port, node: str, source: Link | InputRef, issues: list[ValidationIssue]
+) -> None:
+    if src_type is port.type:
+        return
     verdict = can_connect(src_type, port.type)
     if not verdict:
+        what = f"output {source.node}.{source.output}" if isinstance(source, Link) else f"graph input {source.name!r}"
         issues.append(
             ValidationIssue(
                 "type_mismatch",

@@ -207,3 +207,32 @@ def test_progress_is_shown_while_a_node_runs(tmp_path: Path, cli_env: dict[str, 
     assert done.returncode == 0
     assert time.monotonic() - started > 1.0
     assert "s (slow.steps)" in done.stderr and "/12" in done.stderr
+
+
+def test_live_progress_display_on_a_terminal(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    import pty
+
+    graph = write_graph(tmp_path / "g.json", {"s": {"type": "slow.steps", "inputs": {"steps": 8, "seconds": 0.1}}},
+                        {"n": {"node": "s", "output": "result"}})
+    main, secondary = pty.openpty()
+    env = {**cli_env, "TERM": "xterm", "COLUMNS": "120"}
+    process = subprocess.Popen([str(NODELOOM), "run", str(graph), "--out", str(tmp_path / "o")], env=env,
+                               stdin=secondary, stdout=secondary, stderr=secondary, close_fds=True)
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 4096)
+        except OSError:  # the terminal closed: the process ended
+            break
+        if not data:
+            break
+        chunks.append(data)
+    process.wait(timeout=30)
+    os.close(main)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert process.returncode == 0
+    assert "nodes" in screen and "1/1" in screen  # the overall bar
+    assert "s (slow.steps)" in screen  # the running node's own bar
+    assert "\x1b[" in screen  # drawn with terminal control sequences, not plain lines
+    assert "[1/1] done" not in screen

@@ -104,6 +104,7 @@ class LocalExecutor:
             "cpu": Lane("cpu", cpu_workers or max(2, os.cpu_count() or 2), self.timers),
             "io": Lane("io", io_workers, self.timers),
         }
+        self._lanes["cpu"].start()
         self._gpu_devices = list(gpu_devices) if gpu_devices is not None else None
         self._gpu_lanes: list[Lane] | None = None
         self._runs: OrderedDict[str, LocalRun] = OrderedDict()

@@ -75,6 +75,12 @@ class Lane:
         """Queued plus running nodes."""
         return len(self._tasks) + self._active
 
+    def start(self) -> None:
+        """Start one worker now, so the first node does not wait for a thread to start."""
+        with self._cond:
+            if self._threads == 0:
+                self._spawn()
+
     def push(self, run: LaneTask, node_id: str) -> None:
         """Queue a ready node."""
         with self._cond:
@@ -162,8 +168,6 @@ class Lane:
                 if self._threads > self.size + self._spares:
                     self._threads -= 1
                     return
-                if self._tasks and self._active == 0:
-                    continue
 
 
 class Timers:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from nodeloom.core.cache import canonical_json
 from nodeloom.core.context import NodeContext, RunConfig
 from nodeloom.core.errors import NodeExecutionError, NodeloomError, NodeTimeoutError, RunCancelledError
-from nodeloom.core.events import EventKind, NodeRecord, NodeState, RunEvent, RunResult, RunStatus
+from nodeloom.core.events import EventKind, EventLog, NodeRecord, NodeState, RunEvent, RunResult, RunStatus
 from nodeloom.core.plan import ExecutionPlan, PlannedNode
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class LocalRun:
         self.keys: dict[str, str | None] = {}
         self.running: dict[str, _Attempt] = {}
         self.unfinished = len(plan.nodes)
-        self.events: list[RunEvent] = []
+        self.events = EventLog(run_id)
         self.waiters = 0
         self.status = RunStatus.PENDING
         self.started_at = time.time()
@@ -98,18 +98,16 @@ class LocalRun:
         self.done = threading.Event()
 
     # -- events --------------------------------------------------------------------
-    def _emit(
-        self, kind: EventKind, node: str | None = None, data: dict[str, Any] | None = None, now: float = 0.0
-    ) -> None:
-        event = RunEvent(
-            len(self.events) + 1, kind, self.run_id, now or time.time(), node, {} if data is None else data
-        )
-        self.events.append(event)
-        for callback in self.callbacks:
-            try:
-                callback(event)
-            except Exception:
-                log.exception("event callback failed for %s", kind)
+    def _emit(self, kind: EventKind, node: str | None, now: float, *values: Any) -> None:
+        """Record an event (`values` as in `EVENT_FIELDS`), tell the callbacks, wake readers."""
+        seq = self.events.append(kind, node, now, *values)
+        if self.callbacks:
+            event = self.events.event(seq - 1)
+            for callback in self.callbacks:
+                try:
+                    callback(event)
+                except Exception:
+                    log.exception("event callback failed for %s", kind)
         if self.waiters:
             self.cond.notify_all()
 
@@ -127,7 +125,7 @@ class LocalRun:
                         self.cond.wait(remaining)
                     finally:
                         self.waiters -= 1
-                batch = self.events[index:]
+                batch = self.events.since(index)
                 finished = self.done.is_set()
             yield from batch
             index += len(batch)
@@ -138,7 +136,7 @@ class LocalRun:
     def start(self) -> None:
         with self.lock:
             self.status = RunStatus.RUNNING
-            self._emit(EventKind.RUN_STARTED, data={"nodes": len(self.plan.nodes), "graph": self.plan.graph.name})
+            self._emit(EventKind.RUN_STARTED, None, time.time(), len(self.plan.nodes), self.plan.graph.name)
             ready = self._settle([node_id for node_id, count in self.remaining.items() if count == 0])
             self._maybe_finish()
         self.executor.dispatch(self, ready, None)
@@ -152,14 +150,10 @@ class LocalRun:
         # keep only what the result needs: the values behind the graph outputs
         wanted = {link.node for link in self.plan.outputs.values()}
         self.values = {node_id: v for node_id, v in self.values.items() if node_id in wanted}
-        self._emit(EventKind.RUN_FINISHED, data={"status": self.status.value})
+        self._emit(EventKind.RUN_FINISHED, None, self.finished_at, self.status.value)
         self.done.set()
         self.cond.notify_all()
         self.executor.run_finished(self)
-
-    def _key_for(self, planned: PlannedNode) -> str | None:
-        seed = self._gather(planned).get("seed") if planned.seeded else None
-        return planned.key(self.input_tokens, self.keys, seed)
 
     def _settle(self, candidates: list[str]) -> list[str]:
         """Nodes whose inputs are all ready: complete cache hits now, return the misses to run."""
@@ -170,7 +164,8 @@ class LocalRun:
         while work:
             node_id = work.pop()
             planned = nodes[node_id]
-            key = self._key_for(planned)
+            seed = self._gather(planned).get("seed") if planned.seeded else None
+            key = planned.key(self.input_tokens, self.keys, seed)
             self.keys[node_id] = key
             record = self.records[node_id]
             record.cache_key = key
@@ -182,7 +177,7 @@ class LocalRun:
             record.state = NodeState.CACHED
             now = record.started_at = record.finished_at = time.time()
             self.unfinished -= 1
-            self._emit(EventKind.NODE_CACHED, node_id, {"cache_key": key}, now)
+            self._emit(EventKind.NODE_CACHED, node_id, now, key)
             work.extend(self._release_children(planned))
         return to_run
 
@@ -210,7 +205,7 @@ class LocalRun:
             now = time.time()
             if record.started_at is None:
                 record.started_at = now
-            self._emit(EventKind.NODE_STARTED, node_id, {"attempt": number}, now)
+            self._emit(EventKind.NODE_STARTED, node_id, now, number)
             if planned.timeout is not None:
                 timeout = planned.timeout
                 self.executor.timers.call_at(
@@ -254,7 +249,7 @@ class LocalRun:
         values = self.values
         for port_name, node, output in planned.links:
             inputs[port_name] = values[node][output]
-        if check:
+        if check and planned.checked:
             for port_name, port in planned.checked.items():
                 value = inputs[port_name]
                 problem = port.check_value(value)
@@ -274,10 +269,7 @@ class LocalRun:
         with self.lock:
             if attempt.abandoned or self.done.is_set():
                 return
-            data: dict[str, Any] = {"done": done, "total": total}
-            if message:
-                data["message"] = message
-            self._emit(EventKind.NODE_PROGRESS, attempt.node_id, data)
+            self._emit(EventKind.NODE_PROGRESS, attempt.node_id, time.time(), done, total, message)
 
     def _attempt_finished(
         self, planned: PlannedNode, attempt: _Attempt, outputs: dict[str, Any] | None, error: BaseException | None
@@ -308,7 +300,7 @@ class LocalRun:
             self.executor.cache.put(key, outputs)
         self.unfinished -= 1
         duration = now - (record.started_at or now)
-        self._emit(EventKind.NODE_DONE, node_id, {"attempts": record.attempts, "duration": duration}, now)
+        self._emit(EventKind.NODE_DONE, node_id, now, record.attempts, duration)
         return self._settle(self._release_children(planned)) if planned.downstream else []
 
     def _fail_attempt(self, planned: PlannedNode, attempt: _Attempt, error: BaseException) -> None:
@@ -320,7 +312,7 @@ class LocalRun:
         if retryable and attempt.number < planned.retry.max_attempts and not self.done.is_set():
             delay = planned.retry.delay(attempt.number)
             record.state = NodeState.PENDING
-            self._emit(EventKind.NODE_RETRYING, node_id, {"attempt": attempt.number, "delay": delay, "error": info})
+            self._emit(EventKind.NODE_RETRYING, node_id, time.time(), attempt.number, delay, info)
             self.executor.timers.call_at(time.monotonic() + delay, lambda: self._retry(node_id))
             return
         record.state = NodeState.FAILED
@@ -328,7 +320,7 @@ class LocalRun:
         record.error = info
         self.any_failed = True
         self.unfinished -= 1
-        self._emit(EventKind.NODE_FAILED, node_id, {"attempts": record.attempts, "error": info})
+        self._emit(EventKind.NODE_FAILED, node_id, record.finished_at, record.attempts, info)
         self._skip_descendants(planned)
 
     def _retry(self, node_id: str) -> None:
@@ -344,7 +336,7 @@ class LocalRun:
                 continue
             record.state = NodeState.SKIPPED
             self.unfinished -= 1
-            self._emit(EventKind.NODE_SKIPPED, node_id, {"because": planned.id})
+            self._emit(EventKind.NODE_SKIPPED, node_id, time.time(), planned.id)
             work.extend(nodes[node_id].downstream)
 
     def _abandon(self, attempt: _Attempt) -> None:
@@ -380,7 +372,7 @@ class LocalRun:
                     record.state = NodeState.CANCELLED
                     record.finished_at = now
                     self.unfinished -= 1
-                    self._emit(EventKind.NODE_CANCELLED, node_id)
+                    self._emit(EventKind.NODE_CANCELLED, node_id, now)
             self._maybe_finish()
             return True
 
