@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nodeloom.core.artifacts import ArtifactRef, ArtifactStore, load_tensor, put_tensor
 from nodeloom.core.errors import RunCancelledError
+
+if TYPE_CHECKING:
+    from nodeloom.core.validate import NodeCatalog
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,9 @@ def _ignore_progress(done: float, total: float | None, message: str) -> None:
 class NodeContext:
     """Passed to a node function that declares a parameter annotated `NodeContext`."""
 
-    __slots__ = ("_is_cancelled", "_on_progress", "artifacts", "attempt", "config", "device", "node_id", "run_id")
+    __slots__ = (
+        "_is_cancelled", "_on_progress", "artifacts", "attempt", "catalog", "config", "device", "node_id", "run_id",
+    )
 
     def __init__(
         self,
@@ -47,6 +52,7 @@ class NodeContext:
         device: str | None = None,
         on_progress: Callable[[float, float | None, str], None] = _ignore_progress,
         is_cancelled: Callable[[], bool] = _never_cancelled,
+        catalog: NodeCatalog | None = None,
     ) -> None:
         self.run_id = run_id
         self.node_id = node_id
@@ -57,6 +63,8 @@ class NodeContext:
         self.device = device
         self._on_progress = on_progress
         self._is_cancelled = is_cancelled
+        #: the node types of the run, for nodes that run other nodes (control.map)
+        self.catalog = catalog
 
     @property
     def cancelled(self) -> bool:

@@ -17,7 +17,7 @@ from nodeloom.core.errors import GraphValidationError
 from nodeloom.core.graph import Graph, Link
 from nodeloom.core.ports import Port
 from nodeloom.core.spec import NodeDefinition, Resources, RetryPolicy
-from nodeloom.core.validate import NodeAnalysis, NodeCatalog, analyze_graph
+from nodeloom.core.validate import NodeAnalysis, NodeCatalog, analyze_graph, catalog_for
 
 
 @dataclass(slots=True)
@@ -70,6 +70,8 @@ class ExecutionPlan:
     graph: Graph
     nodes: dict[str, PlannedNode]
     outputs: dict[str, Link]
+    #: where the node types came from (with the graph's own @node objects)
+    catalog: NodeCatalog
 
 
 def plan_execution(graph: Graph, catalog: NodeCatalog) -> ExecutionPlan:
@@ -86,12 +88,12 @@ def plan_execution(graph: Graph, catalog: NodeCatalog) -> ExecutionPlan:
     issues, analyses = analyze_graph(graph, catalog)
     if issues:
         raise GraphValidationError(issues)
-    plan = _plan(graph, analyses)
+    plan = _plan(graph, analyses, catalog_for(graph, catalog))
     graph.plan_memo[id(catalog)] = (graph.revision, catalog.revision, catalog, plan)
     return plan
 
 
-def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis]) -> ExecutionPlan:
+def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatalog) -> ExecutionPlan:
     nodes: dict[str, PlannedNode] = {}
     for node_id, instance in graph.nodes.items():
         analysis = analyses[node_id]
@@ -125,7 +127,7 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis]) -> ExecutionPlan:
             children[parent].append(planned.id)
     for node_id, planned in nodes.items():
         planned.downstream = tuple(children[node_id])
-    return ExecutionPlan(graph=graph, nodes=nodes, outputs=dict(graph.outputs))
+    return ExecutionPlan(graph=graph, nodes=nodes, outputs=dict(graph.outputs), catalog=catalog)
 
 
 def _distinct_sources(links: tuple[tuple[str, str, str], ...]) -> tuple[str, ...]:
