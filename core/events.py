@@ -108,7 +108,7 @@ class EventLog:
     def append(self, kind: EventKind, node: str | None, time: float, *values: Any) -> int:
         """Record an event; `values` follow `EVENT_FIELDS[kind]`. Returns its sequence number."""
         # the kind is kept as its text so the tuple holds only atomic values (see the class doc)
-        self._entries.append((kind.value, node, time, *values))
+        self._entries.append((kind._value_, node, time, *values))
         return len(self._entries)
 
     def event(self, index: int) -> RunEvent:

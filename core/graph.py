@@ -86,14 +86,18 @@ class NodeInstance:
     #: overrides the distributed queue
     queue: str | None = None
     label: str | None = None
+    #: the dict behind `inputs`, for core's own loops (iterating a mappingproxy is slow)
+    _given: dict[str, Any] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "inputs", MappingProxyType(dict(self.inputs)))
+        given = dict(self.inputs)
+        object.__setattr__(self, "_given", given)
+        object.__setattr__(self, "inputs", MappingProxyType(given))
         if self.retry is not None:
             object.__setattr__(self, "retry", MappingProxyType(dict(self.retry)))
 
     def links(self) -> list[tuple[str, Link]]:
-        return [(port, value) for port, value in self.inputs.items() if isinstance(value, Link)]
+        return [(port, value) for port, value in self._given.items() if isinstance(value, Link)]
 
     def retry_policy(self, default: RetryPolicy) -> RetryPolicy:
         if not self.retry:

@@ -110,10 +110,13 @@ class NodeSpec:
     variadic: PortType | None = None
     input_map: Mapping[str, Port] = field(init=False, repr=False, compare=False)
     output_map: Mapping[str, Port] = field(init=False, repr=False, compare=False)
+    #: inputs without a default, which every use of the node must give
+    required_inputs: tuple[Port, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_map", MappingProxyType({p.name: p for p in self.inputs}))
         object.__setattr__(self, "output_map", MappingProxyType({p.name: p for p in self.outputs}))
+        object.__setattr__(self, "required_inputs", tuple(p for p in self.inputs if p.required))
 
 
 OutputMode = Literal["none", "single", "many"]

@@ -446,7 +446,7 @@ def _check_node(
                 else "run 'nodeloom nodes' to list the node types",
             )
         )
-        for given, value in instance.inputs.items():
+        for given, value in instance._given.items():
             if isinstance(value, Link):
                 _check_link_source(graph, catalog, value, node_id, given, issues)
             elif isinstance(value, InputRef) and value.name not in graph.inputs:
@@ -459,7 +459,7 @@ def _check_node(
     checked: dict[str, Port] | None = None
     declared_inputs = graph._inputs
     nodes = graph._nodes
-    for port_name, value in instance.inputs.items():
+    for port_name, value in instance._given.items():
         port = spec.input_map.get(port_name)
         if port is None:
             if spec.variadic is None or not NAME_PATTERN.match(port_name):
@@ -528,8 +528,9 @@ def _check_node(
                 )
             else:
                 literals[port_name] = port.type.coerce(value) if value is not None else None
-    for port in spec.inputs:
-        if port.required and port.name not in instance.inputs:
+    given = instance._given
+    for port in spec.required_inputs:
+        if port.name not in given:
             issues.append(
                 ValidationIssue(
                     "missing_input",
