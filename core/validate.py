@@ -528,9 +528,8 @@ def _check_node(
                 )
             else:
                 literals[port_name] = port.type.coerce(value) if value is not None else None
-    given = instance._given
     for port in spec.required_inputs:
-        if port.name not in given:
+        if port.name not in instance._given:
             issues.append(
                 ValidationIssue(
                     "missing_input",
