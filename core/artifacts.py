@@ -32,6 +32,11 @@ ARTIFACT_KIND_PARENTS: dict[str, str | None] = {
 }
 
 _KIND_BY_MEDIA_PREFIX = {"image/": "image", "audio/": "audio", "video/": "video"}
+# the system's MIME tables differ (audio/wav is unknown to some); these are the ones nodes write
+_EXTENSIONS = {
+    "image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "audio/wav": ".wav", "audio/x-wav": ".wav",
+    "audio/mpeg": ".mp3", "video/mp4": ".mp4", "application/json": ".json", "text/plain": ".txt",
+}
 _CHUNK = 1 << 20
 
 
@@ -97,8 +102,7 @@ class ArtifactRef:
     def extension(self) -> str:
         if self.kind in ("tensor", "latent", "conditioning"):
             return ".pt"
-        guessed = mimetypes.guess_extension(self.media_type)
-        return guessed or ".bin"
+        return _EXTENSIONS.get(self.media_type) or mimetypes.guess_extension(self.media_type) or ".bin"
 
 
 @runtime_checkable

@@ -20,6 +20,12 @@ from nodeloom.node_registry.registry import (
 BUILTIN_PACKS = (
     "nodeloom.node_registry.text",
     "nodeloom.node_registry.math",
+    "nodeloom.node_registry.llm",
+    "nodeloom.node_registry.image",
+    "nodeloom.node_registry.audio",
+    "nodeloom.node_registry.video",
+    "nodeloom.node_registry.tools",
+    "nodeloom.node_registry.control",
 )
 
 _default: NodeRegistry | None = None

@@ -9,12 +9,14 @@
     print(run(g, {"name": "tea"}).outputs["greeting"])
 
 The public surface is small on purpose: build graphs (`Graph`, `node`, the port types),
-load and validate them (`load`, `validate`), and run them (`run`, `LocalExecutor`).
+load and validate them (`load`, `validate`), run them (`run`, `LocalExecutor`) and write
+a run's outputs to a folder (`save_outputs`).
 Everything else lives in `nodeloom.core`, `nodeloom.node_registry` and `nodeloom.executors`.
 """
 
 from __future__ import annotations
 
+from nodeloom._outputs import write_outputs as save_outputs
 from nodeloom._run import load, run, validate
 from nodeloom.core import (
     Any,
@@ -86,5 +88,6 @@ __all__ = [
     "load",
     "node",
     "run",
+    "save_outputs",
     "validate",
 ]

@@ -69,3 +69,11 @@ def test_text_nodes_compose_in_a_graph(executor: LocalExecutor) -> None:
     line = g.add("text.template", template="Meet {{ p }}.", p=product["value"])
     g.output("line", line["text"])
     assert executor.run(g).outputs == {"line": "Meet Loom."}
+
+
+def test_object_builds_json_with_artifact_references(executor: LocalExecutor) -> None:
+    from nodeloom.node_registry.text import json_object
+
+    ref = executor.artifacts.put_bytes(b"\x89PNG fake", "image/png")
+    out = json_object.invoke("o", {"title": "Ad", "count": 2, "poster": ref})
+    assert out == {"data": {"title": "Ad", "count": 2, "poster": ref.to_json()}}

@@ -10,6 +10,7 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from nodeloom.core.errors import NodeExecutionError
+from nodeloom.core.events import value_to_json
 from nodeloom.core.spec import node
 
 _templates = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -84,6 +85,12 @@ def json_extract(
         if missing_ok:
             return None
         raise NodeExecutionError(f"json.extract: {error.args[0]}", retryable=False) from None
+
+
+@node("json.object", output="data")
+def json_object(**fields: Annotated[Any, "each input becomes a field, in the order given"]) -> dict[str, Any]:
+    """Build a JSON object from named inputs (artifacts become their references)."""
+    return {name: value_to_json(value, describe_unknown=True) for name, value in fields.items()}
 
 
 @node("json.parse", output="data")

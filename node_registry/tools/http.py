@@ -1,0 +1,452 @@
+"""HTTP nodes: `http.request` for calling web APIs and `webhook.post` for notifying one.
+
+Every connection goes through the address policy of `addresses.py`: public addresses
+only unless the run allows private networks, checked again on each redirect hop, and the
+connection made to the address that was checked. Proxy settings from the environment are
+ignored for the same reason (a proxy would hide the real destination from the check).
+
+Secrets: a header value or the URL may say `${NODELOOM_SECRET_<NAME>}`, replaced by that
+environment variable when the request is sent, so API keys and secret webhook URLs stay
+out of graph files, cache keys and run records. Only variables named `NODELOOM_SECRET_*`
+are read: a shared graph cannot send itself any other variable of the machine. Expanded
+values and values of secret-looking headers (Authorization, Cookie, *-Key, *token*, ...)
+never appear in errors or logs; secret-looking response headers are redacted from outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json as jsonlib
+import os
+import re
+import ssl
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, NamedTuple
+
+import httpx
+
+from nodeloom.core.context import NodeContext
+from nodeloom.core.errors import NodeExecutionError
+from nodeloom.core.ports import Pattern, Range
+from nodeloom.core.spec import RetryPolicy, node
+from nodeloom.core.types import Json
+from nodeloom.node_registry.tools.addresses import (
+    Destination,
+    display_url,
+    parse_url,
+    redirect_destination,
+    resolve_destination,
+)
+
+#: connection failures, timeouts and 5xx answers are worth a few more tries, spaced out
+NETWORK_RETRY = RetryPolicy(max_attempts=3, initial_backoff=1.0, backoff_multiplier=2.0, max_backoff=10.0, jitter=0.2)
+MAX_REDIRECTS = 10
+#: a response body larger than this fails the node instead of filling the memory
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+EXCERPT_CHARS = 200
+#: statuses that mean "try again later" although they are not 5xx
+RETRYABLE_CLIENT_STATUSES = frozenset({408, 425, 429})
+URL_PATTERN = Pattern(r"(?i)(https?://|\$\{NODELOOM_SECRET_)\S+")
+
+_SECRET_HEADER = re.compile(
+    r"(?i)^(authorization|proxy-authorization|cookie|set-cookie)$|-key$|token|secret|password|api-?key|session"
+)
+_SECRET_REFERENCE = re.compile(r"\$\{(NODELOOM_SECRET_[A-Z0-9_]+)\}")
+_REDACTED = "<redacted>"
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_DEFAULT_HEADERS = {"User-Agent": "nodeloom", "Accept": "*/*", "Accept-Encoding": "gzip, deflate"}
+
+_ssl_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_ssl_lock = threading.Lock()
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value is a credential that must never be shown."""
+    return bool(_SECRET_HEADER.search(name))
+
+
+def _verified_ssl_context() -> ssl.SSLContext:
+    """A certificate-verifying context, kept: loading the CA bundle takes a while.
+
+    Trusts certifi's bundle, or the one `SSL_CERT_FILE` / `SSL_CERT_DIR` name (a company CA).
+    """
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _ssl_lock:
+        found = _ssl_contexts.get(key)
+        if found is None:
+            found = _ssl_contexts[key] = httpx.create_ssl_context()
+    return found
+
+
+class Secrets:
+    """The secret values one request uses, so that its errors can be cleaned of them.
+
+    `expand` reads `${NODELOOM_SECRET_*}` references from the environment; `keep_out_of`
+    replaces every secret value met so far (expanded ones, and values of secret-looking
+    headers) in an error's message and details, whichever library wrote them there.
+    """
+
+    def __init__(self) -> None:
+        self._shown_as: dict[str, str] = {}
+
+    def hide(self, value: str, shown_as: str = _REDACTED) -> None:
+        if len(value) >= 4:  # shorter values would blot out ordinary words
+            self._shown_as[value] = shown_as
+
+    def expand(self, text: str, where: str) -> str:
+        def substitute(match: re.Match[str]) -> str:
+            variable = match.group(1)
+            found = os.environ.get(variable)
+            if found is None:
+                raise NodeExecutionError(
+                    f"{where} refers to ${{{variable}}}, but that environment variable is not set",
+                    retryable=False,
+                    details={"variable": variable},
+                )
+            self.hide(found, match.group(0))
+            return found
+
+        return _SECRET_REFERENCE.sub(substitute, text)
+
+    def clean(self, text: str) -> str:
+        for value in sorted(self._shown_as, key=len, reverse=True):
+            text = text.replace(value, self._shown_as[value])
+        return text
+
+    def keep_out_of(self, error: NodeExecutionError) -> NodeExecutionError:
+        error.message = self.clean(error.message)
+        error.args = (error.message,)
+        error.details = {k: self.clean(v) if isinstance(v, str) else v for k, v in error.details.items()}
+        return error
+
+
+def request_headers(headers: Mapping[str, Any] | None, secrets: Secrets) -> dict[str, str]:
+    """Check the headers given to a node and expand their `${NODELOOM_SECRET_*}` references.
+
+    Errors name the header, never its value; secret values are registered with `secrets`.
+    """
+    checked: dict[str, str] = {}
+    for name, value in (headers or {}).items():
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+            raise NodeExecutionError(f"{name!r} is not a valid header name", retryable=False)
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise NodeExecutionError(
+                f"header {name!r} must be a string (or a number), not a {type(value).__name__}", retryable=False
+            )
+        text = secrets.expand(str(value), f"header {name!r}")
+        if is_secret_header(name):
+            secrets.hide(text)
+        if any(char in text for char in "\r\n\0"):
+            raise NodeExecutionError(f"header {name!r} contains a line break or NUL character", retryable=False)
+        checked[name] = text
+    return checked
+
+
+def response_headers(headers: httpx.Headers) -> dict[str, str]:
+    """Response headers by lower-case name, secret-looking values (Set-Cookie, ...) redacted."""
+    return {name: (_REDACTED if is_secret_header(name) else value) for name, value in headers.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A received response, its body read in full."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    encoding: str
+    url: httpx.URL
+
+    @property
+    def text(self) -> str:
+        try:
+            return self.body.decode(self.encoding, errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.body.decode("utf-8", errors="replace")
+
+    def excerpt(self) -> str:
+        flat = " ".join(self.text.split())
+        return flat if len(flat) <= EXCERPT_CHARS else flat[:EXCERPT_CHARS] + "…"
+
+
+def status_error(method: str, reply: Reply) -> NodeExecutionError:
+    """The failure for an unsuccessful status; retryable for 5xx, 408, 425 and 429."""
+    retryable = reply.status >= 500 or reply.status in RETRYABLE_CLIENT_STATUSES
+    reason = httpx.codes.get_reason_phrase(reply.status)
+    excerpt = reply.excerpt()
+    return NodeExecutionError(
+        f"{method} {display_url(reply.url)} answered {reply.status} {reason}".rstrip()
+        + (f": {excerpt}" if excerpt else ""),
+        retryable=retryable,
+        details={"status": reply.status, "url": display_url(reply.url), "body_excerpt": excerpt},
+    )
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    return (a.scheme, a.host, a.port or 0) == (b.scheme, b.host, b.port or 0)
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+async def _send_pinned(
+    transport: httpx.AsyncBaseTransport,
+    method: str,
+    destination: Destination,
+    headers: Mapping[str, str],
+    content: bytes | None,
+    timeout: float,
+) -> Reply:
+    """Send to the checked addresses themselves (in order, until one connects), never to a
+    fresh DNS answer; the Host header and TLS name stay those of the URL.
+
+    Straight to the transport, not through `httpx.AsyncClient`: the client logs each URL,
+    query string (and the secrets some APIs put there) included, and reads proxy settings.
+    """
+    url = destination.url
+    extensions: dict[str, Any] = {"timeout": httpx.Timeout(timeout).as_dict()}
+    if url.scheme == "https" and not _is_ip_literal(url.host):
+        extensions["sni_hostname"] = url.host
+    failure: httpx.ConnectError | None = None
+    for address in destination.addresses:
+        request = httpx.Request(
+            method,
+            url.copy_with(host=str(address)),
+            headers={**_DEFAULT_HEADERS, **headers, "Host": url.netloc.decode("ascii")},
+            content=content,
+            extensions=extensions,
+        )
+        try:
+            response = await transport.handle_async_request(request)
+        except httpx.ConnectError as error:
+            failure = error
+            continue
+        response.request = request
+        try:
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise NodeExecutionError(
+                        f"{method} {display_url(url)}: the response is larger than {MAX_RESPONSE_BYTES} bytes",
+                        retryable=False,
+                    )
+        finally:
+            await response.aclose()
+        return Reply(response.status_code, response.headers, bytes(body), response.encoding or "utf-8", url)
+    assert failure is not None  # a destination always has at least one address
+    raise failure
+
+
+def _redirected_headers(
+    headers: dict[str, str], source: httpx.URL, target: httpx.URL, body_dropped: bool
+) -> dict[str, str]:
+    kept = dict(headers)
+    if not _same_origin(source, target):  # credentials are for the origin they were written for
+        kept = {name: value for name, value in kept.items() if not is_secret_header(name)}
+    if body_dropped:
+        kept = {name: value for name, value in kept.items() if name.lower() not in ("content-type", "content-length")}
+    return kept
+
+
+async def exchange(
+    method: str,
+    url: str,
+    *,
+    allow_private: bool,
+    headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    timeout: float = 30.0,
+    follow_redirects: bool = True,
+) -> Reply:
+    """One HTTP exchange under the address policy, following redirects hop by hop.
+
+    Raises `NodeExecutionError`: not retryable for a refused destination or a malformed
+    request, retryable for timeouts and connection failures.
+    """
+    sent_headers = dict(headers or {})
+    target = parse_url(url)
+    try:
+        async with asyncio.timeout(timeout), httpx.AsyncHTTPTransport(verify=_verified_ssl_context()) as transport:
+            destination = await asyncio.to_thread(resolve_destination, target, allow_private=allow_private)
+            for _ in range(MAX_REDIRECTS + 1):
+                reply = await _send_pinned(transport, method, destination, sent_headers, content, timeout)
+                location = reply.headers.get("location")
+                if not follow_redirects or reply.status not in _REDIRECT_STATUSES or location is None:
+                    return reply
+                source = destination.url
+                destination = await asyncio.to_thread(
+                    redirect_destination, source, location, allow_private=allow_private
+                )
+                # 303 always, and 301/302 after a POST, continue as GET without a body (as browsers do)
+                if method != "HEAD" and (reply.status == 303 or (reply.status in (301, 302) and method == "POST")):
+                    method, content = "GET", None
+                sent_headers = _redirected_headers(sent_headers, source, destination.url, content is None)
+            raise NodeExecutionError(
+                f"{display_url(target)}: more than {MAX_REDIRECTS} redirects", retryable=False
+            )
+    except TimeoutError:
+        raise NodeExecutionError(
+            f"{method} {display_url(target)}: no complete response within {timeout:g} s",
+            details={"url": display_url(target), "timeout": timeout},
+        ) from None
+    except httpx.TimeoutException:
+        raise NodeExecutionError(
+            f"{method} {display_url(target)}: no complete response within {timeout:g} s",
+            details={"url": display_url(target), "timeout": timeout},
+        ) from None
+    except httpx.TransportError as error:
+        kind = type(error).__name__
+        if _caused_by(error, ssl.SSLCertVerificationError):
+            raise NodeExecutionError(
+                f"{method} {display_url(target)}: the server's TLS certificate is not valid for this host: "
+                f"{error}",
+                retryable=False,
+                details={"url": display_url(target), "exception": "SSLCertVerificationError"},
+            ) from None
+        raise NodeExecutionError(
+            f"{method} {display_url(target)} failed: {kind}: {error}",
+            retryable=not isinstance(error, httpx.UnsupportedProtocol | httpx.LocalProtocolError),
+            details={"url": display_url(target), "exception": kind},
+        ) from None
+    except httpx.HTTPError as error:
+        raise NodeExecutionError(
+            f"{method} {display_url(target)} failed: {error}", retryable=False
+        ) from None
+
+
+class HttpResponse(NamedTuple):
+    status: Annotated[int, "the HTTP status code of the final response"]
+    headers: Annotated[dict[str, Any], "response headers by lower-case name (Set-Cookie and the like redacted)"]
+    text: Annotated[str, "the body decoded as text"]
+    json: Annotated[Any, Json, "the body parsed as JSON, or null when it is not JSON"]
+
+
+def _parse_json(text: str) -> Any:
+    try:
+        return jsonlib.loads(text)
+    except ValueError:
+        return None
+
+
+def _request_url(url: str, secrets: Secrets) -> str:
+    expanded = secrets.expand(url, "url")
+    if expanded != url:  # errors show the URL as written, not the secret it was expanded with
+        with contextlib.suppress(httpx.InvalidURL, TypeError, ValueError):  # parse_url reports those
+            secrets.hide(display_url(httpx.URL(expanded)), url)
+    return expanded
+
+
+async def send_request(
+    ctx: NodeContext,
+    method: str,
+    url: str,
+    *,
+    headers: Mapping[str, Any] | None,
+    content: bytes | None,
+    content_type: str | None,
+    timeout: float,
+    follow_redirects: bool,
+    accept: Callable[[int], bool],
+) -> Reply:
+    """What both nodes do: expand secrets, exchange under the run's address policy, fail
+    on a status `accept` refuses, and keep every secret value out of the error."""
+    secrets = Secrets()
+    try:
+        sent = request_headers(headers, secrets)
+        if content_type is not None and not any(name.lower() == "content-type" for name in sent):
+            sent["Content-Type"] = content_type
+        reply = await exchange(
+            method,
+            _request_url(url, secrets),
+            allow_private=ctx.config.allow_private_network,
+            headers=sent,
+            content=content,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
+        )
+        if not accept(reply.status):
+            raise status_error(method, reply)
+        return reply
+    except NodeExecutionError as error:
+        secrets.keep_out_of(error)
+        raise
+
+
+_SECRET_NOTE = "'${NODELOOM_SECRET_X}' in it is read from that environment variable"
+
+
+@node("http.request", resources="io", deterministic=False, retry=NETWORK_RETRY)
+async def http_request(
+    ctx: NodeContext,
+    url: Annotated[str, URL_PATTERN, f"an http or https URL; {_SECRET_NOTE}"],
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET",
+    headers: Annotated[dict[str, Any], f"request headers; {_SECRET_NOTE}"] | None = None,
+    json: Annotated[Any, Json, "a JSON body (sets Content-Type: application/json)"] = None,
+    body: Annotated[str, "a text body, instead of a JSON one"] | None = None,
+    timeout: Annotated[float, Range(0.1, 600), "seconds for the whole exchange, redirects included"] = 30.0,
+    follow_redirects: Annotated[bool, "follow 3xx redirects (each hop is checked like the first)"] = True,
+    fail_on_error: Annotated[bool, "fail on a status >= 400 (5xx, 408 and 429 are retried)"] = True,
+) -> HttpResponse:
+    """Send an HTTP request to a public address and return the status, headers and body."""
+    if json is not None and body is not None:
+        raise NodeExecutionError("give either a json body or a text body, not both", retryable=False)
+    content: bytes | None = None
+    if json is not None:
+        content = jsonlib.dumps(json, ensure_ascii=False).encode("utf-8")
+    elif body is not None:
+        content = body.encode("utf-8")
+    reply = await send_request(
+        ctx,
+        method,
+        url,
+        headers=headers,
+        content=content,
+        content_type="application/json" if json is not None else None,
+        timeout=timeout,
+        follow_redirects=follow_redirects,
+        accept=lambda status: status < 400 or not fail_on_error,
+    )
+    text = reply.text
+    return HttpResponse(reply.status, response_headers(reply.headers), text, _parse_json(text))
+
+
+@node("webhook.post", resources="io", deterministic=False, retry=NETWORK_RETRY, output="status")
+async def webhook_post(
+    ctx: NodeContext,
+    url: Annotated[str, URL_PATTERN, f"the webhook's http or https URL; {_SECRET_NOTE}"],
+    payload: Annotated[Any, Json, "the JSON to post"],
+    headers: Annotated[dict[str, Any], f"extra headers; {_SECRET_NOTE}"] | None = None,
+    timeout: Annotated[float, Range(0.1, 600), "seconds to wait for the answer"] = 10.0,
+) -> int:
+    """POST a JSON payload to a webhook; fails unless it answers 2xx. Redirects are not followed."""
+    reply = await send_request(
+        ctx,
+        "POST",
+        url,
+        headers=headers,
+        content=jsonlib.dumps(payload, ensure_ascii=False).encode("utf-8"),
+        content_type="application/json",
+        timeout=timeout,
+        follow_redirects=False,
+        accept=lambda status: 200 <= status < 300,
+    )
+    return reply.status

@@ -1,0 +1,593 @@
+"""The tools pack against a real HTTP server on 127.0.0.1 started by the tests, and a real
+output folder: http.request, webhook.post and file.save, run through the local executor.
+
+Refused destinations are asserted on the error and on the test server's request count;
+no test sends traffic anywhere but 127.0.0.1 (non-loopback addresses are only resolved,
+which for IP literals needs no network at all).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import trustme
+
+from nodeloom.core import Graph, NodeState, RunConfig, RunResult
+from nodeloom.executors import LocalExecutor
+from nodeloom.node_registry import NodeRegistry, builtin_registry
+from nodeloom.node_registry.tools.addresses import (
+    DestinationRefused,
+    parse_url,
+    redirect_destination,
+    resolve_destination,
+)
+
+HTTP_OUTPUTS = ("status", "headers", "text", "json")
+FAST_RETRY = {"max_attempts": 3, "initial_backoff": 0.01, "jitter": 0.0}
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class ServerLog:
+    """What the server saw, and the knobs the handler reads."""
+
+    port: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    requests: list[Received] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def count(self, path: str) -> int:
+        with self.lock:
+            return sum(1 for r in self.requests if r.path == path)
+
+
+def _handler(server: ServerLog) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+        def _reply(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        def _json(self, status: int, data: Any, extra: dict[str, str] | None = None) -> None:
+            self._reply(status, json.dumps(data).encode(), "application/json", extra)
+
+        def _handle(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            split = urlsplit(self.path)
+            with server.lock:
+                server.requests.append(Received(self.command, split.path, dict(self.headers.items()), body))
+                seen = sum(1 for r in server.requests if r.path == split.path)
+            parts = split.path.strip("/").split("/")
+            query = parse_qs(split.query)
+            if parts[0] == "json":
+                self._json(200, {"hello": "world", "n": 3}, {"Set-Cookie": "session=abc123", "X-Plain": "yes"})
+            elif parts[0] == "echo":
+                text = body.decode()
+                try:
+                    parsed: Any = json.loads(text)
+                except ValueError:
+                    parsed = text
+                self._json(200, {"method": self.command, "body": parsed, "headers": dict(self.headers.items())})
+            elif parts[0] == "text":
+                self._reply(200, b"plain words", "text/plain; charset=utf-8")
+            elif parts[0] == "status":
+                self._reply(int(parts[1]), f"status {parts[1]} from the server".encode(), "text/plain")
+            elif parts[0] == "flaky":  # /flaky/<name>/<failures>: 503 for the first <failures> requests
+                if seen <= int(parts[2]):
+                    self._reply(503, b"busy, try later", "text/plain")
+                else:
+                    self._json(200, {"ok": True, "requests": seen})
+            elif parts[0] == "redirect":
+                self._reply(int(query.get("code", ["302"])[0]), b"", "text/plain", {"Location": query["to"][0]})
+            elif parts[0] == "slow":
+                server.release.wait(5)
+                self._reply(200, b"late", "text/plain")
+            else:
+                self._reply(404, b"no such route", "text/plain")
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
+
+    return Handler
+
+
+@pytest.fixture
+def server() -> Iterator[ServerLog]:
+    state = ServerLog()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    state.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield state
+    state.release.set()
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerLog]:
+    """An HTTPS server on 127.0.0.1 with a certificate for the name 'localhost' only,
+    from a test CA that the process trusts through SSL_CERT_FILE."""
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    authority.issue_cert("localhost").configure_cert(context)
+    state = ServerLog()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    state.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def tools_registry() -> NodeRegistry:
+    registry = builtin_registry()
+    registry.register_module("nodeloom.node_registry.tools")
+    return registry
+
+
+@pytest.fixture
+def engine(tools_registry: NodeRegistry, tmp_path: Path) -> Iterator[LocalExecutor]:
+    with LocalExecutor(tools_registry, artifacts=tmp_path / "artifacts") as executor:
+        yield executor
+
+
+LOCAL = RunConfig(allow_private_network=True)
+
+
+def run_node(
+    engine: LocalExecutor,
+    type_name: str,
+    outputs: tuple[str, ...],
+    config: RunConfig | None = None,
+    retry: dict[str, Any] | None = None,
+    **inputs: Any,
+) -> RunResult:
+    g = Graph()
+    handle = g.add(type_name, "n", **inputs)
+    if retry is not None:
+        g.configure("n", retry=retry)
+    for name in outputs:
+        g.output(name, handle[name])
+    return engine.run(g, config=config)
+
+
+def error_of(result: RunResult) -> dict[str, Any]:
+    record = result.nodes["n"]
+    assert record.state is NodeState.FAILED and record.error is not None
+    return dict(record.error)
+
+
+# -- http.request -----------------------------------------------------------------
+
+
+def test_get_returns_status_headers_text_and_parsed_json(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"))
+    assert result.ok, result.errors()
+    assert result.outputs["status"] == 200
+    assert result.outputs["json"] == {"hello": "world", "n": 3}
+    assert json.loads(result.outputs["text"]) == {"hello": "world", "n": 3}
+    assert result.outputs["headers"]["content-type"] == "application/json"
+    assert result.outputs["headers"]["x-plain"] == "yes"
+
+
+def test_response_cookies_are_redacted_from_the_outputs(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"))
+    assert result.outputs["headers"]["set-cookie"] == "<redacted>"
+    assert "abc123" not in json.dumps(result.to_json())
+
+
+def test_post_sends_a_json_body_and_reads_the_json_answer(engine: LocalExecutor, server: ServerLog) -> None:
+    payload = {"product": "tea", "scenes": [1, 2], "price": 4.5}
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"), method="POST",
+                      json=payload, headers={"X-Trace": "t-1"})
+    assert result.ok, result.errors()
+    echoed = result.outputs["json"]
+    assert echoed["method"] == "POST" and echoed["body"] == payload
+    assert echoed["headers"]["Content-Type"] == "application/json"
+    assert echoed["headers"]["X-Trace"] == "t-1"
+    assert echoed["headers"]["Host"] == f"127.0.0.1:{server.port}"
+
+
+def test_text_body_is_sent_as_given(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"), method="PUT",
+                      body="line one\nline two")
+    assert result.outputs["json"]["body"] == "line one\nline two"
+    assert result.outputs["json"]["method"] == "PUT"
+
+
+def test_a_body_that_is_not_json_gives_null_json(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/text"))
+    assert result.outputs["text"] == "plain words"
+    assert result.outputs["json"] is None
+
+
+def test_redirects_are_followed_when_allowed(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/redirect?to=/json"))
+    assert result.outputs["status"] == 200 and result.outputs["json"] == {"hello": "world", "n": 3}
+    assert server.count("/redirect") == 1 and server.count("/json") == 1
+
+
+def test_credentials_are_not_forwarded_to_another_origin(engine: LocalExecutor, server: ServerLog) -> None:
+    elsewhere = f"http://localhost:{server.port}/echo"  # another host name: another origin
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url(f"/redirect?to={elsewhere}"),
+                      headers={"Authorization": "Bearer abc", "X-Trace": "t-2"})
+    sent = result.outputs["json"]["headers"]
+    assert "Authorization" not in sent and sent["X-Trace"] == "t-2"
+    assert sent["Host"] == f"localhost:{server.port}"
+
+
+def test_https_is_verified_for_the_url_host_while_connecting_to_the_checked_address(
+    engine: LocalExecutor, tls_server: ServerLog
+) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=f"https://localhost:{tls_server.port}/json")
+    assert result.ok, result.errors()
+    assert result.outputs["json"] == {"hello": "world", "n": 3}
+
+
+def test_a_certificate_for_another_name_fails_without_retries(engine: LocalExecutor, tls_server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY,
+                      url=f"https://127.0.0.1:{tls_server.port}/json")
+    error = error_of(result)
+    assert "TLS certificate is not valid for this host" in error["message"]
+    assert result.nodes["n"].attempts == 1 and tls_server.requests == []
+
+
+def test_see_other_turns_a_post_into_a_get_without_body(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, method="POST", json={"a": 1},
+                      url=server.url("/redirect?code=303&to=/echo"))
+    assert result.outputs["json"]["method"] == "GET" and result.outputs["json"]["body"] == ""
+
+
+def test_redirects_are_returned_when_not_followed(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/redirect?to=/json"),
+                      follow_redirects=False)
+    assert result.outputs["status"] == 302 and result.outputs["headers"]["location"] == "/json"
+    assert server.count("/json") == 0
+
+
+def test_a_slow_server_fails_the_node_at_its_timeout(engine: LocalExecutor, server: ServerLog) -> None:
+    started = time.monotonic()
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry={"max_attempts": 1},
+                      url=server.url("/slow"), timeout=0.3)
+    assert time.monotonic() - started < 3
+    error = error_of(result)
+    assert "no complete response within 0.3 s" in error["message"]
+
+
+def test_server_errors_are_retried_until_they_pass(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY,
+                      url=server.url("/flaky/a/2"))
+    assert result.ok, result.errors()
+    assert result.outputs["json"] == {"ok": True, "requests": 3}
+    assert result.nodes["n"].attempts == 3
+
+
+def test_a_server_error_that_persists_fails_after_the_last_attempt(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY, url=server.url("/status/503"))
+    error = error_of(result)
+    assert server.count("/status/503") == 3
+    assert error["status"] == 503 and "503 Service Unavailable: status 503 from the server" in error["message"]
+
+
+def test_client_errors_are_not_retried(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY, url=server.url("/status/404"))
+    error = error_of(result)
+    assert server.count("/status/404") == 1 and result.nodes["n"].attempts == 1
+    assert error["status"] == 404 and error["body_excerpt"] == "status 404 from the server"
+
+
+def test_client_errors_are_outputs_when_fail_on_error_is_off(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/status/404"),
+                      fail_on_error=False)
+    assert result.ok and result.outputs["status"] == 404 and result.outputs["text"] == "status 404 from the server"
+
+
+def test_the_default_retry_policy_retries_transient_failures(tools_registry: NodeRegistry) -> None:
+    policy = tools_registry.get("http.request").spec.retry
+    assert policy.max_attempts >= 3 and policy.initial_backoff >= 0.5
+
+
+# -- the address policy -----------------------------------------------------------
+
+REFUSED_HOSTS = [
+    ("127.0.0.1", "loopback"),
+    ("localhost", "loopback"),
+    ("[::1]", "loopback"),
+    ("10.0.0.1", "private"),
+    ("169.254.169.254", "link-local"),
+    ("0.0.0.0", "unspecified"),
+    ("[::ffff:127.0.0.1]", "loopback"),
+    ("2130706433", "loopback"),  # 127.0.0.1 as one decimal number
+    ("0x7f.1", "loopback"),  # 127.0.0.1 in hex shorthand
+    ("[fe80::1]", "link-local"),
+    ("224.0.0.1", "multicast"),
+    ("100.64.0.1", "non-public"),  # carrier-grade NAT
+]
+
+
+@pytest.mark.parametrize(("host", "reason"), REFUSED_HOSTS)
+def test_private_destinations_are_refused_before_any_connection(
+    engine: LocalExecutor, server: ServerLog, host: str, reason: str
+) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, url=f"http://{host}:{server.port}/json")
+    error = error_of(result)
+    assert error["code"] == "destination_refused"
+    assert f"is a {reason} address" in error["message"]
+    assert "--allow-private-network" in error["message"] and "RunConfig(allow_private_network=True)" in error["message"]
+    assert error["host"] == host.strip("[]") and error["reason"] == reason
+    assert result.nodes["n"].attempts == 1  # not retryable
+    assert server.requests == []
+
+
+def test_refusal_names_the_resolved_address() -> None:
+    expected = r"host 'localhost' resolves to (127\.0\.0\.1|::1), which is a loopback"
+    with pytest.raises(DestinationRefused, match=expected):
+        resolve_destination(parse_url("http://localhost/"), allow_private=False)
+
+
+def test_public_addresses_pass_the_check() -> None:
+    # an IP literal: resolving it needs no network and nothing is sent
+    destination = resolve_destination(parse_url("https://93.184.215.14/page"), allow_private=False)
+    assert [str(a) for a in destination.addresses] == ["93.184.215.14"] and destination.port == 443
+
+
+def test_private_addresses_pass_when_the_run_allows_them() -> None:
+    destination = resolve_destination(parse_url("http://10.1.2.3:8080/"), allow_private=True)
+    assert [str(a) for a in destination.addresses] == ["10.1.2.3"]
+
+
+def test_a_redirect_to_a_private_address_is_refused() -> None:
+    with pytest.raises(DestinationRefused, match=r"redirect from https://93\.184\.215\.14/start: .*169\.254\.169\.254"):
+        redirect_destination(
+            parse_url("https://93.184.215.14/start"), "http://169.254.169.254/latest/meta-data/", allow_private=False
+        )
+
+
+def test_a_relative_redirect_is_checked_against_the_current_host() -> None:
+    destination = redirect_destination(parse_url("https://93.184.215.14/a/b"), "../c?x=1", allow_private=False)
+    assert str(destination.url) == "https://93.184.215.14/c?x=1"
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://93.184.215.14/x", "gopher://93.184.215.14/"])
+def test_a_redirect_to_another_scheme_is_refused(location: str) -> None:
+    with pytest.raises(DestinationRefused, match="only http and https"):
+        redirect_destination(parse_url("https://93.184.215.14/"), location, allow_private=True)
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/", "http://"])
+def test_only_http_urls_with_a_host_are_accepted(url: str) -> None:
+    with pytest.raises(DestinationRefused):
+        parse_url(url)
+
+
+def test_a_redirect_to_a_private_address_fails_the_node(engine: LocalExecutor, server: ServerLog) -> None:
+    # end to end the first hop is loopback too, so the run must allow private networks; the
+    # hop to the server's own address is allowed, the one after it is checked again
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL,
+                      url=server.url("/redirect?to=ftp://127.0.0.1/secret"))
+    error = error_of(result)
+    assert error["code"] == "destination_refused" and "only http and https" in error["message"]
+
+
+# -- secrets ----------------------------------------------------------------------
+
+
+def test_secret_header_references_are_read_from_the_environment(
+    engine: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NODELOOM_SECRET_TEST_TOKEN", "tok-from-env")
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"),
+                      headers={"Authorization": "Bearer ${NODELOOM_SECRET_TEST_TOKEN}"})
+    assert result.outputs["json"]["headers"]["Authorization"] == "Bearer tok-from-env"
+
+
+def test_other_environment_variables_are_not_expanded(
+    engine: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME_SECRET", "must-not-leak")
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"),
+                      headers={"X-Value": "${HOME_SECRET}"})
+    assert result.outputs["json"]["headers"]["X-Value"] == "${HOME_SECRET}"
+
+
+def test_a_missing_secret_variable_fails_naming_the_variable(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"),
+                      headers={"X-Api-Key": "${NODELOOM_SECRET_NOT_SET_ANYWHERE}"})
+    assert "NODELOOM_SECRET_NOT_SET_ANYWHERE" in error_of(result)["message"]
+    assert server.requests == []
+
+
+def test_secret_headers_appear_in_no_error_or_log(
+    engine: LocalExecutor, server: ServerLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secrets = {"Authorization": "Bearer sk-top-secret-1", "Cookie": "sid=sk-top-secret-2",
+               "X-Api-Key": "sk-top-secret-3", "X-Auth-Token": "sk-top-secret-4"}
+    with_credentials = f"http://user:sk-top-secret-5@127.0.0.1:{server.port}/x?token=sk-top-secret-6"
+    refused = run_node(engine, "http.request", HTTP_OUTPUTS, url=with_credentials, headers=secrets)
+    failed = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry={"max_attempts": 1},
+                      url=server.url("/status/500") + "?api_key=sk-top-secret-7", headers=secrets)
+    records = json.dumps([refused.to_json(), failed.to_json(), refused.errors(), failed.errors()])
+    assert error_of(refused)["code"] == "destination_refused" and error_of(failed)["status"] == 500
+    assert "sk-top-secret" not in records
+    assert "sk-top-secret" not in caplog.text
+
+
+def test_headers_with_line_breaks_are_refused_without_echoing_them(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"),
+                      headers={"X-Token": "abc\r\nX-Injected: 1"})
+    error = error_of(result)
+    assert "'X-Token' contains a line break" in error["message"] and "abc" not in error["message"]
+    assert server.requests == []
+
+
+# -- webhook.post -----------------------------------------------------------------
+
+
+def test_webhook_delivers_the_json_payload(engine: LocalExecutor, server: ServerLog) -> None:
+    payload = {"event": "video.ready", "url": "https://cdn.example/v.mp4", "scenes": 4}
+    result = run_node(engine, "webhook.post", ("status",), LOCAL, url=server.url("/echo"), payload=payload,
+                      headers={"X-Signature": "sig-1"})
+    assert result.ok and result.outputs["status"] == 200
+    (received,) = server.requests
+    assert received.method == "POST" and json.loads(received.body) == payload
+    assert received.headers["Content-Type"] == "application/json" and received.headers["X-Signature"] == "sig-1"
+
+
+def test_a_webhook_url_can_come_from_a_secret_variable(
+    engine: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NODELOOM_SECRET_HOOK", server.url("/echo"))
+    result = run_node(engine, "webhook.post", ("status",), LOCAL, url="${NODELOOM_SECRET_HOOK}", payload={"a": 1})
+    assert result.ok and server.count("/echo") == 1
+
+
+def test_a_secret_webhook_url_is_not_shown_in_errors(
+    engine: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NODELOOM_SECRET_HOOK", server.url("/status/403/T0K3N-path"))
+    result = run_node(engine, "webhook.post", ("status",), LOCAL, url="${NODELOOM_SECRET_HOOK}", payload={"a": 1})
+    error = error_of(result)
+    assert error["status"] == 403 and "${NODELOOM_SECRET_HOOK}" in error["message"]
+    assert "T0K3N" not in json.dumps(result.to_json())
+
+
+def test_webhook_fails_on_a_non_2xx_answer_with_its_status_and_excerpt(
+    engine: LocalExecutor, server: ServerLog
+) -> None:
+    result = run_node(engine, "webhook.post", ("status",), LOCAL, url=server.url("/status/410"), payload={"a": 1})
+    error = error_of(result)
+    assert error["status"] == 410 and error["body_excerpt"] == "status 410 from the server"
+    assert "410 Gone" in error["message"] and server.count("/status/410") == 1
+
+
+def test_webhook_refuses_private_destinations_by_default(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "webhook.post", ("status",), url=server.url("/echo"), payload={"a": 1})
+    assert error_of(result)["code"] == "destination_refused" and server.requests == []
+
+
+def test_webhook_does_not_follow_redirects(engine: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(engine, "webhook.post", ("status",), LOCAL, url=server.url("/redirect?code=307&to=/echo"),
+                      payload={"a": 1})
+    assert error_of(result)["status"] == 307 and server.count("/echo") == 0
+
+
+# -- file.save --------------------------------------------------------------------
+
+
+def save(engine: LocalExecutor, out: Path | None, data: Any, filename: str) -> RunResult:
+    return run_node(engine, "file.save", ("path",), RunConfig(out_dir=out), data=data, filename=filename)
+
+
+def test_file_save_writes_text_into_the_output_folder(engine: LocalExecutor, tmp_path: Path) -> None:
+    result = save(engine, tmp_path / "out", "A tea for every morning.", "script.txt")
+    assert result.outputs == {"path": "script.txt"}
+    assert (tmp_path / "out" / "script.txt").read_text(encoding="utf-8") == "A tea for every morning."
+
+
+def test_file_save_writes_json_and_creates_sub_folders(engine: LocalExecutor, tmp_path: Path) -> None:
+    storyboard = {"title": "Tea", "scenes": [{"caption": "Morning", "seconds": 2.5}]}
+    result = save(engine, tmp_path / "out", storyboard, "story/board.json")
+    assert result.outputs == {"path": "story/board.json"}
+    assert json.loads((tmp_path / "out" / "story" / "board.json").read_text(encoding="utf-8")) == storyboard
+
+
+def test_file_save_copies_an_artifact_byte_for_byte(engine: LocalExecutor, tmp_path: Path) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    ref = engine.artifacts.put_bytes(png, "image/png")
+    result = save(engine, tmp_path / "out", ref.to_json(), "thumbs/scene_1.png")
+    assert result.outputs == {"path": "thumbs/scene_1.png"}
+    assert (tmp_path / "out" / "thumbs" / "scene_1.png").read_bytes() == png
+
+
+@pytest.mark.parametrize(
+    ("filename", "why"),
+    [
+        ("../escape.txt", "'..' component"),
+        ("a/../../escape.txt", "'..' component"),
+        ("/etc/escape.txt", "absolute path"),
+        ("C:/escape.txt", "absolute path"),
+        ("a\\..\\escape.txt", "backslash"),
+        ("", "empty"),
+    ],
+)
+def test_file_save_refuses_names_that_leave_the_folder(
+    engine: LocalExecutor, tmp_path: Path, filename: str, why: str
+) -> None:
+    result = save(engine, tmp_path / "out", "x", filename)
+    assert why in error_of(result)["message"]
+    assert not (tmp_path / "escape.txt").exists() and not Path("/etc/escape.txt").exists()
+
+
+def test_file_save_refuses_a_folder_link_that_points_outside(engine: LocalExecutor, tmp_path: Path) -> None:
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "link").symlink_to(elsewhere, target_is_directory=True)
+    result = save(engine, out, "x", "link/sub/file.txt")
+    assert "leads outside the output folder" in error_of(result)["message"]
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_file_save_refuses_a_file_link_that_points_outside(engine: LocalExecutor, tmp_path: Path) -> None:
+    out, victim = tmp_path / "out", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_text("original", encoding="utf-8")
+    (out / "notes.txt").symlink_to(victim)
+    result = save(engine, out, "overwritten", "notes.txt")
+    assert "leads outside the output folder" in error_of(result)["message"]
+    assert victim.read_text(encoding="utf-8") == "original"
+
+
+def test_file_save_without_an_output_folder_says_how_to_set_one(engine: LocalExecutor) -> None:
+    result = save(engine, None, "x", "a.txt")
+    message = error_of(result)["message"]
+    assert "no output folder" in message and "--out" in message and "RunConfig(out_dir=" in message
+
+
+def test_http_exchange_is_never_proxied_from_the_environment(
+    engine: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a proxy would see the request instead of the checked destination
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"))
+    assert result.ok and result.outputs["status"] == 200
