@@ -37,10 +37,10 @@ def static_part(node_type: str, version: int, literals: Mapping[str, Any]) -> st
     Kept as text and hashed together with the run-time part by `cache_key`.
     """
     parts = [node_type, str(version)]
-    for name in sorted(literals):
+    for name in sorted(literals) if len(literals) > 1 else literals:
         value = literals[name]
-        if type(value) in _SCALARS:  # fast path: repr is exact and typed (1, 1.0, '1', True)
-            parts.append(f"{name}\x01{type(value).__name__}\x01{value!r}")
+        if type(value) in _SCALARS:  # the repr of these tells value and type apart: 1, 1.0, '1', True, None
+            parts.append(f"{name}\x01{value!r}")
         else:
             parts.append(f"{name}\x02{canonical_json(value)}")
     return "\x00".join(parts)

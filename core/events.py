@@ -96,11 +96,13 @@ class EventLog:
     objects holding dicts would be rescanned on every collection while the run goes on.
     """
 
-    __slots__ = ("_entries", "run_id")
+    __slots__ = ("_entries", "add", "run_id")
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self._entries: list[tuple[Any, ...]] = []
+        #: record one entry `(kind.value, node, time, *values)`: the executor's hot path
+        self.add = self._entries.append
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from hashlib import blake2b
 from typing import Any
 
-from nodeloom.core.cache import cache_key, static_part
+from nodeloom.core.cache import static_part
 from nodeloom.core.errors import GraphValidationError
 from nodeloom.core.graph import Graph, Link
 from nodeloom.core.ports import Port
 from nodeloom.core.spec import NodeDefinition, Resources, RetryPolicy
-from nodeloom.core.validate import NodeAnalysis, NodeCatalog, analyze_graph, catalog_for
+from nodeloom.core.validate import NodeAnalysis, NodeCatalog, analyze_graph, catalog_for, cycle_issues
 
 
 @dataclass(slots=True)
@@ -60,7 +61,7 @@ class PlannedNode:
             if upstream is None:
                 return None
             parts += (port, upstream, output)
-        return cache_key(parts)
+        return blake2b("\x00".join(parts).encode(), digest_size=16).hexdigest()  # as cache_key(), inlined
 
 
 @dataclass
@@ -85,10 +86,12 @@ def plan_execution(graph: Graph, catalog: NodeCatalog) -> ExecutionPlan:
         graph_revision, catalog_revision, memo_catalog, plan = memo
         if graph_revision == graph.revision and catalog_revision == catalog.revision and memo_catalog is catalog:
             return plan  # type: ignore[no-any-return]
-    issues, analyses = analyze_graph(graph, catalog)
+    issues, analyses = analyze_graph(graph, catalog, check_cycles=False)
     if issues:
-        raise GraphValidationError(issues)
+        raise GraphValidationError(issues + cycle_issues(graph))
     plan = _plan(graph, analyses, catalog_for(graph, catalog))
+    if not _acyclic(plan.nodes):  # counting ready nodes is cheaper than searching for loops
+        raise GraphValidationError(cycle_issues(graph))
     graph.plan_memo[id(catalog)] = (graph.revision, catalog.revision, catalog, plan)
     return plan
 
@@ -107,19 +110,19 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
         resources = spec.resources
         if instance.queue is not None:
             resources = Resources(resources.kind, instance.queue)
-        nodes[node_id] = PlannedNode(
-            id=node_id,
-            definition=analysis.definition,
-            literals=analysis.literals,
-            graph_inputs=analysis.graph_inputs,
-            links=analysis.links,
-            checked=analysis.checked,
-            upstream=_distinct_sources(analysis.links),
-            retry=instance.retry_policy(spec.retry),
-            timeout=instance.timeout if instance.timeout is not None else spec.timeout,
-            resources=resources,
-            static_key=static,
-            seeded=not spec.deterministic,
+        nodes[node_id] = PlannedNode(  # positional: this runs once per node of every new graph
+            node_id,
+            analysis.definition,
+            analysis.literals,
+            analysis.graph_inputs,
+            analysis.links,
+            analysis.checked,
+            _distinct_sources(analysis.links),
+            instance.retry_policy(spec.retry),
+            instance.timeout if instance.timeout is not None else spec.timeout,
+            resources,
+            static,
+            not spec.deterministic,
         )
     children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
     for planned in nodes.values():
@@ -130,7 +133,20 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
     return ExecutionPlan(graph=graph, nodes=nodes, outputs=dict(graph.outputs), catalog=catalog)
 
 
+def _acyclic(nodes: Mapping[str, PlannedNode]) -> bool:
+    waiting = {node_id: len(planned.upstream) for node_id, planned in nodes.items()}
+    ready = [node_id for node_id, count in waiting.items() if count == 0]
+    reached = 0
+    while ready:
+        reached += 1
+        for child in nodes[ready.pop()].downstream:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+    return reached == len(nodes)
+
+
 def _distinct_sources(links: tuple[tuple[str, str, str], ...]) -> tuple[str, ...]:
-    if len(links) <= 1:
-        return tuple(node for _, node, _ in links)
+    if len(links) == 1:
+        return (links[0][1],)
     return tuple(dict.fromkeys(node for _, node, _ in links))

@@ -649,8 +649,14 @@ def find_cycles(graph: Graph) -> list[list[str]]:
     return cycles
 
 
-def analyze_graph(graph: Graph, catalog: NodeCatalog) -> tuple[list[ValidationIssue], dict[str, NodeAnalysis]]:
-    """Check a graph against `catalog`: every issue, and per node what planning needs."""
+def analyze_graph(
+    graph: Graph, catalog: NodeCatalog, *, check_cycles: bool = True
+) -> tuple[list[ValidationIssue], dict[str, NodeAnalysis]]:
+    """Check a graph against `catalog`: every issue, and per node what planning needs.
+
+    `check_cycles=False` leaves out the loop search, for a caller that orders the nodes
+    anyway and calls `cycle_issues` only when that finds a loop.
+    """
     issues: list[ValidationIssue] = []
     memo = _MemoCatalog(catalog_for(graph, catalog))
     analyses: dict[str, NodeAnalysis] = {}
@@ -668,16 +674,22 @@ def analyze_graph(graph: Graph, catalog: NodeCatalog) -> tuple[list[ValidationIs
                 hint='add "outputs": {"name": {"node": id, "output": port}}',
             )
         )
-    for loop in find_cycles(graph):
-        issues.append(
-            ValidationIssue(
-                "cycle",
-                "nodes depend on each other in a loop: " + " -> ".join(loop),
-                node=loop[0],
-                hint="remove one of the links in the loop",
-            )
-        )
+    if check_cycles:
+        issues.extend(cycle_issues(graph))
     return issues, analyses
+
+
+def cycle_issues(graph: Graph) -> list[ValidationIssue]:
+    """One `cycle` issue per loop of links in the graph."""
+    return [
+        ValidationIssue(
+            "cycle",
+            "nodes depend on each other in a loop: " + " -> ".join(loop),
+            node=loop[0],
+            hint="remove one of the links in the loop",
+        )
+        for loop in find_cycles(graph)
+    ]
 
 
 def validate_graph(source: Graph | Mapping[str, Any] | str | bytes, catalog: NodeCatalog) -> list[ValidationIssue]:

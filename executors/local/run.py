@@ -100,9 +100,10 @@ class LocalRun:
     # -- events --------------------------------------------------------------------
     def _emit(self, kind: EventKind, node: str | None, now: float, *values: Any) -> None:
         """Record an event (`values` as in `EVENT_FIELDS`), tell the callbacks, wake readers."""
-        seq = self.events.append(kind, node, now, *values)
+        events = self.events
+        events.add((kind._value_, node, now, *values))
         if self.callbacks:
-            event = self.events.event(seq - 1)
+            event = events.event(len(events) - 1)
             for callback in self.callbacks:
                 try:
                     callback(event)
@@ -302,7 +303,15 @@ class LocalRun:
         self.unfinished -= 1
         duration = now - (record.started_at or now)
         self._emit(EventKind.NODE_DONE, node_id, now, record.attempts, duration)
-        return self._settle(self._release_children(planned)) if planned.downstream else []
+        if not planned.downstream:
+            return []
+        remaining = self.remaining
+        ready: list[str] = []
+        for child in planned.downstream:
+            remaining[child] -= 1
+            if remaining[child] == 0:
+                ready.append(child)
+        return self._settle(ready)
 
     def _fail_attempt(self, planned: PlannedNode, attempt: _Attempt, error: BaseException) -> None:
         node_id = planned.id
