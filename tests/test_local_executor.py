@@ -330,3 +330,18 @@ def test_many_concurrent_runs_each_finish_once(executor: LocalExecutor) -> None:
     results = {i: h.result(timeout=30) for i, h in handles}
     assert len(results) == 100
     assert all(r.ok and r.outputs["y"] == i + 10 for i, r in results.items())
+
+
+def test_gpu_nodes_spread_over_devices_one_at_a_time_each(registry, tmp_path, journal) -> None:  # type: ignore[no-untyped-def]
+    g = Graph()
+    terms = {f"t{i}": g.add("test.gpu_sleep", label=f"g{i}", seconds=0.1)["value"] for i in range(6)}
+    g.output("sum", g.add("math.sum", **terms)["result"])
+    with LocalExecutor(registry, artifacts=tmp_path / "a", gpu_devices=["cuda:0", "cuda:1"]) as engine:
+        assert engine.run(g).ok
+    by_device: dict[str, list[tuple[float, float]]] = {}
+    for _, start, end, _, device in journal.entries:
+        by_device.setdefault(device, []).append((start, end))
+    assert sorted(by_device) == ["cuda:0", "cuda:1"] and all(len(v) == 3 for v in by_device.values())
+    for spans in by_device.values():
+        spans.sort()
+        assert all(not overlaps(a, b) for a, b in itertools.pairwise(spans))

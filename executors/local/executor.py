@@ -172,12 +172,15 @@ class LocalExecutor:
         """Queue ready nodes on their lanes; keep one for `current` to run next, if any fits."""
         keep: str | None = None
         nodes = run.plan.nodes
+        batches: dict[Lane, list[str]] = {}
         for node_id in ready:
-            lane = self._lane_for(nodes[node_id].resources.kind)
+            lane = self._lane_for(nodes[node_id].resources.kind, batches)
             if lane is current and keep is None:
                 keep = node_id
             else:
-                lane.push(run, node_id)
+                batches.setdefault(lane, []).append(node_id)
+        for lane, node_ids in batches.items():
+            lane.push(run, node_ids)
         return keep
 
     def run_finished(self, run: LocalRun) -> None:
@@ -185,7 +188,7 @@ class LocalExecutor:
             self._forget_old_runs()
 
     # -- internals -----------------------------------------------------------------
-    def _lane_for(self, kind: str) -> Lane:
+    def _lane_for(self, kind: str, pending: Mapping[Lane, list[str]]) -> Lane:
         if kind != "gpu":
             return self._lanes[kind]
         if self._gpu_lanes is None:
@@ -197,7 +200,8 @@ class LocalExecutor:
                         Lane(f"gpu-{device}", 1, self.timers, device=device, replace_stuck=False)
                         for device in devices
                     ]
-        return min(self._gpu_lanes, key=lambda lane: lane.load)
+        # spread over the devices: the least loaded, counting what this dispatch is about to add
+        return min(self._gpu_lanes, key=lambda lane: lane.load + len(pending.get(lane, ())))
 
     def _all_lanes(self) -> list[Lane]:
         return [*self._lanes.values(), *(self._gpu_lanes or [])]

@@ -29,6 +29,15 @@ class LaneTask(Protocol):
         ...
 
 
+class _Batch:
+    __slots__ = ("node_ids", "run", "taken")
+
+    def __init__(self, run: LaneTask, node_ids: list[str]) -> None:
+        self.run = run
+        self.node_ids = node_ids
+        self.taken = 0
+
+
 class Lane:
     """A queue of ready nodes and up to `size` worker threads.
 
@@ -57,7 +66,9 @@ class Lane:
         #: start a spare worker while one is stuck in a timed-out or cancelled node
         self.replace_stuck = replace_stuck
         self._timers = timers
-        self._tasks: deque[tuple[LaneTask, str]] = deque()
+        # batches of ready nodes of one run; a fan-out of thousands of nodes is one entry
+        self._tasks: deque[_Batch] = deque()
+        self._queued = 0
         self._cond = threading.Condition(threading.Lock())
         self._threads = 0
         self._idle = 0
@@ -73,7 +84,7 @@ class Lane:
     @property
     def load(self) -> int:
         """Queued plus running nodes."""
-        return len(self._tasks) + self._active
+        return self._queued + self._active
 
     def start(self) -> None:
         """Start one worker now, so the first node does not wait for a thread to start."""
@@ -81,10 +92,11 @@ class Lane:
             if self._threads == 0:
                 self._spawn()
 
-    def push(self, run: LaneTask, node_id: str) -> None:
-        """Queue a ready node."""
+    def push(self, run: LaneTask, node_ids: list[str]) -> None:
+        """Queue ready nodes of one run."""
         with self._cond:
-            self._tasks.append((run, node_id))
+            self._tasks.append(_Batch(run, node_ids))
+            self._queued += len(node_ids)
             if self._active == 0:
                 self._wake()
             if not self._check_pending and self.size + self._spares > 1:
@@ -154,7 +166,12 @@ class Lane:
                     self._grants -= 1
                 self._active += 1
                 self._pops += 1
-                run, node_id = self._tasks.popleft()
+                batch = self._tasks[0]
+                run, node_id = batch.run, batch.node_ids[batch.taken]
+                batch.taken += 1
+                if batch.taken == len(batch.node_ids):
+                    self._tasks.popleft()
+                self._queued -= 1
                 if not self._tasks:
                     self._grants = 0
             try:
