@@ -25,7 +25,7 @@ import trustme
 
 from nodeloom.core import Graph, NodeState, RunConfig, RunResult
 from nodeloom.executors import LocalExecutor
-from nodeloom.node_registry import NodeRegistry, builtin_registry
+from nodeloom.node_registry import NodeRegistry
 from nodeloom.node_registry.tools.addresses import (
     DestinationRefused,
     parse_url,
@@ -156,24 +156,15 @@ def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serv
     thread.join(5)
 
 
-@pytest.fixture(scope="module")
-def tools_registry() -> NodeRegistry:
-    registry = builtin_registry()
-    registry.register_module("nodeloom.node_registry.tools")
-    return registry
 
 
-@pytest.fixture
-def engine(tools_registry: NodeRegistry, tmp_path: Path) -> Iterator[LocalExecutor]:
-    with LocalExecutor(tools_registry, artifacts=tmp_path / "artifacts") as executor:
-        yield executor
 
 
 LOCAL = RunConfig(allow_private_network=True)
 
 
 def run_node(
-    engine: LocalExecutor,
+    executor: LocalExecutor,
     type_name: str,
     outputs: tuple[str, ...],
     config: RunConfig | None = None,
@@ -186,7 +177,7 @@ def run_node(
         g.configure("n", retry=retry)
     for name in outputs:
         g.output(name, handle[name])
-    return engine.run(g, config=config)
+    return executor.run(g, config=config)
 
 
 def error_of(result: RunResult) -> dict[str, Any]:
@@ -198,8 +189,8 @@ def error_of(result: RunResult) -> dict[str, Any]:
 # -- http.request -----------------------------------------------------------------
 
 
-def test_get_returns_status_headers_text_and_parsed_json(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"))
+def test_get_returns_status_headers_text_and_parsed_json(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"))
     assert result.ok, result.errors()
     assert result.outputs["status"] == 200
     assert result.outputs["json"] == {"hello": "world", "n": 3}
@@ -208,15 +199,15 @@ def test_get_returns_status_headers_text_and_parsed_json(engine: LocalExecutor, 
     assert result.outputs["headers"]["x-plain"] == "yes"
 
 
-def test_response_cookies_are_redacted_from_the_outputs(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"))
+def test_response_cookies_are_redacted_from_the_outputs(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"))
     assert result.outputs["headers"]["set-cookie"] == "<redacted>"
     assert "abc123" not in json.dumps(result.to_json())
 
 
-def test_post_sends_a_json_body_and_reads_the_json_answer(engine: LocalExecutor, server: ServerLog) -> None:
+def test_post_sends_a_json_body_and_reads_the_json_answer(executor: LocalExecutor, server: ServerLog) -> None:
     payload = {"product": "tea", "scenes": [1, 2], "price": 4.5}
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"), method="POST",
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"), method="POST",
                       json=payload, headers={"X-Trace": "t-1"})
     assert result.ok, result.errors()
     echoed = result.outputs["json"]
@@ -226,28 +217,28 @@ def test_post_sends_a_json_body_and_reads_the_json_answer(engine: LocalExecutor,
     assert echoed["headers"]["Host"] == f"127.0.0.1:{server.port}"
 
 
-def test_text_body_is_sent_as_given(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"), method="PUT",
+def test_text_body_is_sent_as_given(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"), method="PUT",
                       body="line one\nline two")
     assert result.outputs["json"]["body"] == "line one\nline two"
     assert result.outputs["json"]["method"] == "PUT"
 
 
-def test_a_body_that_is_not_json_gives_null_json(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/text"))
+def test_a_body_that_is_not_json_gives_null_json(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/text"))
     assert result.outputs["text"] == "plain words"
     assert result.outputs["json"] is None
 
 
-def test_redirects_are_followed_when_allowed(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/redirect?to=/json"))
+def test_redirects_are_followed_when_allowed(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/redirect?to=/json"))
     assert result.outputs["status"] == 200 and result.outputs["json"] == {"hello": "world", "n": 3}
     assert server.count("/redirect") == 1 and server.count("/json") == 1
 
 
-def test_credentials_are_not_forwarded_to_another_origin(engine: LocalExecutor, server: ServerLog) -> None:
+def test_credentials_are_not_forwarded_to_another_origin(executor: LocalExecutor, server: ServerLog) -> None:
     elsewhere = f"http://localhost:{server.port}/echo"  # another host name: another origin
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url(f"/redirect?to={elsewhere}"),
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url(f"/redirect?to={elsewhere}"),
                       headers={"Authorization": "Bearer abc", "X-Trace": "t-2"})
     sent = result.outputs["json"]["headers"]
     assert "Authorization" not in sent and sent["X-Trace"] == "t-2"
@@ -255,73 +246,73 @@ def test_credentials_are_not_forwarded_to_another_origin(engine: LocalExecutor, 
 
 
 def test_https_is_verified_for_the_url_host_while_connecting_to_the_checked_address(
-    engine: LocalExecutor, tls_server: ServerLog
+    executor: LocalExecutor, tls_server: ServerLog
 ) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=f"https://localhost:{tls_server.port}/json")
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=f"https://localhost:{tls_server.port}/json")
     assert result.ok, result.errors()
     assert result.outputs["json"] == {"hello": "world", "n": 3}
 
 
-def test_a_certificate_for_another_name_fails_without_retries(engine: LocalExecutor, tls_server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY,
+def test_a_certificate_for_another_name_fails_without_retries(executor: LocalExecutor, tls_server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY,
                       url=f"https://127.0.0.1:{tls_server.port}/json")
     error = error_of(result)
     assert "TLS certificate is not valid for this host" in error["message"]
     assert result.nodes["n"].attempts == 1 and tls_server.requests == []
 
 
-def test_see_other_turns_a_post_into_a_get_without_body(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, method="POST", json={"a": 1},
+def test_see_other_turns_a_post_into_a_get_without_body(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, method="POST", json={"a": 1},
                       url=server.url("/redirect?code=303&to=/echo"))
     assert result.outputs["json"]["method"] == "GET" and result.outputs["json"]["body"] == ""
 
 
-def test_redirects_are_returned_when_not_followed(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/redirect?to=/json"),
+def test_redirects_are_returned_when_not_followed(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/redirect?to=/json"),
                       follow_redirects=False)
     assert result.outputs["status"] == 302 and result.outputs["headers"]["location"] == "/json"
     assert server.count("/json") == 0
 
 
-def test_a_slow_server_fails_the_node_at_its_timeout(engine: LocalExecutor, server: ServerLog) -> None:
+def test_a_slow_server_fails_the_node_at_its_timeout(executor: LocalExecutor, server: ServerLog) -> None:
     started = time.monotonic()
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry={"max_attempts": 1},
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, retry={"max_attempts": 1},
                       url=server.url("/slow"), timeout=0.3)
     assert time.monotonic() - started < 3
     error = error_of(result)
     assert "no complete response within 0.3 s" in error["message"]
 
 
-def test_server_errors_are_retried_until_they_pass(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY,
+def test_server_errors_are_retried_until_they_pass(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY,
                       url=server.url("/flaky/a/2"))
     assert result.ok, result.errors()
     assert result.outputs["json"] == {"ok": True, "requests": 3}
     assert result.nodes["n"].attempts == 3
 
 
-def test_a_server_error_that_persists_fails_after_the_last_attempt(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY, url=server.url("/status/503"))
+def test_a_server_error_that_persists_fails_after_the_last_attempt(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY, url=server.url("/status/503"))
     error = error_of(result)
     assert server.count("/status/503") == 3
     assert error["status"] == 503 and "503 Service Unavailable: status 503 from the server" in error["message"]
 
 
-def test_client_errors_are_not_retried(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY, url=server.url("/status/404"))
+def test_client_errors_are_not_retried(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, retry=FAST_RETRY, url=server.url("/status/404"))
     error = error_of(result)
     assert server.count("/status/404") == 1 and result.nodes["n"].attempts == 1
     assert error["status"] == 404 and error["body_excerpt"] == "status 404 from the server"
 
 
-def test_client_errors_are_outputs_when_fail_on_error_is_off(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/status/404"),
+def test_client_errors_are_outputs_when_fail_on_error_is_off(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/status/404"),
                       fail_on_error=False)
     assert result.ok and result.outputs["status"] == 404 and result.outputs["text"] == "status 404 from the server"
 
 
-def test_the_default_retry_policy_retries_transient_failures(tools_registry: NodeRegistry) -> None:
-    policy = tools_registry.get("http.request").spec.retry
+def test_the_default_retry_policy_retries_transient_failures(registry: NodeRegistry) -> None:
+    policy = registry.get("http.request").spec.retry
     assert policy.max_attempts >= 3 and policy.initial_backoff >= 0.5
 
 
@@ -345,9 +336,9 @@ REFUSED_HOSTS = [
 
 @pytest.mark.parametrize(("host", "reason"), REFUSED_HOSTS)
 def test_private_destinations_are_refused_before_any_connection(
-    engine: LocalExecutor, server: ServerLog, host: str, reason: str
+    executor: LocalExecutor, server: ServerLog, host: str, reason: str
 ) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, url=f"http://{host}:{server.port}/json")
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, url=f"http://{host}:{server.port}/json")
     error = error_of(result)
     assert error["code"] == "destination_refused"
     assert f"is a {reason} address" in error["message"]
@@ -398,10 +389,10 @@ def test_only_http_urls_with_a_host_are_accepted(url: str) -> None:
         parse_url(url)
 
 
-def test_a_redirect_to_a_private_address_fails_the_node(engine: LocalExecutor, server: ServerLog) -> None:
+def test_a_redirect_to_a_private_address_fails_the_node(executor: LocalExecutor, server: ServerLog) -> None:
     # end to end the first hop is loopback too, so the run must allow private networks; the
     # hop to the server's own address is allowed, the one after it is checked again
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL,
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL,
                       url=server.url("/redirect?to=ftp://127.0.0.1/secret"))
     error = error_of(result)
     assert error["code"] == "destination_refused" and "only http and https" in error["message"]
@@ -411,39 +402,39 @@ def test_a_redirect_to_a_private_address_fails_the_node(engine: LocalExecutor, s
 
 
 def test_secret_header_references_are_read_from_the_environment(
-    engine: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
+    executor: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NODELOOM_SECRET_TEST_TOKEN", "tok-from-env")
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"),
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"),
                       headers={"Authorization": "Bearer ${NODELOOM_SECRET_TEST_TOKEN}"})
     assert result.outputs["json"]["headers"]["Authorization"] == "Bearer tok-from-env"
 
 
 def test_other_environment_variables_are_not_expanded(
-    engine: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
+    executor: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME_SECRET", "must-not-leak")
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"),
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/echo"),
                       headers={"X-Value": "${HOME_SECRET}"})
     assert result.outputs["json"]["headers"]["X-Value"] == "${HOME_SECRET}"
 
 
-def test_a_missing_secret_variable_fails_naming_the_variable(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"),
+def test_a_missing_secret_variable_fails_naming_the_variable(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"),
                       headers={"X-Api-Key": "${NODELOOM_SECRET_NOT_SET_ANYWHERE}"})
     assert "NODELOOM_SECRET_NOT_SET_ANYWHERE" in error_of(result)["message"]
     assert server.requests == []
 
 
 def test_secret_headers_appear_in_no_error_or_log(
-    engine: LocalExecutor, server: ServerLog, caplog: pytest.LogCaptureFixture
+    executor: LocalExecutor, server: ServerLog, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     secrets = {"Authorization": "Bearer sk-top-secret-1", "Cookie": "sid=sk-top-secret-2",
                "X-Api-Key": "sk-top-secret-3", "X-Auth-Token": "sk-top-secret-4"}
     with_credentials = f"http://user:sk-top-secret-5@127.0.0.1:{server.port}/x?token=sk-top-secret-6"
-    refused = run_node(engine, "http.request", HTTP_OUTPUTS, url=with_credentials, headers=secrets)
-    failed = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, retry={"max_attempts": 1},
+    refused = run_node(executor, "http.request", HTTP_OUTPUTS, url=with_credentials, headers=secrets)
+    failed = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, retry={"max_attempts": 1},
                       url=server.url("/status/500") + "?api_key=sk-top-secret-7", headers=secrets)
     records = json.dumps([refused.to_json(), failed.to_json(), refused.errors(), failed.errors()])
     assert error_of(refused)["code"] == "destination_refused" and error_of(failed)["status"] == 500
@@ -451,8 +442,8 @@ def test_secret_headers_appear_in_no_error_or_log(
     assert "sk-top-secret" not in caplog.text
 
 
-def test_headers_with_line_breaks_are_refused_without_echoing_them(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"),
+def test_headers_with_line_breaks_are_refused_without_echoing_them(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"),
                       headers={"X-Token": "abc\r\nX-Injected: 1"})
     error = error_of(result)
     assert "'X-Token' contains a line break" in error["message"] and "abc" not in error["message"]
@@ -462,9 +453,9 @@ def test_headers_with_line_breaks_are_refused_without_echoing_them(engine: Local
 # -- webhook.post -----------------------------------------------------------------
 
 
-def test_webhook_delivers_the_json_payload(engine: LocalExecutor, server: ServerLog) -> None:
+def test_webhook_delivers_the_json_payload(executor: LocalExecutor, server: ServerLog) -> None:
     payload = {"event": "video.ready", "url": "https://cdn.example/v.mp4", "scenes": 4}
-    result = run_node(engine, "webhook.post", ("status",), LOCAL, url=server.url("/echo"), payload=payload,
+    result = run_node(executor, "webhook.post", ("status",), LOCAL, url=server.url("/echo"), payload=payload,
                       headers={"X-Signature": "sig-1"})
     assert result.ok and result.outputs["status"] == 200
     (received,) = server.requests
@@ -473,39 +464,39 @@ def test_webhook_delivers_the_json_payload(engine: LocalExecutor, server: Server
 
 
 def test_a_webhook_url_can_come_from_a_secret_variable(
-    engine: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
+    executor: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NODELOOM_SECRET_HOOK", server.url("/echo"))
-    result = run_node(engine, "webhook.post", ("status",), LOCAL, url="${NODELOOM_SECRET_HOOK}", payload={"a": 1})
+    result = run_node(executor, "webhook.post", ("status",), LOCAL, url="${NODELOOM_SECRET_HOOK}", payload={"a": 1})
     assert result.ok and server.count("/echo") == 1
 
 
 def test_a_secret_webhook_url_is_not_shown_in_errors(
-    engine: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
+    executor: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NODELOOM_SECRET_HOOK", server.url("/status/403/T0K3N-path"))
-    result = run_node(engine, "webhook.post", ("status",), LOCAL, url="${NODELOOM_SECRET_HOOK}", payload={"a": 1})
+    result = run_node(executor, "webhook.post", ("status",), LOCAL, url="${NODELOOM_SECRET_HOOK}", payload={"a": 1})
     error = error_of(result)
     assert error["status"] == 403 and "${NODELOOM_SECRET_HOOK}" in error["message"]
     assert "T0K3N" not in json.dumps(result.to_json())
 
 
 def test_webhook_fails_on_a_non_2xx_answer_with_its_status_and_excerpt(
-    engine: LocalExecutor, server: ServerLog
+    executor: LocalExecutor, server: ServerLog
 ) -> None:
-    result = run_node(engine, "webhook.post", ("status",), LOCAL, url=server.url("/status/410"), payload={"a": 1})
+    result = run_node(executor, "webhook.post", ("status",), LOCAL, url=server.url("/status/410"), payload={"a": 1})
     error = error_of(result)
     assert error["status"] == 410 and error["body_excerpt"] == "status 410 from the server"
     assert "410 Gone" in error["message"] and server.count("/status/410") == 1
 
 
-def test_webhook_refuses_private_destinations_by_default(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "webhook.post", ("status",), url=server.url("/echo"), payload={"a": 1})
+def test_webhook_refuses_private_destinations_by_default(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "webhook.post", ("status",), url=server.url("/echo"), payload={"a": 1})
     assert error_of(result)["code"] == "destination_refused" and server.requests == []
 
 
-def test_webhook_does_not_follow_redirects(engine: LocalExecutor, server: ServerLog) -> None:
-    result = run_node(engine, "webhook.post", ("status",), LOCAL, url=server.url("/redirect?code=307&to=/echo"),
+def test_webhook_does_not_follow_redirects(executor: LocalExecutor, server: ServerLog) -> None:
+    result = run_node(executor, "webhook.post", ("status",), LOCAL, url=server.url("/redirect?code=307&to=/echo"),
                       payload={"a": 1})
     assert error_of(result)["status"] == 307 and server.count("/echo") == 0
 
@@ -513,27 +504,27 @@ def test_webhook_does_not_follow_redirects(engine: LocalExecutor, server: Server
 # -- file.save --------------------------------------------------------------------
 
 
-def save(engine: LocalExecutor, out: Path | None, data: Any, filename: str) -> RunResult:
-    return run_node(engine, "file.save", ("path",), RunConfig(out_dir=out), data=data, filename=filename)
+def save(executor: LocalExecutor, out: Path | None, data: Any, filename: str) -> RunResult:
+    return run_node(executor, "file.save", ("path",), RunConfig(out_dir=out), data=data, filename=filename)
 
 
-def test_file_save_writes_text_into_the_output_folder(engine: LocalExecutor, tmp_path: Path) -> None:
-    result = save(engine, tmp_path / "out", "A tea for every morning.", "script.txt")
+def test_file_save_writes_text_into_the_output_folder(executor: LocalExecutor, tmp_path: Path) -> None:
+    result = save(executor, tmp_path / "out", "A tea for every morning.", "script.txt")
     assert result.outputs == {"path": "script.txt"}
     assert (tmp_path / "out" / "script.txt").read_text(encoding="utf-8") == "A tea for every morning."
 
 
-def test_file_save_writes_json_and_creates_sub_folders(engine: LocalExecutor, tmp_path: Path) -> None:
+def test_file_save_writes_json_and_creates_sub_folders(executor: LocalExecutor, tmp_path: Path) -> None:
     storyboard = {"title": "Tea", "scenes": [{"caption": "Morning", "seconds": 2.5}]}
-    result = save(engine, tmp_path / "out", storyboard, "story/board.json")
+    result = save(executor, tmp_path / "out", storyboard, "story/board.json")
     assert result.outputs == {"path": "story/board.json"}
     assert json.loads((tmp_path / "out" / "story" / "board.json").read_text(encoding="utf-8")) == storyboard
 
 
-def test_file_save_copies_an_artifact_byte_for_byte(engine: LocalExecutor, tmp_path: Path) -> None:
+def test_file_save_copies_an_artifact_byte_for_byte(executor: LocalExecutor, tmp_path: Path) -> None:
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
-    ref = engine.artifacts.put_bytes(png, "image/png")
-    result = save(engine, tmp_path / "out", ref.to_json(), "thumbs/scene_1.png")
+    ref = executor.artifacts.put_bytes(png, "image/png")
+    result = save(executor, tmp_path / "out", ref.to_json(), "thumbs/scene_1.png")
     assert result.outputs == {"path": "thumbs/scene_1.png"}
     assert (tmp_path / "out" / "thumbs" / "scene_1.png").read_bytes() == png
 
@@ -550,44 +541,44 @@ def test_file_save_copies_an_artifact_byte_for_byte(engine: LocalExecutor, tmp_p
     ],
 )
 def test_file_save_refuses_names_that_leave_the_folder(
-    engine: LocalExecutor, tmp_path: Path, filename: str, why: str
+    executor: LocalExecutor, tmp_path: Path, filename: str, why: str
 ) -> None:
-    result = save(engine, tmp_path / "out", "x", filename)
+    result = save(executor, tmp_path / "out", "x", filename)
     assert why in error_of(result)["message"]
     assert not (tmp_path / "escape.txt").exists() and not Path("/etc/escape.txt").exists()
 
 
-def test_file_save_refuses_a_folder_link_that_points_outside(engine: LocalExecutor, tmp_path: Path) -> None:
+def test_file_save_refuses_a_folder_link_that_points_outside(executor: LocalExecutor, tmp_path: Path) -> None:
     out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
     out.mkdir()
     elsewhere.mkdir()
     (out / "link").symlink_to(elsewhere, target_is_directory=True)
-    result = save(engine, out, "x", "link/sub/file.txt")
+    result = save(executor, out, "x", "link/sub/file.txt")
     assert "leads outside the output folder" in error_of(result)["message"]
     assert list(elsewhere.iterdir()) == []
 
 
-def test_file_save_refuses_a_file_link_that_points_outside(engine: LocalExecutor, tmp_path: Path) -> None:
+def test_file_save_refuses_a_file_link_that_points_outside(executor: LocalExecutor, tmp_path: Path) -> None:
     out, victim = tmp_path / "out", tmp_path / "victim.txt"
     out.mkdir()
     victim.write_text("original", encoding="utf-8")
     (out / "notes.txt").symlink_to(victim)
-    result = save(engine, out, "overwritten", "notes.txt")
+    result = save(executor, out, "overwritten", "notes.txt")
     assert "leads outside the output folder" in error_of(result)["message"]
     assert victim.read_text(encoding="utf-8") == "original"
 
 
-def test_file_save_without_an_output_folder_says_how_to_set_one(engine: LocalExecutor) -> None:
-    result = save(engine, None, "x", "a.txt")
+def test_file_save_without_an_output_folder_says_how_to_set_one(executor: LocalExecutor) -> None:
+    result = save(executor, None, "x", "a.txt")
     message = error_of(result)["message"]
     assert "no output folder" in message and "--out" in message and "RunConfig(out_dir=" in message
 
 
 def test_http_exchange_is_never_proxied_from_the_environment(
-    engine: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
+    executor: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # a proxy would see the request instead of the checked destination
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
-    result = run_node(engine, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"))
+    result = run_node(executor, "http.request", HTTP_OUTPUTS, LOCAL, url=server.url("/json"))
     assert result.ok and result.outputs["status"] == 200

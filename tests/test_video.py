@@ -10,7 +10,7 @@ import struct
 import threading
 import time
 import wave
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +21,13 @@ from PIL import Image
 
 from nodeloom.core import ArtifactRef, EventKind, Graph, RunEvent, RunStatus
 from nodeloom.executors import LocalExecutor
-from nodeloom.node_registry import NodeRegistry, builtin_registry
 
 RED, GREEN, BLUE = (220, 30, 30), (30, 200, 30), (30, 30, 220)
 SIZE = {"width": 160, "height": 90}
 
 
-@pytest.fixture(scope="module")
-def video_registry() -> NodeRegistry:
-    registry = builtin_registry()
-    registry.register_module("nodeloom.node_registry.video")
-    return registry
 
 
-@pytest.fixture
-def media(video_registry: NodeRegistry, tmp_path: Path) -> Iterator[LocalExecutor]:
-    with LocalExecutor(video_registry, artifacts=tmp_path / "artifacts") as engine:
-        yield engine
 
 
 def put_image(executor: LocalExecutor, colour: tuple[int, int, int], size: tuple[int, int] = (320, 180)) -> ArtifactRef:
@@ -81,12 +71,12 @@ def near(a: Sequence[int], b: Sequence[int], tolerance: int = 25) -> bool:
     return all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
 
 
-def test_slideshow_has_the_durations_frame_count_and_size_asked_for(media: LocalExecutor) -> None:
-    images = [put_image(media, c) for c in (RED, GREEN, BLUE)]
-    video = run_node(media, "video.slideshow", "video", images=images, durations=[1.0, 0.5, 1.5], fps=10, **SIZE)
+def test_slideshow_has_the_durations_frame_count_and_size_asked_for(executor: LocalExecutor) -> None:
+    images = [put_image(executor, c) for c in (RED, GREEN, BLUE)]
+    video = run_node(executor, "video.slideshow", "video", images=images, durations=[1.0, 0.5, 1.5], fps=10, **SIZE)
     assert isinstance(video, ArtifactRef), video
     assert (video.media_type, video.kind) == ("video/mp4", "video")
-    meta, frames = decode(media, video)
+    meta, frames = decode(executor, video)
     assert meta["codec"] == "h264" and meta["pix_fmt"].startswith("yuv420p")
     assert meta["size"] == (160, 90) and meta["fps"] == 10.0
     assert meta["duration"] == pytest.approx(3.0, abs=0.05)
@@ -97,10 +87,10 @@ def test_slideshow_has_the_durations_frame_count_and_size_asked_for(media: Local
     assert all(near(c, BLUE) for c in colours[15:])
 
 
-def test_slideshow_index_is_at_the_front_for_streaming(media: LocalExecutor) -> None:
-    video = run_node(media, "video.slideshow", "video", images=[put_image(media, RED)], durations=[0.5], fps=10,
+def test_slideshow_index_is_at_the_front_for_streaming(executor: LocalExecutor) -> None:
+    video = run_node(executor, "video.slideshow", "video", images=[put_image(executor, RED)], durations=[0.5], fps=10,
                      **SIZE)
-    data = media.artifacts.read_bytes(video)
+    data = executor.artifacts.read_bytes(video)
     boxes = []
     offset = 0
     while offset < len(data):
@@ -110,53 +100,53 @@ def test_slideshow_index_is_at_the_front_for_streaming(media: LocalExecutor) -> 
     assert boxes.index("moov") < boxes.index("mdat")
 
 
-def test_one_duration_applies_to_every_image(media: LocalExecutor) -> None:
-    images = [put_image(media, c) for c in (RED, GREEN, BLUE)]
-    video = run_node(media, "video.slideshow", "video", images=images, durations=[0.5], fps=10, **SIZE)
-    meta, frames = decode(media, video)
+def test_one_duration_applies_to_every_image(executor: LocalExecutor) -> None:
+    images = [put_image(executor, c) for c in (RED, GREEN, BLUE)]
+    video = run_node(executor, "video.slideshow", "video", images=images, durations=[0.5], fps=10, **SIZE)
+    meta, frames = decode(executor, video)
     assert len(frames) == 15 and meta["duration"] == pytest.approx(1.5, abs=0.05)
     assert near(mean_colour(frames[7]), GREEN)
 
 
-def test_images_are_letterboxed_into_the_frame(media: LocalExecutor) -> None:
-    square = put_image(media, RED, size=(200, 200))
-    video = run_node(media, "video.slideshow", "video", images=[square], durations=[0.2], fps=10, **SIZE)
-    _, frames = decode(media, video)
+def test_images_are_letterboxed_into_the_frame(executor: LocalExecutor) -> None:
+    square = put_image(executor, RED, size=(200, 200))
+    video = run_node(executor, "video.slideshow", "video", images=[square], durations=[0.2], fps=10, **SIZE)
+    _, frames = decode(executor, video)
     frame = frames[0]
     assert near(mean_colour(frame[:, :30]), (0, 0, 0))  # 90×90 picture centred: bars of 35 px each side
     assert near(mean_colour(frame[:, -30:]), (0, 0, 0))
     assert near(mean_colour(frame[10:80, 50:110]), RED)
 
 
-def test_captions_are_burned_into_the_bottom_band(media: LocalExecutor) -> None:
-    images = [put_image(media, BLUE), put_image(media, GREEN)]
-    plain = run_node(media, "video.slideshow", "video", images=images, durations=[0.3], fps=10, **SIZE)
-    captioned = run_node(media, "video.slideshow", "video", images=images, durations=[0.3], fps=10,
+def test_captions_are_burned_into_the_bottom_band(executor: LocalExecutor) -> None:
+    images = [put_image(executor, BLUE), put_image(executor, GREEN)]
+    plain = run_node(executor, "video.slideshow", "video", images=images, durations=[0.3], fps=10, **SIZE)
+    captioned = run_node(executor, "video.slideshow", "video", images=images, durations=[0.3], fps=10,
                          captions=["Fresh tea, every morning", ""], **SIZE)
-    _, before = decode(media, plain)
-    _, after = decode(media, captioned)
+    _, before = decode(executor, plain)
+    _, after = decode(executor, captioned)
     difference = np.abs(before[0].astype(int) - after[0].astype(int)).sum(axis=2)
     assert difference[-12:].mean() > 40  # the band: darkened, with white letters
     assert difference[:50].max() < 30  # the picture above it is untouched
     assert np.abs(before[4].astype(int) - after[4].astype(int)).max() < 30  # '' means no caption
 
 
-def test_sound_track_is_muxed_as_aac_and_cut_to_the_pictures(media: LocalExecutor) -> None:
-    images = [put_image(media, RED), put_image(media, BLUE)]
-    video = run_node(media, "video.slideshow", "video", images=images, durations=[1.0], fps=10,
-                     audio=put_sine_wav(media, seconds=4.0), **SIZE)
-    meta, frames = decode(media, video)
+def test_sound_track_is_muxed_as_aac_and_cut_to_the_pictures(executor: LocalExecutor) -> None:
+    images = [put_image(executor, RED), put_image(executor, BLUE)]
+    video = run_node(executor, "video.slideshow", "video", images=images, durations=[1.0], fps=10,
+                     audio=put_sine_wav(executor, seconds=4.0), **SIZE)
+    meta, frames = decode(executor, video)
     assert meta.get("audio_codec") == "aac"
     assert len(frames) == 20
     assert meta["duration"] == pytest.approx(2.0, abs=0.1)
 
 
-def test_progress_is_reported_per_image(media: LocalExecutor) -> None:
-    images = [put_image(media, c) for c in (RED, GREEN, BLUE)]
+def test_progress_is_reported_per_image(executor: LocalExecutor) -> None:
+    images = [put_image(executor, c) for c in (RED, GREEN, BLUE)]
     g = Graph()
     g.output("v", g.add("video.slideshow", "show", images=images, durations=[0.2], fps=10, **SIZE)["video"])
     events: list[RunEvent] = []
-    assert media.run(g, on_event=events.append).ok
+    assert executor.run(g, on_event=events.append).ok
     progress = [(e.data["done"], e.data["total"]) for e in events if e.kind is EventKind.NODE_PROGRESS]
     assert progress == [(0, 3), (1, 3), (2, 3), (3, 3)]
 
@@ -178,12 +168,12 @@ def ffmpeg_children() -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="watches child processes through /proc")
-def test_cancelling_stops_the_encoder(media: LocalExecutor) -> None:
-    images = [put_image(media, c) for c in (RED, GREEN, BLUE) * 20]
+def test_cancelling_stops_the_encoder(executor: LocalExecutor) -> None:
+    images = [put_image(executor, c) for c in (RED, GREEN, BLUE) * 20]
     g = Graph()
     g.output("v", g.add("video.slideshow", "show", images=images, durations=[4.0], fps=25, **SIZE)["video"])
     second_image = threading.Event()
-    handle = media.submit(g, on_event=lambda e: second_image.set()
+    handle = executor.submit(g, on_event=lambda e: second_image.set()
                           if e.kind is EventKind.NODE_PROGRESS and e.data["done"] == 1 else None)
     assert second_image.wait(10)
     assert ffmpeg_children()
@@ -195,7 +185,7 @@ def test_cancelling_stops_the_encoder(media: LocalExecutor) -> None:
         time.sleep(0.02)
     assert not ffmpeg_children()
     time.sleep(0.3)
-    stored = [p for p in media.artifacts.root.rglob("*") if p.is_file() and p.read_bytes()[4:8] == b"ftyp"]
+    stored = [p for p in executor.artifacts.root.rglob("*") if p.is_file() and p.read_bytes()[4:8] == b"ftyp"]
     assert stored == []
 
 
@@ -211,67 +201,67 @@ def test_cancelling_stops_the_encoder(media: LocalExecutor) -> None:
     ],
     ids=["no-images", "durations-count", "zero-duration", "captions-count", "odd-width", "sub-frame-duration"],
 )
-def test_bad_slideshow_inputs_are_clear_errors(media: LocalExecutor, inputs: dict[str, Any], message: str) -> None:
-    images = [put_image(media, c) for c in (RED, GREEN, BLUE)]
-    error = run_node(media, "video.slideshow", "video", **{"images": images, "fps": 10, **SIZE, **inputs})
+def test_bad_slideshow_inputs_are_clear_errors(executor: LocalExecutor, inputs: dict[str, Any], message: str) -> None:
+    images = [put_image(executor, c) for c in (RED, GREEN, BLUE)]
+    error = run_node(executor, "video.slideshow", "video", **{"images": images, "fps": 10, **SIZE, **inputs})
     assert isinstance(error, dict), error
     assert error["code"] == "node_failed"
     assert error["message"].startswith("video.slideshow: ")
     assert re.search(message, error["message"]), error["message"]
 
 
-def test_unreadable_image_names_its_index(media: LocalExecutor) -> None:
-    junk = media.artifacts.put_bytes(b"not a picture", "image/png")
-    error = run_node(media, "video.slideshow", "video", images=[put_image(media, RED), junk], durations=[1.0],
+def test_unreadable_image_names_its_index(executor: LocalExecutor) -> None:
+    junk = executor.artifacts.put_bytes(b"not a picture", "image/png")
+    error = run_node(executor, "video.slideshow", "video", images=[put_image(executor, RED), junk], durations=[1.0],
                      fps=10, **SIZE)
     assert "images[1] is not an image Pillow can read" in error["message"]
 
 
-def test_concat_sums_durations_and_frames(media: LocalExecutor) -> None:
-    first = run_node(media, "video.slideshow", "video", images=[put_image(media, RED)], durations=[1.0], fps=10,
+def test_concat_sums_durations_and_frames(executor: LocalExecutor) -> None:
+    first = run_node(executor, "video.slideshow", "video", images=[put_image(executor, RED)], durations=[1.0], fps=10,
                      **SIZE)
-    second = run_node(media, "video.slideshow", "video", images=[put_image(media, BLUE)], durations=[0.5], fps=10,
+    second = run_node(executor, "video.slideshow", "video", images=[put_image(executor, BLUE)], durations=[0.5], fps=10,
                       **SIZE)
-    joined = run_node(media, "video.concat", "video", videos=[first, second])
-    meta, frames = decode(media, joined)
+    joined = run_node(executor, "video.concat", "video", videos=[first, second])
+    meta, frames = decode(executor, joined)
     assert len(frames) == 15 and meta["size"] == (160, 90)
     assert meta["duration"] == pytest.approx(1.5, abs=0.05)
     assert near(mean_colour(frames[5]), RED) and near(mean_colour(frames[12]), BLUE)
 
 
-def test_concat_letterboxes_other_sizes_and_fills_missing_sound(media: LocalExecutor) -> None:
-    narrated = run_node(media, "video.slideshow", "video", images=[put_image(media, RED)], durations=[1.0], fps=10,
-                        audio=put_sine_wav(media, 1.0), **SIZE)
-    tall = run_node(media, "video.slideshow", "video", images=[put_image(media, GREEN, (60, 120))], durations=[1.0],
-                    fps=10, width=60, height=120)
-    joined = run_node(media, "video.concat", "video", videos=[narrated, tall])
-    meta, frames = decode(media, joined)
+def test_concat_letterboxes_other_sizes_and_fills_missing_sound(executor: LocalExecutor) -> None:
+    narrated = run_node(executor, "video.slideshow", "video", images=[put_image(executor, RED)],
+                        durations=[1.0], fps=10, audio=put_sine_wav(executor, 1.0), **SIZE)
+    tall = run_node(executor, "video.slideshow", "video", images=[put_image(executor, GREEN, (60, 120))],
+                    durations=[1.0], fps=10, width=60, height=120)
+    joined = run_node(executor, "video.concat", "video", videos=[narrated, tall])
+    meta, frames = decode(executor, joined)
     assert meta["size"] == (160, 90) and meta.get("audio_codec") == "aac"
     assert len(frames) == 20 and meta["duration"] == pytest.approx(2.0, abs=0.1)
     assert near(mean_colour(frames[15][:, :40]), (0, 0, 0)) and near(mean_colour(frames[15][:, 70:90]), GREEN)
 
 
-def test_thumbnail_is_the_frame_at_the_time_asked(media: LocalExecutor) -> None:
-    video = run_node(media, "video.slideshow", "video", images=[put_image(media, RED), put_image(media, BLUE)],
+def test_thumbnail_is_the_frame_at_the_time_asked(executor: LocalExecutor) -> None:
+    video = run_node(executor, "video.slideshow", "video", images=[put_image(executor, RED), put_image(executor, BLUE)],
                      durations=[1.0], fps=10, **SIZE)
-    image = run_node(media, "video.thumbnail", "image", video=video, at=1.5)
+    image = run_node(executor, "video.thumbnail", "image", video=video, at=1.5)
     assert image.media_type == "image/png"
-    with Image.open(media.artifacts.path(image)) as picture:
+    with Image.open(executor.artifacts.path(image)) as picture:
         assert picture.size == (160, 90)
         assert near(mean_colour(np.asarray(picture.convert("RGB"))), BLUE)
 
 
-def test_thumbnail_past_the_end_is_a_clear_error(media: LocalExecutor) -> None:
-    video = run_node(media, "video.slideshow", "video", images=[put_image(media, RED)], durations=[1.0], fps=10,
+def test_thumbnail_past_the_end_is_a_clear_error(executor: LocalExecutor) -> None:
+    video = run_node(executor, "video.slideshow", "video", images=[put_image(executor, RED)], durations=[1.0], fps=10,
                      **SIZE)
-    error = run_node(media, "video.thumbnail", "image", video=video, at=5.0)
+    error = run_node(executor, "video.thumbnail", "image", video=video, at=5.0)
     assert "at=5.0 s is past the end of the video (1.000 s long)" in error["message"]
 
 
-def test_missing_ffmpeg_binary_says_how_to_install(media: LocalExecutor, tmp_path: Path,
+def test_missing_ffmpeg_binary_says_how_to_install(executor: LocalExecutor, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", str(tmp_path / "no-ffmpeg-here"))
-    error = run_node(media, "video.slideshow", "video", images=[put_image(media, RED)], durations=[1.0], fps=10,
+    error = run_node(executor, "video.slideshow", "video", images=[put_image(executor, RED)], durations=[1.0], fps=10,
                      **SIZE)
     assert "pip install imageio-ffmpeg" in error["message"]
 
