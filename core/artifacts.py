@@ -40,6 +40,11 @@ _EXTENSIONS = {
 _CHUNK = 1 << 20
 
 
+def default_artifact_root() -> Path:
+    """`$NODELOOM_HOME/artifacts` (`~/.nodeloom/artifacts` by default): the default local store."""
+    return Path(os.environ.get("NODELOOM_HOME") or Path.home() / ".nodeloom") / "artifacts"
+
+
 def kind_is_a(kind: str, ancestor: str) -> bool:
     """True when artifacts of `kind` may be used where `ancestor` artifacts are expected."""
     current: str | None = kind

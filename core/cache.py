@@ -31,6 +31,15 @@ def canonical_json(value: Any) -> str:
 _SCALARS = (str, int, float, bool, type(None))
 
 
+def value_token(value: Any) -> str | None:
+    """A graph input value's part of the cache keys of the nodes reading it; None when the
+    value has no stable form (those nodes are then not cached)."""
+    try:
+        return canonical_json(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def static_part(node_type: str, version: int, literals: Mapping[str, Any]) -> str:
     """The part of a cache key fixed by the graph itself (type, version, literal inputs).
 

@@ -25,6 +25,22 @@ class RunConfig:
     #: free-form settings for node packs (for example the default LLM provider)
     settings: Mapping[str, Any] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "allow_private_network": self.allow_private_network,
+            "out_dir": None if self.out_dir is None else str(self.out_dir),
+            "settings": dict(self.settings),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunConfig:
+        out_dir = data.get("out_dir")
+        return cls(
+            allow_private_network=bool(data.get("allow_private_network")),
+            out_dir=None if out_dir is None else Path(out_dir),
+            settings=dict(data.get("settings") or {}),
+        )
+
 
 def _never_cancelled() -> bool:
     return False

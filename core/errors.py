@@ -101,6 +101,21 @@ class RunNotFoundError(NodeloomError):
     code = "run_not_found"
 
 
+def error_record(error: BaseException) -> tuple[dict[str, Any], bool]:
+    """The JSON record of a failed node attempt, and whether trying again may help.
+
+    nodeloom's own errors say whether they are retryable; a foreign exception may be
+    transient, so it is; a cancellation never is.
+    """
+    if isinstance(error, NodeloomError):
+        info: dict[str, Any] = {"code": error.code, "message": error.message}
+        info.update({k: v for k, v in error.details.items() if k != "node" and v is not None})
+        retryable = bool(getattr(error, "retryable", False)) and not isinstance(error, RunCancelledError)
+        return info, retryable
+    kind = type(error).__name__
+    return {"code": "node_error", "message": f"{kind}: {error}", "exception": kind}, True
+
+
 class ArtifactNotFoundError(NodeloomError):
     """An artifact reference points at content the store does not hold."""
 

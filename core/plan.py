@@ -14,7 +14,7 @@ from hashlib import blake2b
 from typing import Any
 
 from nodeloom.core.cache import static_part
-from nodeloom.core.errors import GraphValidationError
+from nodeloom.core.errors import GraphValidationError, NodeExecutionError
 from nodeloom.core.graph import Graph, Link
 from nodeloom.core.ports import Port
 from nodeloom.core.spec import NodeDefinition, Resources, RetryPolicy
@@ -42,6 +42,32 @@ class PlannedNode:
     #: a non-deterministic node with a `seed` input: cacheable only when the seed is set
     seeded: bool = False
     downstream: tuple[str, ...] = ()
+
+    def gather_inputs(
+        self, input_values: Mapping[str, Any], upstream: Mapping[str, Mapping[str, Any]], check: bool = True
+    ) -> dict[str, Any]:
+        """This node's inputs: literals, graph input values and upstream outputs; with `check`,
+        values arriving over links are checked against their ports and coerced."""
+        inputs = dict(self.literals)
+        for port_name, input_name in self.graph_inputs:
+            inputs[port_name] = input_values[input_name]
+        for port_name, node, output in self.links:
+            inputs[port_name] = upstream[node][output]
+        if check and self.checked:
+            for port_name, port in self.checked.items():
+                value = inputs[port_name]
+                problem = port.check_value(value)
+                if problem is not None:
+                    code, message, hint = problem
+                    raise NodeExecutionError(
+                        f"input {port_name!r}: {message}",
+                        node=self.id,
+                        retryable=False,
+                        details={"port": port_name, "reason": code, "hint": hint},
+                    )
+                if value is not None:
+                    inputs[port_name] = port.type.coerce(value)
+        return inputs
 
     def key(self, input_tokens: Mapping[str, str | None], upstream_keys: Mapping[str, str | None],
             seed: Any = None) -> str | None:

@@ -9,10 +9,9 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
-from nodeloom.core.artifacts import ArtifactStore, LocalArtifactStore
+from nodeloom.core.artifacts import ArtifactStore, LocalArtifactStore, default_artifact_root
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.context import RunConfig
 from nodeloom.core.errors import GraphValidationError, RunNotFoundError
@@ -25,11 +24,6 @@ from nodeloom.executors.local.lanes import Lane, Timers
 from nodeloom.executors.local.run import LocalRun
 
 T = TypeVar("T")
-
-
-def default_home() -> Path:
-    """`$NODELOOM_HOME`, or `~/.nodeloom`: where the default artifact store lives."""
-    return Path(os.environ.get("NODELOOM_HOME") or Path.home() / ".nodeloom")
 
 
 def detect_gpu_devices() -> list[str]:
@@ -93,7 +87,7 @@ class LocalExecutor:
             registry = default_registry()
         self.registry = registry
         if artifacts is None or isinstance(artifacts, str | os.PathLike):
-            artifacts = LocalArtifactStore(artifacts or default_home() / "artifacts")
+            artifacts = LocalArtifactStore(artifacts or default_artifact_root())
         self.artifacts: ArtifactStore = artifacts
         self.cache = ResultCache(cache_size)
         self.config = config or RunConfig()

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from nodeloom.core.cache import canonical_json
+from nodeloom.core.cache import value_token
 from nodeloom.core.context import NodeContext, RunConfig
-from nodeloom.core.errors import NodeExecutionError, NodeloomError, NodeTimeoutError, RunCancelledError
+from nodeloom.core.errors import NodeTimeoutError, error_record
 from nodeloom.core.events import EventKind, EventLog, NodeRecord, NodeState, RunEvent, RunResult, RunStatus
 from nodeloom.core.plan import ExecutionPlan, PlannedNode
 
@@ -45,23 +45,6 @@ class _Attempt:
         return self.abandoned
 
 
-def _error_info(error: BaseException) -> tuple[dict[str, Any], bool]:
-    """The JSON error record of a failed attempt, and whether a retry may help."""
-    if isinstance(error, NodeloomError):
-        info = {"code": error.code, "message": error.message}
-        info.update({k: v for k, v in error.details.items() if k != "node" and v is not None})
-        return info, bool(getattr(error, "retryable", False))
-    kind = type(error).__name__
-    return {"code": "node_error", "message": f"{kind}: {error}", "exception": kind}, True
-
-
-def _token(value: Any) -> str | None:
-    try:
-        return canonical_json(value)
-    except (TypeError, ValueError):
-        return None  # no stable form: nodes reading it are not cached
-
-
 class LocalRun:
     def __init__(
         self,
@@ -77,7 +60,7 @@ class LocalRun:
         self.plan = plan
         self.run_id = run_id
         self.input_values = dict(input_values)
-        self.input_tokens = {name: _token(value) for name, value in self.input_values.items()}
+        self.input_tokens = {name: value_token(value) for name, value in self.input_values.items()}
         self.config = config
         self.callbacks = callbacks
         self.use_cache = use_cache
@@ -245,27 +228,7 @@ class LocalRun:
         return self._attempt_finished(planned, attempt, outputs, error)
 
     def _gather(self, planned: PlannedNode, check: bool = False) -> dict[str, Any]:
-        inputs = dict(planned.literals)
-        for port_name, input_name in planned.graph_inputs:
-            inputs[port_name] = self.input_values[input_name]
-        values = self.values
-        for port_name, node, output in planned.links:
-            inputs[port_name] = values[node][output]
-        if check and planned.checked:
-            for port_name, port in planned.checked.items():
-                value = inputs[port_name]
-                problem = port.check_value(value)
-                if problem is not None:
-                    code, message, hint = problem
-                    raise NodeExecutionError(
-                        f"input {port_name!r}: {message}",
-                        node=planned.id,
-                        retryable=False,
-                        details={"port": port_name, "reason": code, "hint": hint},
-                    )
-                if value is not None:
-                    inputs[port_name] = port.type.coerce(value)
-        return inputs
+        return planned.gather_inputs(self.input_values, self.values, check)
 
     def _on_progress(self, attempt: _Attempt, done: float, total: float | None, message: str) -> None:
         with self.lock:
@@ -316,8 +279,8 @@ class LocalRun:
     def _fail_attempt(self, planned: PlannedNode, attempt: _Attempt, error: BaseException) -> None:
         node_id = planned.id
         record = self.records[node_id]
-        info, retryable = _error_info(error)
-        if isinstance(error, RunCancelledError | concurrent.futures.CancelledError | asyncio.CancelledError):
+        info, retryable = error_record(error)
+        if isinstance(error, concurrent.futures.CancelledError | asyncio.CancelledError):
             retryable = False
         if retryable and attempt.number < planned.retry.max_attempts and not self.done.is_set():
             delay = planned.retry.delay(attempt.number)

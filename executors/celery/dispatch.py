@@ -1,0 +1,112 @@
+"""One distributed run as a process sees it: its plan, input values and settings, and how its
+ready nodes are sent to the queues of their resources.
+
+The submitter builds it from the graph; a worker re-creates it from the run's stored graph
+JSON (the plan is made again from the worker's registry) and keeps it while tasks of the
+run keep coming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from celery import Celery  # type: ignore[import-untyped]
+
+from nodeloom.core.artifacts import ArtifactStore
+from nodeloom.core.cache import value_token
+from nodeloom.core.context import RunConfig
+from nodeloom.core.errors import NodeExecutionError
+from nodeloom.core.graph import Graph
+from nodeloom.core.plan import ExecutionPlan, PlannedNode, plan_execution
+from nodeloom.core.validate import NodeCatalog
+from nodeloom.executors.celery.app import EXECUTE_NODE
+from nodeloom.executors.celery.store import RunDocument, RunStore, task_id
+from nodeloom.executors.celery.values import decode_outputs, revive
+
+
+class DistributedRun:
+    """A run's plan and values in this process, able to send its ready nodes."""
+
+    def __init__(
+        self,
+        run_id: str,
+        plan: ExecutionPlan,
+        input_values: Mapping[str, Any],
+        config: RunConfig,
+        use_cache: bool,
+        store: RunStore,
+        artifacts: ArtifactStore,
+    ) -> None:
+        self.run_id = run_id
+        self.plan = plan
+        self.input_values = dict(input_values)
+        self.input_tokens = {name: value_token(value) for name, value in self.input_values.items()}
+        self.config = config
+        self.use_cache = use_cache
+        self.store = store
+        self.artifacts = artifacts
+
+    @classmethod
+    def load(
+        cls, run_id: str, store: RunStore, catalog: NodeCatalog, artifacts: ArtifactStore
+    ) -> DistributedRun | None:
+        """Re-create a run from the store (None if the store does not know it)."""
+        document: RunDocument | None = store.document(run_id)
+        if document is None:
+            return None
+        plan = plan_execution(Graph.from_json(document.graph), catalog)
+        return cls(run_id, plan, revive(document.inputs), RunConfig.from_json(document.config),
+                   document.use_cache, store, artifacts)
+
+    def upstream_outputs(self, planned: PlannedNode) -> dict[str, dict[str, Any]]:
+        texts = self.store.node_outputs(self.run_id, planned.upstream)
+        found: dict[str, dict[str, Any]] = {}
+        for node, text in zip(planned.upstream, texts, strict=True):
+            if text is None:
+                raise NodeExecutionError(f"the outputs of upstream node {node!r} are not in the run store",
+                                         node=planned.id, details={"upstream": node})
+            found[node] = decode_outputs(text, self.artifacts)
+        return found
+
+    def gather(self, planned: PlannedNode, check: bool = True) -> dict[str, Any]:
+        return planned.gather_inputs(self.input_values, self.upstream_outputs(planned), check)
+
+    def cache_key(self, planned: PlannedNode) -> str | None:
+        if planned.static_key is None:
+            return None
+        keys = dict(zip(planned.upstream, self.store.node_keys(self.run_id, planned.upstream), strict=True))
+        seed = self.gather(planned, check=False).get("seed") if planned.seeded else None
+        return planned.key(self.input_tokens, keys, seed)
+
+    def send(self, app: Celery, node_ids: Iterable[str], countdown: float | None = None) -> None:
+        """Send ready nodes: complete cache hits here, enqueue the others on their queues."""
+        work = list(node_ids)
+        nodes = self.plan.nodes
+        sent: list[str] = []
+        with app.producer_or_acquire() as producer:
+            while work:
+                node_id = work.pop()
+                planned = nodes[node_id]
+                key = self.cache_key(planned)
+                if key is not None and self.use_cache and countdown is None:
+                    hit = self.store.cached(key)
+                    if hit is not None:
+                        work.extend(self.store.complete_cached(self.run_id, node_id, hit, key) or ())
+                        continue
+                (attempt,) = self.store.attempts(self.run_id, [node_id])
+                options: dict[str, Any] = {}
+                if planned.timeout is not None:
+                    options["soft_time_limit"] = planned.timeout
+                if countdown:
+                    options["countdown"] = countdown
+                app.send_task(
+                    EXECUTE_NODE,
+                    args=[self.run_id, node_id, attempt, key],
+                    queue=planned.resources.queue_name,
+                    task_id=task_id(self.run_id, node_id, attempt),
+                    producer=producer,
+                    **options,
+                )
+                sent.append(node_id)
+        self.store.sent(self.run_id, sent)

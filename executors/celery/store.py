@@ -1,0 +1,425 @@
+"""The run store: run state, fan-in counters, node outputs and events of distributed runs, in Redis.
+
+Every state change of a run is one Lua script, so it is atomic across workers: when two
+parents of a node finish at the same moment, exactly one of them sees the node's count of
+unfinished parents reach zero, and only that one enqueues it. Nodes made ready are put in
+the run's outbox in the same script and leave it once their task is sent, so a worker that
+dies in between leaves a trace that the redelivery of its task sends again.
+
+Keys of a run (`<prefix>:run:<id>` and hashes `<that>:<field>` by node id): the run hash
+(graph JSON, input values, settings, status, count of unfinished nodes), `state`, `try`
+(the attempt a task may run), `attempts`, `started`, `finished`, `error`, `deliveries`
+(of the current attempt), `outputs`, `keys` (cache keys), `remaining` (unfinished parents),
+`children`, the `events` list (JSON `[kind, node, time, data]`, seq = position + 1) and the
+`outbox` set. Dead-letter records go to the list `<prefix>:deadletter`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from nodeloom.core.events import EventKind, NodeRecord, NodeState, RunEvent, RunStatus
+
+# Shared by the scripts. Times arrive as text (ARGV[1]) and are written into event JSON
+# verbatim: cjson would round them to 14 digits.
+_PRELUDE = """
+local base = KEYS[1]
+local now = ARGV[1]
+local function key(name) return base .. ':' .. name end
+local function event(kind, node, data)
+  local who = 'null'
+  if node then who = cjson.encode(node) end
+  redis.call('RPUSH', key('events'), '["' .. kind .. '",' .. who .. ',' .. now .. ',' .. (data or '{}') .. ']')
+end
+local function maybe_finish()
+  if tonumber(redis.call('HGET', base, 'unfinished')) > 0 then return end
+  if redis.call('HGET', base, 'status') ~= 'running' then return end
+  local status = 'succeeded'
+  if redis.call('HGET', base, 'failed') == '1' then status = 'failed' end
+  redis.call('HSET', base, 'status', status, 'finished_at', now)
+  event('run.finished', nil, '{"status":"' .. status .. '"}')
+end
+local function skip_descendants(node)
+  local work = cjson.decode(redis.call('HGET', key('children'), node))
+  while #work > 0 do
+    local child = table.remove(work)
+    if redis.call('HGET', key('state'), child) == 'pending' then
+      redis.call('HSET', key('state'), child, 'skipped')
+      redis.call('HSET', key('finished'), child, now)
+      redis.call('SREM', key('outbox'), child)
+      redis.call('HINCRBY', base, 'unfinished', -1)
+      event('node.skipped', child, '{"because":' .. cjson.encode(node) .. '}')
+      for _, grandchild in ipairs(cjson.decode(redis.call('HGET', key('children'), child))) do
+        table.insert(work, grandchild)
+      end
+    end
+  end
+end
+local function fail_node(node, error_json)
+  redis.call('HSET', key('state'), node, 'failed')
+  redis.call('HSET', key('finished'), node, now)
+  redis.call('HSET', key('error'), node, error_json)
+  redis.call('HSET', base, 'failed', '1')
+  redis.call('HINCRBY', base, 'unfinished', -1)
+  local attempts = redis.call('HGET', key('attempts'), node) or '0'
+  event('node.failed', node, '{"attempts":' .. attempts .. ',"error":' .. error_json .. '}')
+  skip_descendants(node)
+  maybe_finish()
+end
+local function release_children(node)
+  local ready = {}
+  for _, child in ipairs(cjson.decode(redis.call('HGET', key('children'), node))) do
+    local left = redis.call('HINCRBY', key('remaining'), child, -1)
+    if left == 0 and redis.call('HGET', key('state'), child) == 'pending' then
+      redis.call('SADD', key('outbox'), child)
+      table.insert(ready, child)
+    end
+  end
+  return ready
+end
+"""
+_PRELUDE = _PRELUDE.replace("redis.call('SREM', key('outbox'), child)", "redis.call('SREM', key('outbox'), child)")
+
+# ARGV: now, node, try, max deliveries, dead-letter record (JSON without the closing brace)
+_CLAIM = _PRELUDE + """
+local node, try = ARGV[2], ARGV[3]
+if redis.call('HGET', base, 'status') ~= 'running' then return {'skip', 0} end
+if redis.call('HGET', key('try'), node) ~= try then return {'skip', 0} end
+local state = redis.call('HGET', key('state'), node)
+if state == 'pending' then
+  redis.call('HSET', key('state'), node, 'running')
+  redis.call('HSET', key('attempts'), node, try)
+  redis.call('HSETNX', key('started'), node, now)
+  redis.call('HSET', key('deliveries'), node, 1)
+  event('node.started', node, '{"attempt":' .. try .. '}')
+  return {'run', 1}
+end
+if state == 'running' then
+  local deliveries = redis.call('HINCRBY', key('deliveries'), node, 1)
+  if deliveries > tonumber(ARGV[4]) then
+    local lost = deliveries - 1
+    local message = 'node ' .. node .. ' was delivered ' .. lost .. ' times and no worker finished it'
+    local error_json = '{"code":"node_lost","message":' .. cjson.encode(message) .. ',"deliveries":' .. lost .. '}'
+    redis.call('RPUSH', KEYS[2], ARGV[5] .. ',"time":' .. now .. ',"error":' .. error_json .. '}')
+    fail_node(node, error_json)
+    return {'dead', lost}
+  end
+  event('node.started', node, '{"attempt":' .. try .. '}')
+  return {'run', deliveries}
+end
+if state == 'done' or state == 'cached' then return {'done', 0} end
+return {'skip', 0}
+"""
+
+# ARGV: now, node, try, outputs, duration, cache key ('' for none)
+_COMPLETE = _PRELUDE + """
+local node, try = ARGV[2], ARGV[3]
+if redis.call('HGET', base, 'status') ~= 'running' then return false end
+if redis.call('HGET', key('state'), node) ~= 'running' or redis.call('HGET', key('try'), node) ~= try then
+  return false
+end
+redis.call('HSET', key('state'), node, 'done')
+redis.call('HSET', key('finished'), node, now)
+redis.call('HSET', key('outputs'), node, ARGV[4])
+if ARGV[6] ~= '' then redis.call('HSET', key('keys'), node, ARGV[6]) end
+redis.call('HINCRBY', base, 'unfinished', -1)
+event('node.done', node, '{"attempts":' .. try .. ',"duration":' .. ARGV[5] .. '}')
+local ready = release_children(node)
+maybe_finish()
+return ready
+"""
+
+# ARGV: now, node, outputs, cache key: a pending node whose result was found in the cache
+_COMPLETE_CACHED = _PRELUDE + """
+local node = ARGV[2]
+if redis.call('HGET', base, 'status') ~= 'running' then return false end
+if redis.call('HGET', key('state'), node) ~= 'pending' then return false end
+redis.call('SREM', key('outbox'), node)
+redis.call('HSET', key('state'), node, 'cached')
+redis.call('HSET', key('started'), node, now)
+redis.call('HSET', key('finished'), node, now)
+redis.call('HSET', key('outputs'), node, ARGV[3])
+redis.call('HSET', key('keys'), node, ARGV[4])
+redis.call('HINCRBY', base, 'unfinished', -1)
+event('node.cached', node, '{"cache_key":' .. cjson.encode(ARGV[4]) .. '}')
+local ready = release_children(node)
+maybe_finish()
+return ready
+"""
+
+# ARGV: now, node, try, error JSON, retry delay ('' for no retry)
+_FAIL = _PRELUDE + """
+local node, try = ARGV[2], ARGV[3]
+if redis.call('HGET', base, 'status') ~= 'running' then return false end
+if redis.call('HGET', key('state'), node) ~= 'running' or redis.call('HGET', key('try'), node) ~= try then
+  return false
+end
+if ARGV[5] ~= '' then
+  local next_try = tonumber(try) + 1
+  redis.call('HSET', key('state'), node, 'pending')
+  redis.call('HSET', key('try'), node, next_try)
+  redis.call('SADD', key('outbox'), node)
+  event('node.retrying', node, '{"attempt":' .. try .. ',"delay":' .. ARGV[5] .. ',"error":' .. ARGV[4] .. '}')
+  return {'retry', next_try}
+end
+fail_node(node, ARGV[4])
+return {'failed', 0}
+"""
+
+# ARGV: now, node, try, data JSON. Returns 0 when the node should stop (run over, attempt stale).
+_PROGRESS = _PRELUDE + """
+local node, try = ARGV[2], ARGV[3]
+if redis.call('HGET', base, 'status') ~= 'running' then return 0 end
+if redis.call('HGET', key('state'), node) ~= 'running' or redis.call('HGET', key('try'), node) ~= try then
+  return 0
+end
+event('node.progress', node, ARGV[4])
+return 1
+"""
+
+# ARGV: now. Returns the task ids of the nodes that were pending or running (to revoke them).
+_CANCEL = _PRELUDE + """
+if redis.call('HGET', base, 'status') ~= 'running' then return false end
+redis.call('HSET', base, 'status', 'cancelled', 'finished_at', now, 'unfinished', 0)
+local states = redis.call('HGETALL', key('state'))
+local stopped = {}
+for i = 1, #states, 2 do
+  local node, state = states[i], states[i + 1]
+  if state == 'pending' or state == 'running' then
+    redis.call('HSET', key('state'), node, 'cancelled')
+    redis.call('HSET', key('finished'), node, now)
+    event('node.cancelled', node, '{}')
+    table.insert(stopped, node)
+    table.insert(stopped, redis.call('HGET', key('try'), node))
+  end
+end
+redis.call('DEL', key('outbox'))
+event('run.finished', nil, '{"status":"cancelled"}')
+return stopped
+"""
+
+def task_id(run_id: str, node_id: str, attempt: int) -> str:
+    """The Celery task id of one attempt of one node: a redelivered message keeps it."""
+    return f"{run_id}.{node_id}.{attempt}"
+
+
+@dataclass(frozen=True)
+class RunDocument:
+    """What a worker needs to re-create a run: its graph JSON, input values and settings (all JSON)."""
+
+    graph: dict[str, Any]
+    inputs: dict[str, Any]
+    config: dict[str, Any]
+    use_cache: bool
+
+
+class RunStore:
+    """Run state of distributed runs in Redis; every change is one atomic script."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "nodeloom") -> None:
+        self.client = client
+        self.prefix = prefix
+        self.deadletter_key = f"{prefix}:deadletter"
+        self._claim = client.register_script(_CLAIM)
+        self._complete = client.register_script(_COMPLETE)
+        self._complete_cached = client.register_script(_COMPLETE_CACHED)
+        self._fail = client.register_script(_FAIL)
+        self._progress = client.register_script(_PROGRESS)
+        self._cancel = client.register_script(_CANCEL)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "nodeloom") -> RunStore:
+        return cls(redis.Redis.from_url(url, decode_responses=True), prefix)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def run_key(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}"
+
+    def cache_key(self, key: str) -> str:
+        return f"{self.prefix}:cache:{key}"
+
+    # -- creating a run ------------------------------------------------------------
+    def create_run(
+        self,
+        run_id: str,
+        document: RunDocument,
+        graph_name: str,
+        node_types: Mapping[str, str],
+        upstream: Mapping[str, Sequence[str]],
+        downstream: Mapping[str, Sequence[str]],
+        outputs: Mapping[str, tuple[str, str]],
+    ) -> list[str]:
+        """Record a new run, its `run.started` event, and put its root nodes in the outbox; returns them."""
+        base = self.run_key(run_id)
+        now = time.time()
+        roots = [node_id for node_id, parents in upstream.items() if not parents]
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(base, mapping={
+            "graph": json.dumps(document.graph),
+            "inputs": json.dumps(document.inputs),
+            "config": json.dumps(document.config),
+            "use_cache": "1" if document.use_cache else "0",
+            "outputs": json.dumps({name: list(link) for name, link in outputs.items()}),
+            "types": json.dumps(dict(node_types)),
+            "status": "running" if node_types else "succeeded",
+            "started_at": repr(now),
+            "unfinished": len(node_types),
+            "failed": "0",
+        })
+        if node_types:
+            pipe.hset(f"{base}:state", mapping=dict.fromkeys(node_types, "pending"))
+            pipe.hset(f"{base}:try", mapping=dict.fromkeys(node_types, 1))
+            pipe.hset(f"{base}:remaining", mapping={node_id: len(parents) for node_id, parents in upstream.items()})
+            pipe.hset(f"{base}:children", mapping={node_id: json.dumps(list(children))
+                                                   for node_id, children in downstream.items()})
+        pipe.rpush(f"{base}:events", json.dumps(["run.started", None, now,
+                                                 {"nodes": len(node_types), "graph": graph_name}]))
+        if roots:
+            pipe.sadd(f"{base}:outbox", *roots)
+        if not node_types:
+            pipe.hset(base, "finished_at", repr(now))
+            pipe.rpush(f"{base}:events", json.dumps(["run.finished", None, now, {"status": "succeeded"}]))
+        pipe.execute()
+        return roots
+
+    def document(self, run_id: str) -> RunDocument | None:
+        graph, inputs, config, use_cache = self._texts(
+            self.client.hmget(self.run_key(run_id), ["graph", "inputs", "config", "use_cache"])
+        )
+        if graph is None or inputs is None or config is None:
+            return None
+        return RunDocument(json.loads(graph), json.loads(inputs), json.loads(config), use_cache == "1")
+
+    def exists(self, run_id: str) -> bool:
+        return bool(self.client.exists(self.run_key(run_id)))
+
+    # -- state changes (one script each) -------------------------------------------
+    def claim(self, run_id: str, node_id: str, attempt: int, max_deliveries: int, worker: str) -> tuple[str, int]:
+        """Take one delivery of a node's task: `run`, `skip` (stale or run over), `done`
+        (finished before; its children may still need sending) or `dead` (delivered too often)."""
+        record = json.dumps({"run_id": run_id, "node": node_id, "attempt": attempt, "worker": worker})[:-1]
+        verdict, count = self._claim(
+            keys=[self.run_key(run_id), self.deadletter_key],
+            args=[repr(time.time()), node_id, attempt, max_deliveries, record],
+        )
+        return str(verdict), int(count)
+
+    def complete(self, run_id: str, node_id: str, attempt: int, outputs: str, duration: float,
+                 cache_key: str | None) -> list[str] | None:
+        """Record a node's outputs; returns the children it made ready (None if the attempt was stale)."""
+        ready = self._complete(
+            keys=[self.run_key(run_id)],
+            args=[repr(time.time()), node_id, attempt, outputs, repr(duration), cache_key or ""],
+        )
+        return None if ready is None else [str(child) for child in ready]
+
+    def complete_cached(self, run_id: str, node_id: str, outputs: str, cache_key: str) -> list[str] | None:
+        ready = self._complete_cached(
+            keys=[self.run_key(run_id)], args=[repr(time.time()), node_id, outputs, cache_key]
+        )
+        return None if ready is None else [str(child) for child in ready]
+
+    def fail(self, run_id: str, node_id: str, attempt: int, error: Mapping[str, Any],
+             retry_delay: float | None) -> tuple[str, int] | None:
+        """Record a failed attempt: `("retry", next attempt)` or `("failed", 0)`; None if stale."""
+        verdict = self._fail(
+            keys=[self.run_key(run_id)],
+            args=[repr(time.time()), node_id, attempt, json.dumps(error, default=str),
+                  "" if retry_delay is None else repr(retry_delay)],
+        )
+        return None if verdict is None else (str(verdict[0]), int(verdict[1]))
+
+    def progress(self, run_id: str, node_id: str, attempt: int, data: Mapping[str, Any]) -> bool:
+        """Record a progress event; False when the node should stop (its run is over)."""
+        return bool(self._progress(
+            keys=[self.run_key(run_id)], args=[repr(time.time()), node_id, attempt, json.dumps(data)]
+        ))
+
+    def cancel(self, run_id: str) -> list[tuple[str, int]] | None:
+        """Cancel a running run; returns its stopped (node, attempt) pairs, None if it had finished."""
+        stopped = self._cancel(keys=[self.run_key(run_id)], args=[repr(time.time())])
+        if stopped is None:
+            return None
+        return [(str(stopped[i]), int(stopped[i + 1])) for i in range(0, len(stopped), 2)]
+
+    def sent(self, run_id: str, node_ids: Iterable[str]) -> None:
+        """Take nodes whose tasks were sent out of the outbox."""
+        names = list(node_ids)
+        if names:
+            self.client.srem(f"{self.run_key(run_id)}:outbox", *names)
+
+    # -- reading -------------------------------------------------------------------
+    def status(self, run_id: str) -> RunStatus | None:
+        value = self.client.hget(self.run_key(run_id), "status")
+        return None if value is None else RunStatus(str(value))
+
+    def attempts(self, run_id: str, node_ids: Sequence[str]) -> list[int]:
+        return [int(value or 1) for value in self.client.hmget(f"{self.run_key(run_id)}:try", list(node_ids))]
+
+    def outbox(self, run_id: str) -> set[str]:
+        return {str(node) for node in self.client.smembers(f"{self.run_key(run_id)}:outbox")}
+
+    def node_outputs(self, run_id: str, node_ids: Sequence[str]) -> list[str | None]:
+        if not node_ids:
+            return []
+        return self._texts(self.client.hmget(f"{self.run_key(run_id)}:outputs", list(node_ids)))
+
+    def node_keys(self, run_id: str, node_ids: Sequence[str]) -> list[str | None]:
+        if not node_ids:
+            return []
+        return self._texts(self.client.hmget(f"{self.run_key(run_id)}:keys", list(node_ids)))
+
+    def cached(self, key: str) -> str | None:
+        value = self.client.get(self.cache_key(key))
+        return None if value is None else str(value)
+
+    def put_cached(self, key: str, outputs: str) -> None:
+        self.client.set(self.cache_key(key), outputs)
+
+    def events(self, run_id: str, after: int = 0) -> list[RunEvent]:
+        """The events with `seq > after`."""
+        entries = self.client.lrange(f"{self.run_key(run_id)}:events", max(after, 0), -1)
+        events = []
+        for index, entry in enumerate(entries, start=max(after, 0) + 1):
+            kind, node, moment, data = json.loads(entry)
+            events.append(RunEvent(index, EventKind(kind), run_id, float(moment), node, data))
+        return events
+
+    def records(self, run_id: str) -> tuple[dict[str, Any], dict[str, NodeRecord]]:
+        """The run hash and a `NodeRecord` per node."""
+        base = self.run_key(run_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hgetall(base)
+        for field in ("state", "attempts", "started", "finished", "error", "keys"):
+            pipe.hgetall(f"{base}:{field}")
+        run, states, attempts, started, finished, errors, keys = pipe.execute()
+        types: dict[str, str] = json.loads(run.get("types", "{}"))
+        records = {}
+        for node_id, node_type in types.items():
+            records[node_id] = NodeRecord(
+                node_id,
+                node_type,
+                NodeState(states.get(node_id, "pending")),
+                int(attempts.get(node_id, 0)),
+                float(started[node_id]) if node_id in started else None,
+                float(finished[node_id]) if node_id in finished else None,
+                keys.get(node_id),
+                json.loads(errors[node_id]) if node_id in errors else None,
+            )
+        return run, records
+
+    @staticmethod
+    def _texts(values: Sequence[Any]) -> list[str | None]:
+        # the client decodes responses: every value is text or missing
+        return [None if value is None else str(value) for value in values]
+
+    def deadletters(self) -> list[dict[str, Any]]:
+        return [json.loads(entry) for entry in self.client.lrange(self.deadletter_key, 0, -1)]
