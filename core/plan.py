@@ -18,7 +18,14 @@ from nodeloom.core.errors import GraphValidationError, NodeExecutionError
 from nodeloom.core.graph import Graph, Link
 from nodeloom.core.ports import Port
 from nodeloom.core.spec import NodeDefinition, Resources, RetryPolicy
-from nodeloom.core.validate import NodeAnalysis, NodeCatalog, analyze_graph, catalog_for, cycle_issues
+from nodeloom.core.validate import (
+    NodeAnalysis,
+    NodeCatalog,
+    analyze_graph,
+    catalog_for,
+    check_run_inputs,
+    cycle_issues,
+)
 
 
 @dataclass(slots=True)
@@ -120,6 +127,18 @@ def plan_execution(graph: Graph, catalog: NodeCatalog) -> ExecutionPlan:
         raise GraphValidationError(cycle_issues(graph))
     graph.plan_memo[id(catalog)] = (graph.revision, catalog.revision, catalog, plan)
     return plan
+
+
+def prepare_run(
+    graph: Graph, catalog: NodeCatalog, inputs: Mapping[str, Any] | None
+) -> tuple[ExecutionPlan, dict[str, Any]]:
+    """What every executor does before a run starts: plan the graph and check the values given
+    for its inputs (defaults applied). Raises `GraphValidationError` before anything runs."""
+    plan = plan_execution(graph, catalog)
+    values, issues = check_run_inputs(graph, inputs or {})
+    if issues:
+        raise GraphValidationError(issues)
+    return plan, values
 
 
 def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatalog) -> ExecutionPlan:

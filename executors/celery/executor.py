@@ -15,11 +15,11 @@ from celery import Celery  # type: ignore[import-untyped]
 
 from nodeloom.core.artifacts import ArtifactStore, LocalArtifactStore
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import GraphValidationError, NodeloomError, RunNotFoundError
+from nodeloom.core.errors import NodeloomError, RunNotFoundError
 from nodeloom.core.events import EventKind, RunEvent, RunResult, RunStatus
 from nodeloom.core.graph import Graph
-from nodeloom.core.plan import plan_execution
-from nodeloom.core.validate import NodeCatalog, check_run_inputs
+from nodeloom.core.plan import prepare_run
+from nodeloom.core.validate import NodeCatalog
 from nodeloom.executors.base import EventCallback, RunHandle
 from nodeloom.executors.celery.app import CeleryConfig, make_app
 from nodeloom.executors.celery.dispatch import DistributedRun
@@ -72,10 +72,7 @@ class CeleryExecutor:
         on_event: EventCallback | None = None,
         use_cache: bool = True,
     ) -> RunHandle:
-        plan = plan_execution(graph, self.registry)
-        values, issues = check_run_inputs(graph, inputs or {})
-        if issues:
-            raise GraphValidationError(issues)
+        plan, values = prepare_run(graph, self.registry, inputs)
         unknown = sorted(name for name in graph.local_definitions if self.registry.find(name) is None)
         if unknown:
             raise NodeloomError(

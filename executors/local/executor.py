@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 from nodeloom.core.artifacts import ArtifactStore, LocalArtifactStore, default_artifact_root
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import GraphValidationError, RunNotFoundError
+from nodeloom.core.errors import RunNotFoundError
 from nodeloom.core.events import RunEvent, RunResult
 from nodeloom.core.graph import Graph
-from nodeloom.core.plan import plan_execution
-from nodeloom.core.validate import NodeCatalog, check_run_inputs
+from nodeloom.core.plan import prepare_run
+from nodeloom.core.validate import NodeCatalog
 from nodeloom.executors.base import EventCallback, RunHandle
 from nodeloom.executors.local.lanes import Lane, Timers
 from nodeloom.executors.local.run import LocalRun
@@ -114,10 +114,7 @@ class LocalExecutor:
         on_event: EventCallback | None = None,
         use_cache: bool = True,
     ) -> RunHandle:
-        plan = plan_execution(graph, self.registry)
-        values, issues = check_run_inputs(graph, inputs or {})
-        if issues:
-            raise GraphValidationError(issues)
+        plan, values = prepare_run(graph, self.registry, inputs)
         run_id = uuid.uuid4().hex
         run = LocalRun(
             self, plan, run_id, values, config or self.config,
