@@ -345,3 +345,18 @@ def test_gpu_nodes_spread_over_devices_one_at_a_time_each(registry, tmp_path, jo
     for spans in by_device.values():
         spans.sort()
         assert all(not overlaps(a, b) for a, b in itertools.pairwise(spans))
+
+
+def test_run_executes_cpu_nodes_on_the_calling_thread_unless_a_node_has_a_timeout(
+    executor: LocalExecutor, journal  # type: ignore[no-untyped-def]
+) -> None:
+    g = Graph()
+    g.output("v", g.add("test.sleep", "nap", label="nap", seconds=0.01)["value"])
+    executor.run(g, use_cache=False)
+    executor.submit(g, use_cache=False).result()
+    g.configure("nap", timeout=5)
+    executor.run(g, use_cache=False)
+    threads = [entry[3] for entry in journal.entries]
+    assert threads[0] == threading.current_thread().name  # run(): the caller ran it
+    assert threads[1].startswith("nodeloom-cpu")  # submit(): a lane worker ran it
+    assert threads[2].startswith("nodeloom-cpu")  # a timeout: never on the caller's thread

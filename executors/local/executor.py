@@ -26,6 +26,11 @@ from nodeloom.executors.local.run import LocalRun
 T = TypeVar("T")
 
 
+def _on_lane_thread() -> bool:
+    """True inside a lane worker (a node running a graph): it must not block its lane by helping."""
+    return threading.current_thread().name.startswith("nodeloom-")
+
+
 def detect_gpu_devices() -> list[str]:
     """CUDA devices if torch sees any, else one lane on the CPU ("cpu")."""
     try:
@@ -114,6 +119,18 @@ class LocalExecutor:
         on_event: EventCallback | None = None,
         use_cache: bool = True,
     ) -> RunHandle:
+        run = self._create(graph, inputs, config, on_event, use_cache)
+        self.dispatch(run, run.start(), None)
+        return RunHandle(self, run.run_id)
+
+    def _create(
+        self,
+        graph: Graph,
+        inputs: Mapping[str, Any] | None,
+        config: RunConfig | None,
+        on_event: EventCallback | None,
+        use_cache: bool,
+    ) -> LocalRun:
         plan, values = prepare_run(graph, self.registry, inputs)
         run_id = uuid.uuid4().hex
         run = LocalRun(
@@ -123,8 +140,7 @@ class LocalExecutor:
         with self._lock:
             self._runs[run_id] = run
             self._forget_old_runs()
-        run.start()
-        return RunHandle(self, run_id)
+        return run
 
     def events(self, run_id: str, after: int = 0, timeout: float | None = None) -> Iterator[RunEvent]:
         return self._run(run_id).iter_events(after, timeout)
@@ -142,9 +158,34 @@ class LocalExecutor:
         """A snapshot of the run now, finished or not."""
         return self._run(run_id).snapshot()
 
-    def run(self, graph: Graph, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
-        """Submit and wait: the result of the finished run."""
-        return self.submit(graph, inputs, **options).result()
+    def run(
+        self,
+        graph: Graph,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        config: RunConfig | None = None,
+        on_event: EventCallback | None = None,
+        use_cache: bool = True,
+    ) -> RunResult:
+        """Submit and wait: the result of the finished run.
+
+        While it waits, the calling thread runs the run's cpu nodes itself (saving two
+        thread hand-offs per run) — unless a node has a timeout, since a thread inside a
+        node cannot return before the node does; then everything runs on the lanes.
+        """
+        run = self._create(graph, inputs, config, on_event, use_cache)
+        ready = run.start()
+        cpu = self._lanes["cpu"]
+        helping = not _on_lane_thread() and all(p.timeout is None for p in run.plan.nodes.values())
+        if helping:
+            own = [node_id for node_id in ready if run.plan.nodes[node_id].resources.kind == "cpu"]
+            self.dispatch(run, [node_id for node_id in ready if node_id not in own], None)
+            if own:
+                cpu.help(run, own, run.done)
+        else:
+            self.dispatch(run, ready, None)
+        run.done.wait()
+        return run.snapshot()
 
     def close(self) -> None:
         for lane in self._all_lanes():

@@ -95,14 +95,18 @@ class Lane:
     def push(self, run: LaneTask, node_ids: list[str]) -> None:
         """Queue ready nodes of one run."""
         with self._cond:
-            self._tasks.append(_Batch(run, node_ids))
-            self._queued += len(node_ids)
+            self._enqueue(run, node_ids)
             if self._active == 0:
                 self._wake()
-            if not self._check_pending and self.size + self._spares > 1:
-                self._check_pending = True
-                self._pops_at_check = self._pops
-                self._timers.call_at(time.monotonic() + STALL_SECONDS, self._check_stall)
+
+    def _enqueue(self, run: LaneTask, node_ids: list[str]) -> None:
+        """Queue nodes and make sure the queue is watched for stalls (the caller holds the lock)."""
+        self._tasks.append(_Batch(run, node_ids))
+        self._queued += len(node_ids)
+        if not self._check_pending and self.size + self._spares > 1:
+            self._check_pending = True
+            self._pops_at_check = self._pops
+            self._timers.call_at(time.monotonic() + STALL_SECONDS, self._check_stall)
 
     def _wake(self) -> None:
         if self._idle:
@@ -152,6 +156,51 @@ class Lane:
     def _may_take(self) -> bool:
         return bool(self._tasks) and (self._active == 0 or self._grants > 0)
 
+    def _take(self) -> tuple[LaneTask, str]:
+        """The next queued node (the caller holds the lock and has counted itself active)."""
+        self._pops += 1
+        batch = self._tasks[0]
+        taken = batch.run, batch.node_ids[batch.taken]
+        batch.taken += 1
+        if batch.taken == len(batch.node_ids):
+            self._tasks.popleft()
+        self._queued -= 1
+        if not self._tasks:
+            self._grants = 0
+        return taken
+
+    def _run_chain(self, run: LaneTask, node_id: str) -> None:
+        try:
+            current: str | None = node_id
+            while current is not None:
+                current = run.execute(current, self)
+        except Exception:  # a bug in the runtime itself; keep the worker alive
+            log.exception("lane %s: unexpected error", self.name)
+
+    def help(self, run: LaneTask, node_ids: list[str], done: threading.Event) -> None:
+        """Run ready nodes of `run` on the calling thread, as one more worker of this lane.
+
+        Used by a caller that would otherwise only wait for its run: it spares the two
+        thread hand-offs a run costs. The caller keeps taking its run's queued nodes until the
+        run is done or none is at the head of the queue, then leaves the rest to the lane's
+        own workers.
+        """
+        with self._cond:
+            self._active += 1
+            self._enqueue(run, node_ids)
+        try:
+            while not done.is_set():
+                with self._cond:
+                    if not self._tasks or self._tasks[0].run is not run:
+                        break  # other runs' nodes are for the lane's own workers
+                    task, node_id = self._take()
+                self._run_chain(task, node_id)
+        finally:
+            with self._cond:
+                self._active -= 1
+                if self._tasks and self._active == 0:
+                    self._wake()
+
     def _work(self) -> None:
         while True:
             with self._cond:
@@ -165,21 +214,8 @@ class Lane:
                 if self._active > 0:
                     self._grants -= 1
                 self._active += 1
-                self._pops += 1
-                batch = self._tasks[0]
-                run, node_id = batch.run, batch.node_ids[batch.taken]
-                batch.taken += 1
-                if batch.taken == len(batch.node_ids):
-                    self._tasks.popleft()
-                self._queued -= 1
-                if not self._tasks:
-                    self._grants = 0
-            try:
-                current: str | None = node_id
-                while current is not None:
-                    current = run.execute(current, self)
-            except Exception:  # a bug in the runtime itself; keep the worker alive
-                log.exception("lane %s: unexpected error", self.name)
+                run, node_id = self._take()
+            self._run_chain(run, node_id)
             with self._cond:
                 self._active -= 1
                 if self._threads > self.size + self._spares:

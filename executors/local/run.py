@@ -117,13 +117,14 @@ class LocalRun:
                 return
 
     # -- life cycle ----------------------------------------------------------------
-    def start(self) -> None:
+    def start(self) -> list[str]:
+        """Start the run: complete the cached roots, return the roots that must run."""
         with self.lock:
             self.status = RunStatus.RUNNING
             self._emit(EventKind.RUN_STARTED, None, time.time(), len(self.plan.nodes), self.plan.graph.name)
             ready = self._settle([node_id for node_id, count in self.remaining.items() if count == 0])
             self._maybe_finish()
-        self.executor.dispatch(self, ready, None)
+        return ready
 
     def _maybe_finish(self) -> None:
         if self.unfinished or self.done.is_set():
