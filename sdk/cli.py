@@ -227,6 +227,59 @@ def nodes(query: str | None, as_json: bool, category: str | None) -> None:
                   f"was not loaded: {problem.message}", markup=True)
 
 
+@main.command()
+@click.option("--queues", "-Q", default="cpu,io", show_default=True,
+              help="Comma-separated queues to take nodes from; short names mean nodeloom.<name> "
+                   "(cpu, io, gpu), names with a dot are used as they are.")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Nodes run at once. Use 1 for a GPU worker.")
+@click.option("--pool", type=click.Choice(["prefork", "solo", "threads"]), default="prefork", show_default=True,
+              help="Celery pool; prefork isolates nodes in child processes and enforces timeouts.")
+@click.option("--broker", envvar="NODELOOM_BROKER_URL", default="redis://127.0.0.1:6379/0", show_default=True,
+              help="Broker URL [env NODELOOM_BROKER_URL].")
+@click.option("--store", envvar="NODELOOM_STORE_URL", default=None,
+              help="Redis URL of the run store [env NODELOOM_STORE_URL; default: the broker].")
+@click.option("--artifacts", envvar="NODELOOM_ARTIFACTS", type=click.Path(file_okay=False), default=None,
+              help="Artifact folder shared with the submitting side [env NODELOOM_ARTIFACTS].")
+@click.option("--node-module", "node_modules", multiple=True, metavar="MODULE",
+              help="Also register the nodes of this Python module (repeatable).")
+@click.option("--name", default=None, help="Worker name (default: celery's, name@host).")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(queues: str, concurrency: int, pool: str, broker: str, store: str | None, artifacts: str | None,
+           node_modules: tuple[str, ...], name: str | None, loglevel: str) -> None:
+    """Start a Celery worker that runs graph nodes for CeleryExecutor.
+
+    \b
+    One command per worker; GPU workers separate:
+      nodeloom worker --queues cpu,io --concurrency 2
+      nodeloom worker --queues gpu --concurrency 1
+    All workers of a fleet and the submitting side share the broker, the store and the
+    artifact folder. Set NODELOOM_VISIBILITY_TIMEOUT above your longest node.
+    """
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("celery") is None:
+        raise NodeloomError("nodeloom worker needs Celery: pip install 'nodeloom[celery]'")
+    names = [q.strip() for q in queues.split(",") if q.strip()]
+    if not names:
+        raise NodeloomError("--queues names no queue")
+    full = ",".join(q if "." in q else f"nodeloom.{q}" for q in names)
+    env = dict(os.environ, NODELOOM_BROKER_URL=broker)
+    if store:
+        env["NODELOOM_STORE_URL"] = store
+    if artifacts:
+        env["NODELOOM_ARTIFACTS"] = str(Path(artifacts).resolve())
+    if node_modules:
+        env["NODELOOM_NODE_MODULES"] = ",".join(node_modules)
+    command = [sys.executable, "-m", "celery", "-A", "nodeloom.executors.celery.app", "worker", "-Q", full,
+               "-c", str(concurrency), "-P", pool, "--loglevel", loglevel, "--without-gossip", "--without-mingle"]
+    if name:
+        command += ["-n", name]
+    err.print(f"worker for {full} ({pool}, {concurrency} at once) on {broker}", markup=False)
+    os.execvpe(sys.executable, command, env)  # the worker replaces this process: signals reach it directly
+
+
 run.epilog = EXIT_CODES_HELP
 validate.epilog = EXIT_CODES_HELP
 

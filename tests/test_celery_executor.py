@@ -400,3 +400,36 @@ def test_rerun_executes_only_what_changed(executor: CeleryExecutor, tmp_path: Pa
     assert {n: r.state for n, r in again.nodes.items()} == {"left": NodeState.DONE, "right": NodeState.CACHED,
                                                              "sum": NodeState.DONE}
     assert len(markers(tmp_path, "left")) == 2 and len(markers(tmp_path, "right")) == 1
+
+
+def test_nodeloom_worker_command_starts_a_worker_for_its_queues(
+    executor: CeleryExecutor, config: CeleryConfig, module_dir: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, **config.to_env(),
+           "PYTHONPATH": os.pathsep.join([str(module_dir), os.environ.get("PYTHONPATH", "")])}
+    log = tmp_path / "cli-worker.log"
+    nodeloom = Path(sys.executable).with_name("nodeloom")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(nodeloom), "worker", "--queues", "cli-test", "--concurrency", "1", "--pool", "solo",
+             "--broker", config.broker_url, "--artifacts", str(config.artifacts), "--node-module", NODE_MODULE,
+             "--name", "cli@%h"],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        wait_for(lambda: b" ready." in log.read_bytes() or process.poll() is not None, 60, "nodeloom worker")
+        assert process.poll() is None, log.read_text()
+        assert "nodeloom.cli-test" in log.read_text()
+        g = Graph()
+        # only the worker started by the command takes this queue: the run ends only if it works
+        added = g.add("math.add", "on_cli_queue", a=2, b=3).configure(queue="nodeloom.cli-test")
+        g.output("sum", added["result"])
+        result = executor.submit(g, use_cache=False).result(timeout=60)
+        assert result.ok and result.outputs == {"sum": 5.0}
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)

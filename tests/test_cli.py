@@ -190,6 +190,7 @@ def test_nodes_json_is_the_catalog(cli_env: dict[str, str]) -> None:
         (["run"], ["--set", "NAME=VALUE", "--out", "Exit codes", "@path"]),
         (["validate"], ["every problem", "Exit codes"]),
         (["nodes"], ["--json", "JSON Schema"]),
+        (["worker"], ["--queues", "--concurrency", "GPU workers separate", "NODELOOM_BROKER_URL"]),
     ],
 )
 def test_help_answers_the_question(cli_env: dict[str, str], command: list[str], phrases: list[str]) -> None:
