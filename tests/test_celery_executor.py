@@ -16,9 +16,11 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -433,3 +435,29 @@ def test_nodeloom_worker_command_starts_a_worker_for_its_queues(
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_many_runs_from_several_threads_each_finish_once_with_the_right_outputs(executor: CeleryExecutor) -> None:
+    g = Graph()
+    value: Any = g.input("x", Float)
+    for index in range(10):
+        value = g.add("math.add", f"n{index}", a=value, b=1)["result"]
+    g.output("y", value)
+    handles: dict[int, Any] = {}
+    lock = threading.Lock()
+
+    def submit(first: int) -> None:
+        for x in range(first, first + 50):
+            handle = executor.submit(g, {"x": float(x)}, use_cache=False)
+            with lock:
+                handles[x] = handle
+
+    threads = [threading.Thread(target=submit, args=(k * 50,)) for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    results = {x: handle.result(timeout=300) for x, handle in handles.items()}
+    assert len({handle.run_id for handle in handles.values()}) == 200
+    assert all(result.ok and result.outputs == {"y": x + 10.0} for x, result in results.items())
+    assert all(record.attempts == 1 for result in results.values() for record in result.nodes.values())
