@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from hashlib import blake2b
 from typing import Any
 
-from nodeloom.core.cache import static_part
+from nodeloom.core.cache import cache_key, static_part
 from nodeloom.core.errors import GraphValidationError, NodeExecutionError
 from nodeloom.core.graph import Graph, Link
 from nodeloom.core.ports import Port
@@ -94,7 +93,7 @@ class PlannedNode:
             if upstream is None:
                 return None
             parts += (port, upstream, output)
-        return blake2b("\x00".join(parts).encode(), digest_size=16).hexdigest()  # as cache_key(), inlined
+        return cache_key(parts)
 
 
 @dataclass

@@ -88,10 +88,6 @@ def main(debug: bool) -> None:
     """
 
 
-def _load(path: str) -> Graph:
-    return load(path)
-
-
 @main.command()
 @click.argument("graph_file", metavar="GRAPH.json", type=click.Path(dir_okay=False))
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
@@ -114,7 +110,7 @@ def run(graph_file: str, assignments: tuple[str, ...], out_dir: str | None, no_c
     """
     from nodeloom._run import default_executor
 
-    graph = _load(graph_file)
+    graph = load(graph_file)
     executor = default_executor()
     values = parse_assignments(graph, list(assignments), executor.artifacts)
     target = Path(out_dir) if out_dir else Path("nodeloom-out") / time.strftime("%Y%m%d-%H%M%S")

@@ -267,15 +267,7 @@ class LocalRun:
         self.unfinished -= 1
         duration = now - (record.started_at or now)
         self._emit(EventKind.NODE_DONE, node_id, now, record.attempts, duration)
-        if not planned.downstream:
-            return []
-        remaining = self.remaining
-        ready: list[str] = []
-        for child in planned.downstream:
-            remaining[child] -= 1
-            if remaining[child] == 0:
-                ready.append(child)
-        return self._settle(ready)
+        return self._settle(self._release_children(planned)) if planned.downstream else []
 
     def _fail_attempt(self, planned: PlannedNode, attempt: _Attempt, error: BaseException) -> None:
         node_id = planned.id
