@@ -166,7 +166,14 @@ def best_of(repeat: int, fn: Callable[[], Any], setup: Callable[[], Any] | None 
     return min(times)
 
 
+def samples_for(n: int, repeat: int) -> int:
+    """At least `repeat` samples, more for small graphs: the minimum of a 1 ms measurement is
+    only trustworthy over enough samples to miss the machine's scheduling noise (as timeit does)."""
+    return max(repeat, 2000 // n)
+
+
 def measure(shape: str, n: int, repeat: int, use_langgraph: bool, store: str) -> dict[str, Any]:
+    repeat = samples_for(n, repeat)
     make = chain_graph if shape == "chain" else wide_graph
     expected = plain_chain(n, 1.0) if shape == "chain" else plain_wide(n, 1.0)
     row: dict[str, Any] = {"shape": shape, "n": n}
@@ -215,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated N values")
     parser.add_argument("--shapes", default="chain,wide")
-    parser.add_argument("--repeat", type=int, default=5, help="take the best of this many runs")
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="take the best of at least this many runs (small graphs get more: 2000/N)")
     parser.add_argument("--no-langgraph", action="store_true", help="skip the LangGraph baseline")
     parser.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ Constraints are small frozen values used in `Annotated` hints of node functions:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -106,6 +106,15 @@ class Port:
     default: Any = REQUIRED
     constraints: tuple[Constraint, ...] = ()
     description: str = ""
+
+    #: literals that need no check: their Python type -> the conversion `type.coerce` would do
+    plain_literals: Mapping[type, Callable[[Any], Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if not self.constraints:
+            object.__setattr__(self, "plain_literals", getattr(self.type, "literal_converters", {}))
 
     @property
     def required(self) -> bool:

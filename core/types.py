@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, ClassVar
 from typing import Any as AnyHint
@@ -92,6 +92,11 @@ class ScalarType(PortType):
         else:  # number: integers are accepted and widened
             ok = isinstance(value, int | float) and not isinstance(value, bool)
         return None if ok else f"expected {self.name}, received {_describe(value)}"
+
+    @property
+    def literal_converters(self) -> Mapping[type, Callable[[AnyHint], AnyHint]]:
+        """Python types whose values always pass `check_value`, with what `coerce` does to them."""
+        return _LITERAL_CONVERTERS[self.schema_type]
 
     def coerce(self, value: AnyHint) -> AnyHint:
         if self.schema_type == "number" and isinstance(value, int):
@@ -292,6 +297,17 @@ class List(PortType):
             return f"List[{inner}]"
         return {"type": "List", "item": inner}
 
+
+def _same(value: AnyHint) -> AnyHint:
+    return value
+
+
+_LITERAL_CONVERTERS: dict[str, Mapping[type, Callable[[AnyHint], AnyHint]]] = {
+    "string": {str: _same},
+    "integer": {int: _same},
+    "number": {float: _same, int: float},
+    "boolean": {bool: _same},
+}
 
 Text = ScalarType("Text", "string")
 Int = ScalarType("Int", "integer")

@@ -500,6 +500,8 @@ def _check_node(
                 if port.constraints or (declared.type is not port.type and declared.type != port.type):
                     checked = checked or {}
                     checked[port_name] = port
+        elif (convert := port.plain_literals.get(type(value))) is not None:  # the common case
+            literals[port_name] = convert(value)
         elif not port.type.accepts_literal:
             issues.append(
                 ValidationIssue(

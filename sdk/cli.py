@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 import time
@@ -51,8 +52,32 @@ def _print_issues(issues: list[ValidationIssue], source: str) -> None:
             err.print(f"      hint: {issue.hint}", markup=False)
 
 
+#: commands that live beside the part they drive, imported only when invoked so that
+#: `nodeloom run` does not pay for FastAPI or LangGraph: name -> "module:attribute"
+LAZY_COMMANDS = {
+    "serve": "nodeloom.api.cli:serve",
+    "keys": "nodeloom.api.cli:keys",
+    "draft": "nodeloom.agents.cli:draft",
+    "bench": "nodeloom.agents.cli:bench",
+}
+
+
 class _Cli(click.Group):
     """Turns every nodeloom error into a readable message and an exit code, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attribute = target.partition(":")
+        try:
+            command = getattr(importlib.import_module(module_name), attribute)
+        except ImportError as error:  # an optional extra is not installed: say so when it is used
+            return _unavailable(cmd_name, error)
+        return command if isinstance(command, click.Command) else None
 
     def invoke(self, ctx: click.Context) -> Any:
         debug = bool(ctx.params.get("debug"))
@@ -66,12 +91,29 @@ class _Cli(click.Group):
             sys.exit(EXIT_USAGE if error.code in ("nodeloom_error", "invalid_input_value") else EXIT_INVALID)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
+        except ImportError as error:  # a command of an optional extra that is not installed
+            if debug:
+                raise
+            err.print(f"[red]error:[/] this command needs {error.name or error}, which is not installed "
+                      "(pip install 'nodeloom\\[dev]' installs every extra)", markup=True)
+            sys.exit(EXIT_USAGE)
         except Exception as error:
             if debug:
                 raise
             err.print(f"[red]internal error:[/] {type(error).__name__}: {error}", markup=True)
             err.print("run again with --debug for the traceback, and report it", markup=False)
             sys.exit(EXIT_RUN_FAILED)
+
+
+def _unavailable(name: str, error: ImportError) -> click.Command:
+    missing = error.name or str(error)
+
+    def explain() -> None:
+        raise click.ClickException(f"nodeloom {name} needs {missing}, which is not installed "
+                                   "(pip install 'nodeloom[dev]' installs every extra)")
+
+    return click.Command(name, callback=explain, short_help=f"(not installed: needs {missing})",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
