@@ -6,6 +6,7 @@ Constraints are small frozen values used in `Annotated` hints of node functions:
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,7 +109,7 @@ class Port:
     description: str = ""
 
     #: literals that need no check: their Python type -> the conversion `type.coerce` would do
-    plain_literals: Mapping[type, Callable[[Any], Any]] = field(
+    plain_literals: Mapping[builtins.type, Callable[[Any], Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 

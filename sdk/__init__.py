@@ -9,8 +9,9 @@
     print(run(g, {"name": "tea"}).outputs["greeting"])
 
 The public surface is small on purpose: build graphs (`Graph`, `node`, the port types),
-load and validate them (`load`, `validate`), run them (`run`, `LocalExecutor`) and write
-a run's outputs to a folder (`save_outputs`).
+load and validate them (`load`, `validate`), run them (`run`, `LocalExecutor`), write
+a run's outputs to a folder (`save_outputs`), and talk to a nodeloom server (`Client`,
+`AsyncClient`: see docs/api.md).
 Everything else lives in `nodeloom.core`, `nodeloom.node_registry` and `nodeloom.executors`.
 """
 
@@ -53,13 +54,27 @@ from nodeloom.executors import LocalExecutor, RunHandle
 
 __version__ = "0.1.0"
 
+#: the REST client lives beside the API (nodeloom.api.client) and needs only httpx; imported on first use
+_CLIENT_NAMES = ("ApiClientError", "AsyncClient", "Client")
+
+
+def __getattr__(name: str) -> object:
+    if name in _CLIENT_NAMES:
+        from nodeloom.api import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'nodeloom' has no attribute {name!r}")
+
 __all__ = [
     "Any",
+    "ApiClientError",
     "ArtifactRef",
+    "AsyncClient",
     "Audio",
     "AudioRef",
     "Bool",
     "Choices",
+    "Client",
     "File",
     "FileRef",
     "Float",

@@ -1,0 +1,123 @@
+"""The FastAPI application: `create_app(settings)` wires the database, the executor and the routes.
+
+Start-up upgrades the database schema (Alembic), starts the executor and the event
+recorder, and deals with runs that were in flight when the server last stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from nodeloom.api.auth import KeyChecker
+from nodeloom.api.db import make_engine, upgrade_database
+from nodeloom.api.deps import AppState
+from nodeloom.api.errors import install_error_handlers
+from nodeloom.api.metrics import ApiMetrics, QueueDepths
+from nodeloom.api.recorder import RunRecorder
+from nodeloom.api.routes import graphs, keys, nodes, runs, service
+from nodeloom.api.runner import RunService
+from nodeloom.api.settings import ApiSettings
+from nodeloom.core.artifacts import ArtifactStore
+from nodeloom.executors.base import Executor
+from nodeloom.node_registry import NodeRegistry, default_registry
+
+log = logging.getLogger("nodeloom.api")
+
+DESCRIPTION = """\
+Manage nodeloom graphs and runs over HTTP.
+
+Every `/v1` route needs an API key (`Authorization: Bearer <key>` or `X-API-Key`) with a
+scope: `read`, `run` (includes read) or `admin` (includes run). A key sees only its
+project's graphs and runs. Errors are `{"error": {"code", "message", "details"}}`.
+"""
+
+
+def build_registry(settings: ApiSettings) -> NodeRegistry:
+    """The built-in packs and plugins, plus the nodes of `settings.node_modules`."""
+    registry = default_registry()
+    if not settings.node_modules:
+        return registry
+    extended = registry.extended()
+    for module in settings.node_modules:
+        extended.register_module(module)
+    return extended
+
+
+def build_executor(settings: ApiSettings, registry: NodeRegistry) -> tuple[Executor, ArtifactStore, QueueDepths | None]:
+    """The executor named by the settings, its artifact store, and (Celery) a queue-depth reader."""
+    if settings.executor == "celery":
+        import dataclasses
+
+        from nodeloom.executors.celery import CeleryExecutor
+        from nodeloom.executors.celery.app import CeleryConfig
+
+        config = CeleryConfig.from_env()
+        if settings.artifacts is not None:
+            config = dataclasses.replace(config, artifacts=settings.artifacts)
+        if settings.node_modules:
+            config = dataclasses.replace(config, node_modules=settings.node_modules)
+        celery = CeleryExecutor(registry, config=config)
+        return celery, celery.artifacts, _celery_queue_depths(config.broker_url)
+    from nodeloom.executors import LocalExecutor
+
+    local = LocalExecutor(registry, artifacts=settings.artifacts, cpu_workers=settings.cpu_workers)
+    return local, local.artifacts, None
+
+
+def _celery_queue_depths(broker_url: str) -> QueueDepths:
+    import redis
+
+    client = redis.Redis.from_url(broker_url)
+
+    def depths() -> dict[str, int]:
+        names = ("nodeloom.cpu", "nodeloom.io", "nodeloom.gpu")
+        try:
+            return {name: int(client.llen(name)) for name in names}
+        except redis.RedisError:
+            log.warning("could not read the queue depths from %s", broker_url)
+            return {}
+
+    return depths
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    """The API app; the database and executor are set up when the app starts (its lifespan)."""
+    settings = settings or ApiSettings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.db_url)
+        upgrade_database(engine)
+        registry = build_registry(settings)
+        executor, artifacts, queue_depths = build_executor(settings, registry)
+        metrics = ApiMetrics(engine, queue_depths)
+        recorder = RunRecorder(engine, executor, metrics.observe_node)
+        run_service = RunService(engine, executor, registry, recorder)
+        run_service.recover()
+        # the registry, schemas and modules loaded so far live as long as the server: keep the
+        # cyclic garbage collector from rescanning them on every full collection (latency spikes)
+        gc.collect()
+        gc.freeze()
+        app.state.nodeloom = AppState(
+            settings=settings, engine=engine, registry=registry, artifacts=artifacts, runs=run_service,
+            keys=KeyChecker(engine, settings.key_cache_seconds), metrics=metrics,
+        )
+        try:
+            yield
+        finally:
+            recorder.close()
+            executor.close()
+            engine.dispose()
+
+    from nodeloom import __version__
+
+    app = FastAPI(title="nodeloom", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    install_error_handlers(app)
+    for module in (service, nodes, graphs, runs, keys):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,163 @@
+"""`nodeloom serve` and `nodeloom keys`: run the API server, and manage API keys from a shell."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+from nodeloom.api.settings import ApiSettings, default_db_url
+
+_DB_HELP = "Database URL: sqlite:///path.db or postgresql://user@host:5432/db [env NODELOOM_DB_URL]."
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--db-url", envvar="NODELOOM_DB_URL", default=None,
+              help=_DB_HELP + " Default: ~/.local/share/nodeloom/nodeloom.db.")
+@click.option("--executor", type=click.Choice(["local", "celery"]), envvar="NODELOOM_EXECUTOR", default="local",
+              show_default=True,
+              help="local: run graphs in this process; celery: only enqueue them for `nodeloom worker`s "
+                   "[env NODELOOM_EXECUTOR].")
+@click.option("--artifacts", envvar="NODELOOM_ARTIFACTS", type=click.Path(file_okay=False), default=None,
+              help="Artifact folder [env NODELOOM_ARTIFACTS; default $NODELOOM_HOME/artifacts].")
+@click.option("--node-module", "node_modules", multiple=True, metavar="MODULE",
+              help="Also register the nodes of this Python module (repeatable).")
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
+              show_default=True)
+def serve(host: str, port: int, db_url: str | None, executor: str, artifacts: str | None,
+          node_modules: tuple[str, ...], log_level: str) -> None:
+    """Run the REST API server (one process; the local executor runs graphs inside it).
+
+    \b
+    Start-up upgrades the database schema, keeping its data. Runs that were in flight when
+    the server last stopped are followed again (Celery) or marked `interrupted` (local; run
+    them again with POST /v1/runs/{id}/resume).
+    Create the first key with `nodeloom keys create --project NAME --scopes admin`.
+    API docs: http://HOST:PORT/docs, schema: /openapi.json.
+    """
+    import uvicorn
+
+    from nodeloom.api.app import create_app
+
+    settings = ApiSettings(
+        db_url=db_url or default_db_url(), executor="celery" if executor == "celery" else "local",
+        artifacts=Path(artifacts) if artifacts else None, node_modules=node_modules,
+    )
+    _engine(settings.db_url).dispose()  # a bad URL or an unreachable database: a message, not a traceback
+    click.echo(f"nodeloom API on http://{host}:{port} ({settings.executor} executor, {_redacted(settings.db_url)})",
+               err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "database"
+
+
+@click.group()
+def keys() -> None:
+    """Create, list and revoke API keys (directly in the database; no server needed)."""
+
+
+def _engine(db_url: str | None) -> Engine:
+    """An engine on the database, its schema upgraded; a `ClickException` naming the problem otherwise."""
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from nodeloom.api.db import make_engine, upgrade_database
+
+    url = db_url or default_db_url()
+    try:
+        engine = make_engine(url)
+    except (ArgumentError, ValueError) as error:
+        raise click.BadParameter(f"{url!r} is not a database URL: {error}", param_hint="--db-url") from None
+    except ImportError as error:
+        raise click.ClickException(f"the driver for {_redacted(url)} is not installed: {error}") from None
+    try:
+        upgrade_database(engine)
+    except (SQLAlchemyError, OSError) as error:
+        cause = getattr(error, "orig", None) or error
+        raise click.ClickException(f"cannot open the database {_redacted(url)}: {cause}") from None
+    return engine
+
+
+@keys.command("create")
+@click.option("--project", required=True, help="The project the key belongs to; it sees only this project's data.")
+@click.option("--scopes", default="read,run", show_default=True,
+              help="Comma-separated: read (look), run (also write graphs, start/cancel runs), admin (also keys).")
+@click.option("--name", default="", help="A note saying what the key is for.")
+@click.option("--db-url", envvar="NODELOOM_DB_URL", default=None, help=_DB_HELP)
+def create(project: str, scopes: str, name: str, db_url: str | None) -> None:
+    """Create a key and print it once on stdout (only its hash is stored).
+
+    \b
+    Bootstrap the first admin key of a project:
+      export NODELOOM_KEY=$(nodeloom keys create --project acme --scopes admin)
+    """
+    from nodeloom.api.auth import create_key, parse_scopes
+
+    try:
+        parsed = parse_scopes(scopes.split(","))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--scopes") from None
+    try:
+        secret, info = create_key(_engine(db_url), project, parsed, name)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--project") from None
+    click.echo(f"created key {info.id} for project {info.project!r} with scopes "
+               f"{','.join(s.value for s in info.scopes)}; it is shown only now:", err=True)
+    click.echo(secret)
+
+
+@keys.command("list")
+@click.option("--project", default=None, help="Only this project's keys.")
+@click.option("--db-url", envvar="NODELOOM_DB_URL", default=None, help=_DB_HELP)
+def list_keys(project: str | None, db_url: str | None) -> None:
+    """List keys (id, project, scopes, prefix, revoked or not); never their secrets."""
+    from sqlmodel import Session, col, select
+
+    from nodeloom.api.tables import ApiKeyRow
+
+    with Session(_engine(db_url)) as session:
+        query = select(ApiKeyRow).order_by(col(ApiKeyRow.created_at))
+        if project:
+            query = query.where(ApiKeyRow.project == project)
+        for row in session.exec(query).all():
+            state = "revoked" if row.revoked_at is not None else "active"
+            click.echo(f"{row.id}  {row.project}  {row.scopes}  nl_{row.prefix}_…  {state}  {row.name}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.option("--db-url", envvar="NODELOOM_DB_URL", default=None, help=_DB_HELP)
+def revoke(key_id: str, db_url: str | None) -> None:
+    """Revoke the key KEY_ID (servers stop accepting it within a few seconds)."""
+    import time
+
+    from sqlmodel import Session
+
+    from nodeloom.api.tables import ApiKeyRow
+
+    with Session(_engine(db_url)) as session:
+        row = session.get(ApiKeyRow, key_id)
+        if row is None:
+            click.echo(f"no key {key_id!r}", err=True)
+            sys.exit(1)
+        if row.revoked_at is None:
+            row.revoked_at = time.time()
+            session.add(row)
+            session.commit()
+    click.echo(f"revoked {key_id}", err=True)
+
+
+__all__ = ["keys", "serve"]

@@ -1,0 +1,106 @@
+"""Uniform error responses: `{"error": {"code", "message", "details"}}` with the right status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nodeloom.api.schemas import ErrorResponse
+from nodeloom.core.errors import GraphValidationError, NodeloomError
+
+log = logging.getLogger("nodeloom.api")
+
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 409: "conflict", 422: "invalid_request"}
+
+
+class ApiError(Exception):
+    """Raised by a route to answer with an error body."""
+
+    def __init__(self, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or {}
+
+
+def not_found(what: str, ident: str) -> ApiError:
+    return ApiError(404, "not_found", f"no {what} {ident!r} in this project", {what: ident})
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+#: the error responses documented on every route of /v1
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": code.replace("_", " ")}
+    for status, code in ((401, "missing or unknown API key"), (403, "the key lacks the scope"),
+                         (404, "not found"), (422, "invalid request"))
+}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, ApiError)
+        return JSONResponse(error_body(error.code, error.message, error.details), status_code=error.status)
+
+    async def request_invalid(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, RequestValidationError)
+        issues = [
+            {"location": ".".join(str(part) for part in item.get("loc", ())), "message": item.get("msg", ""),
+             "type": item.get("type", "")}
+            for item in error.errors()
+        ]
+        first = issues[0] if issues else {"location": "", "message": "invalid"}
+        message = f"{first['location']}: {first['message']}" if first["location"] else str(first["message"])
+        return JSONResponse(error_body("invalid_request", message, {"issues": _jsonable(issues)}), status_code=422)
+
+    async def http_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, StarletteHTTPException)
+        code = _STATUS_CODES.get(error.status_code, "http_error")
+        return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code,
+                            headers=getattr(error, "headers", None))
+
+    async def graph_invalid(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, GraphValidationError)
+        return JSONResponse(error.to_dict(), status_code=422)
+
+    async def nodeloom_error(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, NodeloomError)
+        return JSONResponse(error_body(error.code, error.message, _jsonable(error.details)), status_code=400)
+
+    async def data_error(request: Request, error: Exception) -> JSONResponse:
+        # e.g. a NUL character, which PostgreSQL refuses in text
+        return JSONResponse(error_body("invalid_value", "a value cannot be stored (unsupported characters?)"),
+                            status_code=422)
+
+    async def internal_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path, exc_info=error)
+        return JSONResponse(error_body("internal_error", "the server failed to handle this request"),
+                            status_code=500)
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(RequestValidationError, request_invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(GraphValidationError, graph_invalid)
+    app.add_exception_handler(NodeloomError, nodeloom_error)
+    app.add_exception_handler(DataError, data_error)
+    app.add_exception_handler(Exception, internal_error)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the API database, run by `nodeloom.api.db.upgrade_database`."""

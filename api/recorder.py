@@ -1,0 +1,241 @@
+"""Writes what executors report into the database, so runs outlive the API process.
+
+Executors call the event callback on their own threads, often while holding a run's
+lock; the callback only queues the event. One writer thread stores the queued events in
+batches, one transaction per batch: the events, the per-node states they imply, and,
+on `run.finished`, the run's status, outputs and node records, all visible at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, update
+from sqlmodel import SQLModel
+
+from nodeloom.api import tables  # noqa: F401 - defines the tables of SQLModel.metadata
+from nodeloom.api.db import write_lock
+from nodeloom.core.errors import NodeloomError
+from nodeloom.core.events import EventKind, NodeRecord, RunEvent, RunResult, value_to_json
+from nodeloom.executors.base import EventCallback, Executor
+
+log = logging.getLogger("nodeloom.api")
+
+_NODE_STATES = {
+    EventKind.NODE_STARTED: "running",
+    EventKind.NODE_RETRYING: "running",
+    EventKind.NODE_CACHED: "cached",
+    EventKind.NODE_DONE: "done",
+    EventKind.NODE_FAILED: "failed",
+    EventKind.NODE_SKIPPED: "skipped",
+    EventKind.NODE_CANCELLED: "cancelled",
+}
+
+#: called with (node type, seconds) for every node that finished running
+NodeTimer = Callable[[str, float], None]
+
+_RUNS = SQLModel.metadata.tables["runs"]
+_NODES = SQLModel.metadata.tables["run_nodes"]
+_EVENTS = SQLModel.metadata.tables["run_events"]
+
+
+def _node_columns(record: NodeRecord) -> dict[str, Any]:
+    return {"state": record.state.value, "attempts": record.attempts, "started_at": record.started_at,
+            "finished_at": record.finished_at, "cache_key": record.cache_key,
+            "error": value_to_json(record.error, describe_unknown=True)}
+
+
+def _result_columns(result: RunResult) -> dict[str, Any]:
+    return {"status": result.status.value, "outputs": value_to_json(result.outputs, describe_unknown=True),
+            "errors": value_to_json(result.errors(), describe_unknown=True),
+            "finished_at": result.finished_at or time.time()}
+
+
+class RunSignals:
+    """Wakes async routes waiting on a run when its stored record changes, so they need not poll.
+
+    Subscribe before reading the record, then wait: a change in between still wakes the waiter.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiters: dict[str, set[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+
+    def subscribe(self, run_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        with self._lock:
+            self._waiters.setdefault(run_id, set()).add((asyncio.get_running_loop(), event))
+        return event
+
+    def unsubscribe(self, run_id: str, event: asyncio.Event) -> None:
+        with self._lock:
+            waiters = self._waiters.get(run_id)
+            if waiters is None:
+                return
+            for entry in [entry for entry in waiters if entry[1] is event]:
+                waiters.discard(entry)
+            if not waiters:
+                del self._waiters[run_id]
+
+    def notify(self, run_ids: Iterable[str]) -> None:
+        with self._lock:
+            entries = [entry for run_id in set(run_ids) for entry in self._waiters.get(run_id, ())]
+        for loop, event in entries:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # that loop is closed: its waiter is gone
+                continue
+
+
+class RunRecorder:
+    """Queues executor events and stores them on one writer thread."""
+
+    def __init__(self, engine: Engine, executor: Executor, on_node_time: NodeTimer | None = None) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.on_node_time = on_node_time
+        self.signals = RunSignals()
+        self._types: dict[str, dict[str, str]] = {}
+        self._queue: queue.Queue[tuple[str, int, RunEvent] | None] = queue.Queue()
+        self._busy = 0
+        self._idle = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="nodeloom-api-recorder", daemon=True)
+        self._thread.start()
+
+    def listener(self, run_id: str, base: int, node_types: Mapping[str, str] | None = None) -> EventCallback:
+        """The `on_event` callback for one execution of run `run_id` (its events number on from `base`);
+        `node_types` (node id -> type) labels the node timings of the metrics."""
+        if node_types:
+            with self._idle:
+                self._types[run_id] = dict(node_types)
+
+        def record(event: RunEvent) -> None:
+            with self._idle:
+                self._busy += 1
+            self._queue.put((run_id, base, event))
+
+        return record
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued event is stored; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    def close(self) -> None:
+        self.flush()
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < 500:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            try:
+                self._store(batch)
+            except Exception:
+                log.exception("could not store %d run events", len(batch))
+            with self._idle:
+                self._busy -= len(batch)
+                self._idle.notify_all()
+            if stop:
+                return
+
+    def _store(self, batch: list[tuple[str, int, RunEvent]]) -> None:
+        """Turn a batch of events into a few statements, then run them in one transaction."""
+        timings: list[tuple[str, str, float]] = []
+        event_rows: list[dict[str, Any]] = []
+        #: (run id, node id) -> the columns the events change, the last event winning
+        node_changes: dict[tuple[str, str], dict[str, Any]] = {}
+        run_changes: dict[str, dict[str, Any]] = {}
+        for run_id, base, event in batch:
+            event_rows.append({"run_id": run_id, "seq": base + event.seq, "kind": event.kind.value,
+                               "time": event.time, "node": event.node,
+                               "data": value_to_json(dict(event.data), describe_unknown=True)})
+            if event.node is not None:
+                self._node_event(node_changes.setdefault((run_id, event.node), {}), event)
+                duration = event.data.get("duration")
+                if event.kind is EventKind.NODE_DONE and isinstance(duration, int | float):
+                    timings.append((run_id, event.node, float(duration)))
+            elif event.kind is EventKind.RUN_STARTED:
+                run_changes.setdefault(run_id, {}).update(
+                    status="running", executor_run_id=event.run_id, started_at=event.time)
+            elif event.kind is EventKind.RUN_FINISHED:
+                result = self._result(event)
+                if result is None:
+                    run_changes.setdefault(run_id, {}).update(
+                        status=str(event.data.get("status") or "failed"), finished_at=event.time)
+                    continue
+                run_changes.setdefault(run_id, {}).update(_result_columns(result))
+                for node_id, record in result.nodes.items():
+                    node_changes.setdefault((run_id, node_id), {}).update(_node_columns(record))
+        with write_lock(self.engine), self.engine.begin() as connection:
+            connection.execute(insert(_EVENTS), event_rows)
+            for (run_id, node_id), changes in node_changes.items():
+                if changes:
+                    connection.execute(update(_NODES).where(_NODES.c.run_id == run_id, _NODES.c.node_id == node_id)
+                                       .values(**changes))
+            for run_id, changes in run_changes.items():
+                started_at = changes.pop("started_at", None)
+                if started_at is not None:  # a resumed run keeps the time it first started
+                    changes["started_at"] = func.coalesce(_RUNS.c.started_at, started_at)
+                connection.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(**changes))
+        self.signals.notify(run_id for run_id, _, _ in batch)
+        if self.on_node_time is not None:
+            with self._idle:
+                for run_id, node_id, seconds in timings:
+                    self.on_node_time(self._types.get(run_id, {}).get(node_id, "unknown"), seconds)
+        finished = [run_id for run_id, _, event in batch if event.kind is EventKind.RUN_FINISHED]
+        if finished:
+            with self._idle:
+                for run_id in finished:
+                    self._types.pop(run_id, None)
+
+    @staticmethod
+    def _node_event(changes: dict[str, Any], event: RunEvent) -> None:
+        state = _NODE_STATES.get(event.kind)
+        if state is None:  # progress
+            return
+        changes["state"] = state
+        data = event.data
+        if event.kind is EventKind.NODE_STARTED:
+            changes["attempts"] = int(data.get("attempt") or 1)
+            changes.setdefault("started_at", event.time)
+        elif event.kind is EventKind.NODE_DONE:
+            changes["finished_at"] = event.time
+            changes["attempts"] = int(data.get("attempts") or 1)
+        elif event.kind is EventKind.NODE_CACHED:
+            changes["started_at"] = changes["finished_at"] = event.time
+            changes["cache_key"] = data.get("cache_key")
+        elif event.kind is EventKind.NODE_FAILED:
+            changes["finished_at"] = event.time
+            changes["attempts"] = int(data.get("attempts") or 1)
+            error: Any = data.get("error")
+            changes["error"] = value_to_json(error, describe_unknown=True) if isinstance(error, dict) \
+                else {"message": str(error)}
+        else:
+            changes["finished_at"] = event.time
+
+    def _result(self, event: RunEvent) -> RunResult | None:
+        try:
+            return self.executor.result(event.run_id, timeout=30)
+        except (NodeloomError, TimeoutError):
+            log.exception("no result for run %s; keeping the status its last event gave", event.run_id)
+            return None

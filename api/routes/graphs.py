@@ -1,0 +1,132 @@
+"""`/v1/graphs`: saved graphs. Every update makes a new immutable version; saving validates."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from nodeloom.api.deps import DbSession, Reader, Runner, State
+from nodeloom.api.errors import ERROR_RESPONSES, ApiError, not_found
+from nodeloom.api.runner import checked_graph
+from nodeloom.api.schemas import GraphCreate, GraphInfo, GraphPage, GraphSummary, GraphUpdate, GraphVersionInfo
+from nodeloom.api.tables import GraphRow, GraphVersionRow
+
+router = APIRouter(prefix="/v1/graphs", tags=["graphs"], responses=ERROR_RESPONSES)
+
+
+def _clean_tags(tags: list[str]) -> list[str]:
+    cleaned = sorted({tag.strip() for tag in tags if tag.strip()})
+    for tag in cleaned:
+        if len(tag) > 100:
+            raise ApiError(422, "invalid_request", "a tag is longer than 100 characters", {"tag": tag[:100]})
+    return cleaned
+
+
+def _summary(row: GraphRow) -> GraphSummary:
+    return GraphSummary(id=row.id, name=row.name, description=row.description, tags=list(row.tags or []),
+                        version=row.latest_version, created_at=row.created_at, updated_at=row.updated_at)
+
+
+def _info(row: GraphRow, version: GraphVersionRow) -> GraphInfo:
+    return GraphInfo(**_summary(row).model_dump(), graph=version.document, graph_version=version.version)
+
+
+def _owned(session: Session, project: str, graph_id: str) -> GraphRow:
+    row = session.get(GraphRow, graph_id)
+    if row is None or row.project != project or row.deleted_at is not None:
+        raise not_found("graph", graph_id)
+    return row
+
+
+def _validated_document(state: State, document: dict[str, Any]) -> dict[str, Any]:
+    return checked_graph(document, state.registry).to_json()
+
+
+@router.post("", response_model=GraphInfo, status_code=201, summary="Save a graph (validated: 422 lists every problem)")
+def create_graph(body: GraphCreate, state: State, session: DbSession, identity: Runner) -> GraphInfo:
+    document = _validated_document(state, body.graph)
+    now = time.time()
+    row = GraphRow(id=uuid.uuid4().hex, project=identity.project, name=str(document.get("name", "graph"))[:200],
+                   description=str(document.get("description", "")), tags=_clean_tags(body.tags),
+                   latest_version=1, created_at=now, updated_at=now)
+    version = GraphVersionRow(graph_id=row.id, version=1, document=document, created_at=now)
+    session.add(row)
+    session.flush()
+    session.add(version)
+    session.commit()
+    return _info(row, version)
+
+
+@router.get("", response_model=GraphPage, summary="List graphs, newest first; filter by name (substring) and tag")
+def list_graphs(
+    session: DbSession,
+    identity: Reader,
+    name: Annotated[str | None, Query(max_length=200, description="part of the name, any case")] = None,
+    tag: Annotated[str | None, Query(max_length=100, description="graphs carrying this tag")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> GraphPage:
+    query = select(GraphRow).where(GraphRow.project == identity.project, col(GraphRow.deleted_at).is_(None))
+    if name:
+        query = query.where(func.lower(GraphRow.name).contains(name.lower(), autoescape=True))
+    rows = session.exec(query.order_by(col(GraphRow.created_at).desc(), col(GraphRow.id))).all()
+    if tag:  # tags are a JSON list: filtered here, the same way on SQLite and PostgreSQL
+        rows = [row for row in rows if tag in (row.tags or [])]
+    return GraphPage(items=[_summary(row) for row in rows[offset:offset + limit]], total=len(rows),
+                     limit=limit, offset=offset)
+
+
+@router.get("/{graph_id}", response_model=GraphInfo, summary="A graph at its newest version, or at `version`")
+def get_graph(
+    graph_id: str, session: DbSession, identity: Reader, version: Annotated[int | None, Query(ge=1)] = None,
+) -> GraphInfo:
+    row = _owned(session, identity.project, graph_id)
+    stored = session.get(GraphVersionRow, (graph_id, version or row.latest_version))
+    if stored is None:
+        raise ApiError(404, "not_found", f"graph {graph_id!r} has no version {version}",
+                       {"graph": graph_id, "version": version})
+    return _info(row, stored)
+
+
+@router.get("/{graph_id}/versions", response_model=list[GraphVersionInfo], summary="The versions of a graph")
+def list_versions(graph_id: str, session: DbSession, identity: Reader) -> list[GraphVersionInfo]:
+    _owned(session, identity.project, graph_id)
+    rows = session.exec(select(GraphVersionRow).where(GraphVersionRow.graph_id == graph_id)
+                        .order_by(col(GraphVersionRow.version))).all()
+    return [GraphVersionInfo(version=row.version, created_at=row.created_at) for row in rows]
+
+
+@router.put("/{graph_id}", response_model=GraphInfo,
+            summary="Update a graph: a new document makes a new version; tags are replaced")
+def update_graph(graph_id: str, body: GraphUpdate, state: State, session: DbSession, identity: Runner) -> GraphInfo:
+    row = _owned(session, identity.project, graph_id)
+    now = time.time()
+    if body.tags is not None:
+        row.tags = _clean_tags(body.tags)
+    if body.graph is not None:
+        document = _validated_document(state, body.graph)
+        row.latest_version += 1
+        row.name = str(document.get("name", "graph"))[:200]
+        row.description = str(document.get("description", ""))
+        session.add(GraphVersionRow(graph_id=graph_id, version=row.latest_version, document=document, created_at=now))
+    row.updated_at = now
+    session.add(row)
+    session.commit()
+    stored = session.get(GraphVersionRow, (graph_id, row.latest_version))
+    assert stored is not None
+    return _info(row, stored)
+
+
+@router.delete("/{graph_id}", status_code=204, response_class=Response,
+               summary="Delete a graph (its runs stay, with the document they ran)")
+def delete_graph(graph_id: str, session: DbSession, identity: Runner) -> Response:
+    row = _owned(session, identity.project, graph_id)
+    row.deleted_at = time.time()
+    session.add(row)
+    session.commit()
+    return Response(status_code=204)

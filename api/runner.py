@@ -1,0 +1,241 @@
+"""Submitting, cancelling, resuming and recovering runs: the API's side of the executor protocol."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Engine, func
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from nodeloom.api.auth import Identity
+from nodeloom.api.errors import ApiError, not_found
+from nodeloom.api.recorder import RunRecorder
+from nodeloom.api.schemas import RunState, RunSubmit
+from nodeloom.api.tables import GraphRow, GraphVersionRow, RunEventRow, RunNodeRow, RunRow
+from nodeloom.core.errors import GraphValidationError, NodeloomError, RunNotFoundError
+from nodeloom.core.graph import Graph
+from nodeloom.core.validate import NodeCatalog, check_run_inputs, validate_graph
+from nodeloom.executors.base import Executor
+
+log = logging.getLogger("nodeloom.api")
+
+_IN_FLIGHT = ("pending", "running")
+_RESUMABLE = ("interrupted", "failed", "cancelled")
+
+
+def checked_graph(document: Mapping[str, Any], catalog: NodeCatalog) -> Graph:
+    """The graph of a document; raises `GraphValidationError` with every problem found."""
+    issues = validate_graph(dict(document), catalog)
+    if issues:
+        raise GraphValidationError(issues)
+    return Graph.from_json(dict(document))
+
+
+class RunService:
+    """Starts runs on the executor and keeps their rows in step with it."""
+
+    def __init__(self, engine: Engine, executor: Executor, catalog: NodeCatalog, recorder: RunRecorder) -> None:
+        self.engine = engine
+        self.executor = executor
+        self.catalog = catalog
+        self.recorder = recorder
+        self._followers: list[threading.Thread] = []
+
+    # -- submit ----------------------------------------------------------------------
+    def submit(self, identity: Identity, request: RunSubmit, idempotency_key: str | None) -> tuple[str, bool]:
+        """Start a run; returns its id and whether it is new (False: an earlier submit with the same key)."""
+        if idempotency_key is not None:
+            earlier = self._by_idempotency_key(identity.project, idempotency_key)
+            if earlier is not None:
+                return earlier, False
+        graph_id, version, document = self._document(identity, request)
+        graph = checked_graph(document, self.catalog)
+        _, issues = check_run_inputs(graph, request.inputs)
+        if issues:
+            raise GraphValidationError(issues)
+        run_id = uuid.uuid4().hex
+        run = RunRow(
+            id=run_id, project=identity.project, graph_id=graph_id, graph_version=version,
+            graph_name=graph.name[:200], document=dict(document), inputs=dict(request.inputs),
+            use_cache=request.use_cache, idempotency_key=idempotency_key, created_at=time.time(),
+        )
+        with Session(self.engine) as session:
+            try:
+                session.add(run)
+                session.flush()  # the run row first: node rows refer to it
+                for node_id, instance in graph.nodes.items():
+                    session.add(RunNodeRow(run_id=run_id, node_id=node_id, type=instance.type))
+                session.commit()
+            except IntegrityError:
+                # a concurrent submit with the same Idempotency-Key won the race
+                session.rollback()
+                earlier = self._by_idempotency_key(identity.project, idempotency_key or "")
+                if earlier is None:
+                    raise
+                return earlier, False
+        self._start(run_id, graph, dict(request.inputs), request.use_cache, base=0)
+        return run_id, True
+
+    def _by_idempotency_key(self, project: str, key: str) -> str | None:
+        with Session(self.engine) as session:
+            run = session.exec(
+                select(RunRow).where(RunRow.project == project, RunRow.idempotency_key == key)
+            ).first()
+            if run is None:
+                return None
+            run_id, status = run.id, run.status
+        if status == "interrupted":  # the retried submit of a run the API lost: run it again
+            self.resume(project, run_id)
+        return run_id
+
+    def _document(self, identity: Identity, request: RunSubmit) -> tuple[str | None, int | None, dict[str, Any]]:
+        if request.graph is not None:
+            return None, None, request.graph
+        graph_id = request.graph_id or ""
+        with Session(self.engine) as session:
+            graph = session.get(GraphRow, graph_id)
+            if graph is None or graph.project != identity.project or graph.deleted_at is not None:
+                raise not_found("graph", graph_id)
+            version = request.version or graph.latest_version
+            stored = session.get(GraphVersionRow, (graph_id, version))
+            if stored is None:
+                raise ApiError(404, "not_found", f"graph {graph_id!r} has no version {version}",
+                               {"graph": graph_id, "version": version})
+            return graph_id, version, dict(stored.document)
+
+    def _start(self, run_id: str, graph: Graph, inputs: dict[str, Any], use_cache: bool, base: int) -> None:
+        # the recorder stores the executor's run id with the run.started event (it is the event's run_id)
+        try:
+            listener = self.recorder.listener(run_id, base, {node_id: n.type for node_id, n in graph.nodes.items()})
+            self.executor.submit(graph, inputs, on_event=listener, use_cache=use_cache)
+        except NodeloomError as error:
+            self._fail_to_start(run_id, error)
+            raise
+
+    def _fail_to_start(self, run_id: str, error: NodeloomError) -> None:
+        with Session(self.engine) as session:
+            run = session.get(RunRow, run_id)
+            if run is not None:
+                run.status = "failed"
+                run.errors = [{"code": error.code, "message": error.message}]
+                run.finished_at = time.time()
+                session.add(run)
+                session.commit()
+
+    # -- cancel and resume -----------------------------------------------------------
+    def owned_run(self, session: Session, project: str, run_id: str) -> RunRow:
+        run = session.get(RunRow, run_id)
+        if run is None or run.project != project:
+            raise not_found("run", run_id)
+        return run
+
+    def cancel(self, project: str, run_id: str) -> None:
+        """Cancel a run in flight; a finished run is left as it is."""
+        self.recorder.flush(timeout=5)  # so a run that has just started has its executor run id stored
+        with Session(self.engine) as session:
+            run = self.owned_run(session, project, run_id)
+            if run.status not in (*_IN_FLIGHT, "interrupted"):
+                return
+            executor_run_id = run.executor_run_id
+            if run.status == "interrupted" or executor_run_id is None:
+                self._mark(session, run, "cancelled")
+                return
+        try:
+            self.executor.cancel(executor_run_id)
+        except RunNotFoundError:
+            with Session(self.engine) as session:
+                self._mark(session, self.owned_run(session, project, run_id), "cancelled")
+            return
+        self.recorder.flush(timeout=5)
+
+    def resume(self, project: str, run_id: str) -> None:
+        """Run an interrupted, failed or cancelled run again under the same id.
+
+        Its events number on; with the result cache, nodes that already succeeded in this
+        API process are not run again.
+        """
+        with Session(self.engine) as session:
+            run = self.owned_run(session, project, run_id)
+            if run.status not in _RESUMABLE:
+                raise ApiError(409, "conflict", f"run {run_id!r} is {run.status}; only {', '.join(_RESUMABLE)} "
+                               "runs can be resumed", {"run": run_id, "status": run.status})
+            last = session.exec(select(func.max(RunEventRow.seq)).where(RunEventRow.run_id == run_id)).one()
+            run.event_base = int(last or 0)
+            run.status = "pending"
+            run.resumes += 1
+            run.outputs = None
+            run.errors = None
+            run.finished_at = None
+            run.executor_run_id = None
+            session.add(run)
+            for node in session.exec(select(RunNodeRow).where(RunNodeRow.run_id == run_id)).all():
+                if node.state not in ("done", "cached"):
+                    node.state = "pending"
+                    node.error = None
+                    session.add(node)
+            session.commit()
+            graph = Graph.from_json(run.document)
+            inputs, use_cache, base = dict(run.inputs), run.use_cache, run.event_base
+        self.recorder.signals.notify([run_id])
+        self._start(run_id, graph, inputs, use_cache, base)
+
+    def _mark(self, session: Session, run: RunRow, status: str) -> None:
+        run.status = status
+        run.finished_at = time.time() if RunState(status).terminal else None
+        session.add(run)
+        for node in session.exec(select(RunNodeRow).where(RunNodeRow.run_id == run.id)).all():
+            if node.state in ("pending", "running"):
+                node.state = "cancelled" if status == "cancelled" else "interrupted"
+                session.add(node)
+        session.commit()
+        self.recorder.signals.notify([run.id])
+
+    # -- start-up --------------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Deal with runs that were in flight when the API last stopped.
+
+        A run the executor still knows (Celery workers kept going) is followed again from
+        the last stored event; any other is marked `interrupted`. Returns the interrupted ids.
+        """
+        interrupted: list[str] = []
+        with Session(self.engine) as session:
+            runs = session.exec(select(RunRow).where(col(RunRow.status).in_(_IN_FLIGHT))).all()
+            for run in runs:
+                recorded = session.exec(select(func.max(RunEventRow.seq)).where(RunEventRow.run_id == run.id)).one()
+                after = int(recorded or 0) - run.event_base
+                if run.executor_run_id is not None and self._follow(run.id, run.executor_run_id, after, run.event_base):
+                    continue
+                self._mark(session, run, "interrupted")
+                interrupted.append(run.id)
+        if interrupted:
+            log.warning("marked %d runs interrupted (in flight when the API stopped): %s", len(interrupted),
+                        ", ".join(interrupted))
+        return interrupted
+
+    def _follow(self, run_id: str, executor_run_id: str, after: int, base: int) -> bool:
+        status = getattr(self.executor, "status", None)
+        if status is None:
+            return False
+        try:
+            status(executor_run_id)  # raises when this executor does not know the run (it died with the API)
+        except RunNotFoundError:
+            return False
+        listener = self.recorder.listener(run_id, base)
+
+        def follow() -> None:
+            try:
+                for event in self.executor.events(executor_run_id, after):
+                    listener(event)
+            except NodeloomError:
+                log.exception("lost the events of run %s", run_id)
+
+        thread = threading.Thread(target=follow, name=f"nodeloom-api-follow-{run_id[:8]}", daemon=True)
+        self._followers.append(thread)
+        thread.start()
+        return True

@@ -1,0 +1,233 @@
+"""Request and response models of the REST API (pydantic only, so the SDK client reuses them)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Scope(StrEnum):
+    """What an API key may do: `read` anything of its project, `run` (also write graphs and
+    start, cancel and resume runs), `admin` (also manage the project's keys). Each includes the ones before."""
+
+    READ = "read"
+    RUN = "run"
+    ADMIN = "admin"
+
+
+class RunState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    #: the API stopped while the run was in flight; `POST /v1/runs/{id}/resume` runs it again
+    INTERRUPTED = "interrupted"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.CANCELLED)
+
+
+# -- errors --------------------------------------------------------------------------
+
+
+class ErrorInfo(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. `graph_invalid`, `not_found`")
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorInfo
+
+
+# -- service -------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: str = "ok"
+    version: str
+    executor: str
+    database: str
+
+
+# -- nodes ---------------------------------------------------------------------------
+
+
+class NodeTypeInfo(BaseModel):
+    """One node type of the catalog, with JSON Schemas of its inputs and outputs."""
+
+    type: str
+    version: int
+    category: str
+    description: str
+    resources: str
+    queue: str
+    deterministic: bool
+    retry: dict[str, Any]
+    timeout: float | None
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+class NodeCatalogResponse(BaseModel):
+    format_version: int
+    nodes: list[NodeTypeInfo]
+
+
+# -- graphs --------------------------------------------------------------------------
+
+_TAG = Field(min_length=1, max_length=100)
+
+
+class GraphCreate(BaseModel):
+    """A graph to save: its JSON document (see docs/graph-format.md) and tags to find it by."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph: dict[str, Any]
+    tags: list[str] = Field(default_factory=list, max_length=50)
+
+
+class GraphUpdate(BaseModel):
+    """A new version of a graph (`graph`), new tags, or both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph: dict[str, Any] | None = None
+    tags: list[str] | None = Field(default=None, max_length=50)
+
+
+class GraphSummary(BaseModel):
+    id: str
+    name: str
+    description: str
+    tags: list[str]
+    version: int = Field(description="the newest version")
+    created_at: float
+    updated_at: float
+
+
+class GraphInfo(GraphSummary):
+    """A graph at one version (the newest unless one was asked for)."""
+
+    graph: dict[str, Any]
+    graph_version: int = Field(description="the version of `graph`")
+
+
+class GraphPage(BaseModel):
+    items: list[GraphSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class GraphVersionInfo(BaseModel):
+    version: int
+    created_at: float
+
+
+# -- runs ----------------------------------------------------------------------------
+
+
+class RunSubmit(BaseModel):
+    """Run a saved graph (`graph_id`, optionally at `version`) or an inline `graph`, with input values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph_id: str | None = None
+    version: int | None = Field(default=None, ge=1)
+    graph: dict[str, Any] | None = None
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    use_cache: bool = True
+
+    @model_validator(mode="after")
+    def _one_graph(self) -> RunSubmit:
+        if (self.graph_id is None) == (self.graph is None):
+            raise ValueError("give exactly one of graph_id (a saved graph) or graph (an inline graph document)")
+        if self.version is not None and self.graph_id is None:
+            raise ValueError("version needs graph_id")
+        return self
+
+
+class NodeRunInfo(BaseModel):
+    id: str
+    type: str
+    state: str
+    attempts: int
+    started_at: float | None
+    finished_at: float | None
+    duration: float | None
+    cache_key: str | None
+    error: dict[str, Any] | None
+
+
+class RunSummary(BaseModel):
+    id: str
+    status: RunState
+    graph_id: str | None
+    graph_version: int | None
+    graph_name: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    duration: float | None
+    resumes: int = Field(description="how many times the run was resumed after an interruption")
+
+
+class RunInfo(RunSummary):
+    """A run with its inputs, outputs (artifacts as references), errors and per-node states."""
+
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    errors: list[dict[str, Any]]
+    nodes: dict[str, NodeRunInfo]
+    idempotency_key: str | None
+
+
+class RunPage(BaseModel):
+    items: list[RunSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class RunEventInfo(BaseModel):
+    """One event; in the event stream it is the `data` of an SSE message whose `id` is `seq`."""
+
+    seq: int
+    kind: str
+    time: float
+    node: str | None
+    data: dict[str, Any]
+
+
+# -- keys ----------------------------------------------------------------------------
+
+
+class KeyCreate(BaseModel):
+    """A new key for the caller's project."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scopes: list[Scope] = Field(min_length=1)
+    name: str = Field(default="", max_length=200)
+
+
+class KeyInfo(BaseModel):
+    id: str
+    prefix: str
+    project: str
+    scopes: list[Scope]
+    name: str
+    created_at: float
+    revoked_at: float | None
+
+
+class KeyCreated(KeyInfo):
+    key: str = Field(description="the secret key; shown this once, stored only hashed")

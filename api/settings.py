@@ -1,0 +1,53 @@
+"""Configuration of the API server: where its database is, which executor runs the graphs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+ExecutorKind = Literal["local", "celery"]
+
+
+def default_db_url() -> str:
+    """`$NODELOOM_DB_URL`, else a SQLite file under `$XDG_DATA_HOME/nodeloom` (`~/.local/share/nodeloom`)."""
+    url = os.environ.get("NODELOOM_DB_URL")
+    if url:
+        return url
+    data_home = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return f"sqlite:///{data_home / 'nodeloom' / 'nodeloom.db'}"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Everything `create_app` needs; `from_env` reads the `NODELOOM_*` variables."""
+
+    #: SQLAlchemy-style URL: `sqlite:///path.db` or `postgresql://user@host:5432/db`
+    db_url: str = field(default_factory=default_db_url)
+    #: `local` runs graphs inside the API process; `celery` only enqueues them for workers
+    executor: ExecutorKind = "local"
+    #: the artifact folder (None: the executor's default, `$NODELOOM_HOME/artifacts`)
+    artifacts: Path | None = None
+    #: extra Python modules whose nodes are registered next to the built-in packs
+    node_modules: tuple[str, ...] = ()
+    #: threads of the local executor's cpu lane (None: one per core, at least two)
+    cpu_workers: int | None = None
+    #: how long a checked API key is trusted without reading the database again
+    key_cache_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
+        env = os.environ if environ is None else environ
+        executor = env.get("NODELOOM_EXECUTOR", "local")
+        if executor not in ("local", "celery"):
+            raise ValueError(f"NODELOOM_EXECUTOR must be local or celery, not {executor!r}")
+        modules = tuple(name.strip() for name in env.get("NODELOOM_NODE_MODULES", "").split(",") if name.strip())
+        artifacts = env.get("NODELOOM_ARTIFACTS")
+        return cls(
+            db_url=env.get("NODELOOM_DB_URL") or default_db_url(),
+            executor="celery" if executor == "celery" else "local",
+            artifacts=Path(artifacts) if artifacts else None,
+            node_modules=modules,
+        )

@@ -1,0 +1,114 @@
+"""The database tables (SQLModel). Times are seconds since the epoch, as in `nodeloom.core.events`.
+
+The schema itself is created and changed only by the Alembic migrations in `migrations/`;
+these classes describe the newest revision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key: only its SHA-256 digest is kept; `prefix` finds the row without the secret."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=32)
+    prefix: str = Field(index=True, unique=True, max_length=16)
+    digest: str = Field(max_length=64)
+    project: str = Field(index=True, max_length=200)
+    scopes: str = Field(max_length=100)
+    name: str = Field(default="", max_length=200)
+    created_at: float
+    revoked_at: float | None = None
+
+
+class GraphRow(SQLModel, table=True):
+    """A saved graph; its documents live in `graph_versions`, one row per update."""
+
+    __tablename__ = "graphs"
+    __table_args__ = (Index("ix_graphs_project_name", "project", "name"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    project: str = Field(max_length=200)
+    name: str = Field(max_length=200)
+    description: str = ""
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    latest_version: int = 1
+    created_at: float
+    updated_at: float
+    deleted_at: float | None = None
+
+
+class GraphVersionRow(SQLModel, table=True):
+    """One immutable version of a graph document."""
+
+    __tablename__ = "graph_versions"
+
+    graph_id: str = Field(primary_key=True, foreign_key="graphs.id", max_length=32)
+    version: int = Field(primary_key=True)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: float
+
+
+class RunRow(SQLModel, table=True):
+    """A run as submitted (graph document and inputs) and as it went (status, outputs, errors)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint("project", "idempotency_key", name="uq_runs_project_idempotency_key"),
+        Index("ix_runs_project_created", "project", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    project: str = Field(max_length=200)
+    graph_id: str | None = Field(default=None, index=True, max_length=32)
+    graph_version: int | None = None
+    graph_name: str = Field(default="", max_length=200)
+    document: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    inputs: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    use_cache: bool = True
+    status: str = Field(default="pending", max_length=20)
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    executor_run_id: str | None = Field(default=None, max_length=64)
+    #: events recorded before the current execution (a resumed run numbers on from here)
+    event_base: int = 0
+    resumes: int = 0
+    outputs: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    errors: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+
+
+class RunNodeRow(SQLModel, table=True):
+    """The state of one node of one run."""
+
+    __tablename__ = "run_nodes"
+
+    run_id: str = Field(primary_key=True, foreign_key="runs.id", max_length=32)
+    node_id: str = Field(primary_key=True, max_length=200)
+    type: str = Field(max_length=200)
+    state: str = Field(default="pending", max_length=20)
+    attempts: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    cache_key: str | None = Field(default=None, max_length=64)
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class RunEventRow(SQLModel, table=True):
+    """One event of a run; `seq` counts from 1 across every execution of the run."""
+
+    __tablename__ = "run_events"
+
+    run_id: str = Field(primary_key=True, foreign_key="runs.id", max_length=32)
+    seq: int = Field(primary_key=True)
+    kind: str = Field(max_length=40)
+    time: float
+    node: str | None = Field(default=None, max_length=200)
+    data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))

@@ -1,0 +1,165 @@
+"""The REST API with the Celery executor: the API only enqueues, a real `nodeloom worker` runs the nodes.
+
+Uses the Redis at 127.0.0.1:6379 (database 13, a key prefix of its own) as broker and run store.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nodeloom.api.client import Client
+from nodeloom.api.schemas import RunState
+
+pytestmark = pytest.mark.slow
+
+TESTS = Path(__file__).resolve().parent
+REDIS = "redis://127.0.0.1:6379/13"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Deployment:
+    """A Celery worker and an API server sharing a broker, a key prefix and an artifact folder."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.db_url = f"sqlite:///{home / 'nodeloom.db'}"
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+                    "NODELOOM_HOME": str(home), "NODELOOM_BROKER_URL": REDIS,
+                    "NODELOOM_KEY_PREFIX": f"nlapi{uuid.uuid4().hex[:8]}",
+                    "NODELOOM_ARTIFACTS": str(home / "artifacts"), "NODELOOM_NODE_MODULES": "conftest"}
+        self.api: subprocess.Popen[bytes] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def _spawn(self, *args: str, log: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "nodeloom.cli", *args], env=self.env,
+                                stdout=(self.home / log).open("ab"), stderr=subprocess.STDOUT)
+
+    def start_worker(self) -> None:
+        self.worker = self._spawn("worker", "--queues", "cpu,io", "--concurrency", "2", "--node-module", "conftest",
+                                  "--loglevel", "WARNING", log="worker.log")
+
+    def start_api(self) -> None:
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.api = self._spawn("serve", "--port", str(port), "--db-url", self.db_url, "--executor", "celery",
+                               "--node-module", "conftest", "--log-level", "warning", log="api.log")
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.api.poll() is not None:
+                raise RuntimeError((self.home / "api.log").read_text()[-3000:])
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise RuntimeError("the API did not start")
+
+    def logs(self) -> str:
+        """The ends of the API's and the worker's logs, for failure messages."""
+        return "\n".join(f"--- {name}\n{(self.home / name).read_text(errors='replace')[-3000:]}"
+                         for name in ("api.log", "worker.log") if (self.home / name).exists())
+
+    def kill_api(self) -> None:
+        if self.api is not None:
+            self.api.send_signal(signal.SIGKILL)
+            self.api.wait(timeout=10)
+
+    def stop(self) -> None:
+        for process in (self.api, self.worker):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS).ping()
+    except redis.RedisError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Redis is not running on 127.0.0.1:6379")
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    setup = Deployment(tmp_path_factory.mktemp("api-celery"))
+    try:
+        setup.start_worker()
+        setup.start_api()
+        yield setup
+    finally:
+        setup.stop()
+        client = redis.Redis.from_url(REDIS)
+        stale = list(client.scan_iter(f"{setup.env['NODELOOM_KEY_PREFIX']}*"))
+        if stale:
+            client.delete(*stale)
+
+
+@pytest.fixture(scope="module")
+def key(deployment: Deployment) -> str:
+    done = subprocess.run([sys.executable, "-m", "nodeloom.cli", "keys", "create", "--project", "alpha",
+                           "--scopes", "run", "--db-url", deployment.db_url],
+                          env=deployment.env, capture_output=True, text=True, check=True, timeout=120)
+    return done.stdout.strip()
+
+
+def _sleeper(seconds: float, label: str) -> dict[str, Any]:
+    return {
+        "name": "sleeper",
+        "nodes": {
+            "first": {"type": "test.count", "inputs": {"label": f"{label}-first", "value": 1.5}},
+            "nap": {"type": "test.sleep", "inputs": {"label": label, "seconds": seconds,
+                                                     "value": {"node": "first", "output": "value"}}},
+        },
+        "outputs": {"value": {"node": "nap", "output": "value"}},
+    }
+
+
+def test_runs_execute_on_the_worker_and_queues_are_measured(deployment: Deployment, key: str) -> None:
+    graph = {"name": "sum", "nodes": {"add": {"type": "math.add", "inputs": {"a": 2, "b": 3.5}}},
+             "outputs": {"total": {"node": "add", "output": "result"}}}
+    with Client(deployment.url, api_key=key) as api:
+        run = api.wait(api.submit(graph, use_cache=False).id, timeout=120)  # the worker may still be starting
+        assert run.status is RunState.SUCCEEDED and run.outputs == {"total": 5.5}, deployment.logs()
+        assert run.nodes["add"].state == "done" and run.nodes["add"].attempts == 1
+        assert api.health().executor == "celery"
+        assert 'nodeloom_queue_depth{queue="nodeloom.cpu"}' in api.metrics()
+
+
+def test_a_restarted_api_follows_runs_the_workers_kept_running(deployment: Deployment, key: str) -> None:
+    with Client(deployment.url, api_key=key) as api:
+        run = api.submit(_sleeper(3, f"celery-restart-{uuid.uuid4().hex[:6]}"), use_cache=False)
+        deadline = time.monotonic() + 120
+        while api.get_run(run.id).nodes["nap"].state != "running":
+            assert time.monotonic() < deadline, f"the nap node never started\n{deployment.logs()}"
+            time.sleep(0.05)
+    deployment.kill_api()
+    deployment.start_api()
+    with Client(deployment.url, api_key=key) as api:
+        finished = api.wait(run.id, timeout=120)
+        assert finished.status is RunState.SUCCEEDED, deployment.logs()  # followed again, not interrupted
+        assert finished.outputs == {"value": 1.5} and finished.resumes == 0
+        seqs = [event.seq for event in api.events(run.id)]
+        assert seqs == list(range(1, len(seqs) + 1))

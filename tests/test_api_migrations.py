@@ -1,0 +1,117 @@
+"""Alembic migrations of the API database: from empty, and from the previous revision with data kept.
+
+Run on a SQLite file and on PostgreSQL (a schema of its own in the `test` database).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, inspect, text
+
+from nodeloom.api.db import current_revision, head_revision, make_engine, upgrade_database
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        made = make_engine(f"sqlite:///{tmp_path / 'db' / 'nodeloom.db'}")
+        yield made
+        made.dispose()
+        return
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+    except OSError:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL is not running on 127.0.0.1:5432")
+        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+    import psycopg
+
+    schema = f"nl_mig_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA {schema}")
+    made = make_engine(f"{POSTGRES}?options=-csearch_path%3D{schema}")
+    try:
+        yield made
+    finally:
+        made.dispose()
+        with psycopg.connect(POSTGRES, autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_upgrade_from_an_empty_database_creates_every_table(engine: Engine) -> None:
+    assert current_revision(engine) is None
+    upgrade_database(engine)
+    assert current_revision(engine) == head_revision() == "0002"
+    tables = set(inspect(engine).get_table_names())
+    assert {"api_keys", "graphs", "graph_versions", "runs", "run_nodes", "run_events"} <= tables
+    upgrade_database(engine)  # a second upgrade (every server start) changes nothing
+    assert current_revision(engine) == "0002"
+
+
+def test_upgrade_from_the_previous_revision_keeps_the_data(engine: Engine) -> None:
+    upgrade_database(engine, "0001")
+    assert "tags" not in {column["name"] for column in inspect(engine).get_columns("graphs")}
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO graphs (id, project, name, description, latest_version, created_at, updated_at) "
+            "VALUES ('g1', 'alpha', 'kept', 'from revision 0001', 1, 1.0, 2.0)"))
+        connection.execute(text(
+            "INSERT INTO graph_versions (graph_id, version, document, created_at) "
+            "VALUES ('g1', 1, '{\"name\": \"kept\"}', 1.0)"))
+    upgrade_database(engine)
+    assert current_revision(engine) == "0002"
+    with engine.connect() as connection:
+        row = connection.execute(text("SELECT name, description, tags FROM graphs WHERE id = 'g1'")).one()
+        document = connection.execute(text("SELECT document FROM graph_versions WHERE graph_id = 'g1'")).scalar_one()
+    assert (row.name, row.description) == ("kept", "from revision 0001")
+    tags = row.tags if isinstance(row.tags, list) else json.loads(row.tags)
+    assert tags == []
+    document = document if isinstance(document, dict) else json.loads(document)
+    assert document == {"name": "kept"}
+
+
+def test_the_client_imports_without_fastapi() -> None:
+    code = ("import sys; sys.modules['fastapi'] = None; sys.modules['sqlmodel'] = None; "
+            "from nodeloom.api.client import Client, AsyncClient; print(Client.__name__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Client"
+
+
+def test_keys_create_prints_only_the_key_and_refuses_unknown_scopes(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from nodeloom.api.cli import keys
+
+    db_url = f"sqlite:///{tmp_path / 'keys.db'}"
+    refused = CliRunner().invoke(keys, ["create", "--project", "acme", "--scopes", "read,rn", "--db-url", db_url])
+    assert refused.exit_code == 2 and "unknown scope 'rn'" in refused.output
+    made = CliRunner().invoke(keys, ["create", "--project", "acme", "--scopes", "run", "--db-url", db_url])
+    assert made.exit_code == 0
+    key = made.stdout.strip()
+    assert key.startswith("nl_") and "\n" not in key
+    listed = CliRunner().invoke(keys, ["list", "--db-url", db_url])
+    assert "acme" in listed.output and key not in listed.output  # the secret is never shown again
+
+
+def test_an_unusable_database_url_is_a_message_not_a_traceback() -> None:
+    from click.testing import CliRunner
+
+    from nodeloom.api.cli import keys
+
+    malformed = CliRunner().invoke(keys, ["list", "--db-url", "nonsense"])
+    assert malformed.exit_code == 2 and "is not a database URL" in malformed.output
+    unreachable = CliRunner().invoke(keys, ["list", "--db-url", "postgresql://postgres@127.0.0.1:1/none"])
+    assert unreachable.exit_code == 1 and "cannot open the database" in unreachable.output
+    assert "Traceback" not in malformed.output + unreachable.output
