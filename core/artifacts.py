@@ -3,7 +3,9 @@
 Nodes exchange `ArtifactRef` values: a small, JSON-serialisable reference (digest, media
 type, size, kind). The bytes live in an `ArtifactStore`; the local store keeps them in a
 folder, sharded by the first two hex digits of the SHA-256 digest, written atomically so a
-crash never leaves a half-written artifact behind a valid reference.
+crash never leaves a half-written artifact behind a valid reference. `FsspecArtifactStore`
+keeps the same layout at any fsspec URL (`s3://bucket/prefix`, `gs://...`, `memory://...`),
+for workers on several machines; `open_artifact_store` picks the store for a path or URL.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import mimetypes
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from nodeloom.core.errors import ArtifactNotFoundError
+from nodeloom.core.errors import ArtifactNotFoundError, NodeloomError
 
 # kind -> the kind it is a special case of; `can_connect` and value checks follow this chain.
 ARTIFACT_KIND_PARENTS: dict[str, str | None] = {
@@ -38,6 +41,12 @@ _EXTENSIONS = {
     "audio/mpeg": ".mp3", "video/mp4": ".mp4", "application/json": ".json", "text/plain": ".txt",
 }
 _CHUNK = 1 << 20
+
+
+class ArtifactStoreError(NodeloomError):
+    """An artifact store cannot be opened or holds content that does not match its digest."""
+
+    code = "artifact_store_error"
 
 
 def default_artifact_root() -> Path:
@@ -195,6 +204,122 @@ class LocalArtifactStore:
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
+
+
+class FsspecArtifactStore:
+    """A content-addressed store at an fsspec URL (`<url>/ab/abcdef...`), shared by machines.
+
+    Writes go to a temporary name first and are renamed into place on file systems where
+    writing is not atomic (local, NFS-like); object stores (S3, GCS, ...) publish an object
+    whole, so it is written in place. `path()` needs a local file: the artifact is downloaded
+    once into a local cache folder (checked against its digest) and that copy is returned.
+    Credentials and endpoints come from the file system's usual settings (for S3: the AWS
+    environment variables such as `AWS_ENDPOINT_URL`, or `FSSPEC_S3_*` variables).
+    """
+
+    def __init__(self, url: str, cache: str | os.PathLike[str] | None = None, **storage_options: Any) -> None:
+        try:
+            import fsspec  # type: ignore[import-untyped]
+        except ImportError:
+            raise ArtifactStoreError(
+                f"artifact store {url!r} needs the Python package 'fsspec' (and its file system, e.g. s3fs): "
+                "pip install fsspec s3fs",
+                details={"url": url, "missing": "fsspec"},
+            ) from None
+        self.url = url.rstrip("/")
+        try:
+            self.fs, root = fsspec.core.url_to_fs(self.url, **storage_options)
+        except (ImportError, ValueError) as error:
+            raise ArtifactStoreError(
+                f"cannot open artifact store {url!r}: {error}", details={"url": url, "cause": str(error)}
+            ) from None
+        self.root = str(root).rstrip("/")
+        self._atomic_writes = not _is_local(self.fs)
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        folder = Path(cache) if cache is not None else default_artifact_root() / "remote" / digest
+        self.cache = LocalArtifactStore(folder)
+
+    def _location(self, digest: str) -> str:
+        return f"{self.root}/{digest[:2]}/{digest}"
+
+    def put_bytes(self, data: bytes, media_type: str, kind: str | None = None) -> ArtifactRef:
+        digest = hashlib.sha256(data).hexdigest()
+        target = self._location(digest)
+        if not self._exists(target):
+            if self._atomic_writes:
+                self.fs.pipe_file(target, data)
+            else:
+                temporary = f"{target}.tmp-{uuid.uuid4().hex}"
+                self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+                self.fs.pipe_file(temporary, data)
+                self.fs.mv(temporary, target)
+        return ArtifactRef(digest, media_type, len(data), kind or kind_for_media_type(media_type))
+
+    def put_file(self, path: str | os.PathLike[str], media_type: str | None = None) -> ArtifactRef:
+        source = Path(path)
+        media = media_type or mimetypes.guess_type(source.name)[0] or "application/octet-stream"
+        # hashing and copying the file through the local cache keeps one code path for both steps
+        local = self.cache.put_file(source, media)
+        target = self._location(local.digest)
+        if not self._exists(target):
+            if self._atomic_writes:
+                self.fs.put_file(str(self.cache.path(local)), target)
+            else:
+                temporary = f"{target}.tmp-{uuid.uuid4().hex}"
+                self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
+                self.fs.put_file(str(self.cache.path(local)), temporary)
+                self.fs.mv(temporary, target)
+        return local
+
+    def read_bytes(self, ref: ArtifactRef) -> bytes:
+        if self.cache.exists(ref):
+            return self.cache.read_bytes(ref)
+        try:
+            data: bytes = self.fs.cat_file(self._location(ref.digest))
+        except FileNotFoundError:
+            raise self._missing(ref) from None
+        return data
+
+    def path(self, ref: ArtifactRef) -> Path:
+        if not self.cache.exists(ref):
+            data = self.read_bytes(ref)
+            if hashlib.sha256(data).hexdigest() != ref.digest:
+                raise ArtifactStoreError(
+                    f"artifact sha256:{ref.digest} at {self.url} does not match its digest (corrupted or replaced)",
+                    details={"digest": ref.digest, "store": self.url},
+                )
+            self.cache.put_bytes(data, ref.media_type, ref.kind)
+        return self.cache.path(ref)
+
+    def exists(self, ref: ArtifactRef) -> bool:
+        return self.cache.exists(ref) or self._exists(self._location(ref.digest))
+
+    def _exists(self, location: str) -> bool:
+        # listings may be cached: a stale "missing" only costs a second, identical upload
+        self.fs.invalidate_cache(location)
+        return bool(self.fs.exists(location))
+
+    def _missing(self, ref: ArtifactRef) -> ArtifactNotFoundError:
+        return ArtifactNotFoundError(
+            f"artifact sha256:{ref.digest} is not in the store at {self.url}",
+            details={"digest": ref.digest, "store": self.url},
+        )
+
+
+def _is_local(fs: Any) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, tuple | list) else (fs.protocol,)
+    return "file" in protocol or "local" in protocol
+
+
+def open_artifact_store(location: str | os.PathLike[str]) -> ArtifactStore:
+    """The store for a folder, a `file://` URL (both: `LocalArtifactStore`) or another fsspec URL
+    (`FsspecArtifactStore`), as `NODELOOM_ARTIFACTS` names it."""
+    text = os.fspath(location)
+    if "://" not in text:
+        return LocalArtifactStore(text)
+    if text.startswith("file://"):
+        return LocalArtifactStore(text.removeprefix("file://"))
+    return FsspecArtifactStore(text)
 
 
 def put_tensor(store: ArtifactStore, tensor: Any, kind: str = "tensor") -> ArtifactRef:

@@ -277,8 +277,9 @@ def nodes(query: str | None, as_json: bool, category: str | None) -> None:
               help="Broker URL [env NODELOOM_BROKER_URL].")
 @click.option("--store", envvar="NODELOOM_STORE_URL", default=None,
               help="Redis URL of the run store [env NODELOOM_STORE_URL; default: the broker].")
-@click.option("--artifacts", envvar="NODELOOM_ARTIFACTS", type=click.Path(file_okay=False), default=None,
-              help="Artifact folder shared with the submitting side [env NODELOOM_ARTIFACTS].")
+@click.option("--artifacts", envvar="NODELOOM_ARTIFACTS", default=None,
+              help="Artifact store shared with the submitting side: a folder, or an fsspec URL such as "
+                   "s3://bucket/prefix [env NODELOOM_ARTIFACTS].")
 @click.option("--node-module", "node_modules", multiple=True, metavar="MODULE",
               help="Also register the nodes of this Python module (repeatable).")
 @click.option("--name", default=None, help="Worker name (default: celery's, name@host).")
@@ -307,7 +308,7 @@ def worker(queues: str, concurrency: int, pool: str, broker: str, store: str | N
     if store:
         env["NODELOOM_STORE_URL"] = store
     if artifacts:
-        env["NODELOOM_ARTIFACTS"] = str(Path(artifacts).resolve())
+        env["NODELOOM_ARTIFACTS"] = artifacts if "://" in artifacts else str(Path(artifacts).resolve())
     if node_modules:
         env["NODELOOM_NODE_MODULES"] = ",".join(node_modules)
     command = [sys.executable, "-m", "celery", "-A", "nodeloom.executors.celery.app", "worker", "-Q", full,

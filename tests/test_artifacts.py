@@ -20,6 +20,7 @@ from nodeloom.core import (
     TensorRef,
     node,
 )
+from nodeloom.core.artifacts import ArtifactStoreError, FsspecArtifactStore, open_artifact_store
 from nodeloom.executors import LocalExecutor
 
 
@@ -138,3 +139,44 @@ def test_tensor_loading_refuses_pickled_code(tmp_path: Path) -> None:
 
     with pytest.raises(Exception, match=r"Weights only load failed|Unsupported global"):
         load_tensor(store, ref)
+
+
+def test_fsspec_store_keeps_content_by_digest_at_a_url(tmp_path: Path) -> None:
+    root = tmp_path / "shared"
+    store = FsspecArtifactStore(f"file://{root}", cache=tmp_path / "cache")
+    ref = store.put_bytes(tiny_png(10), "image/png")
+    again = store.put_bytes(tiny_png(10), "image/png")
+    assert ref == again and ref.kind == "image"
+    assert (root / ref.digest[:2] / ref.digest).read_bytes() == tiny_png(10)
+    assert [p.name for p in (root / ref.digest[:2]).iterdir()] == [ref.digest]  # no temporary file left
+    # another machine: a store on the same URL with its own (empty) local cache
+    other = FsspecArtifactStore(f"file://{root}", cache=tmp_path / "other-cache")
+    assert other.exists(ref) and other.read_bytes(ref) == tiny_png(10)
+    assert other.path(ref).parent.parent == tmp_path / "other-cache" and other.path(ref).read_bytes() == tiny_png(10)
+    source = tmp_path / "clip.wav"
+    source.write_bytes(b"RIFF....WAVE")
+    audio = other.put_file(source)
+    assert audio.media_type in ("audio/wav", "audio/x-wav") and store.read_bytes(audio) == b"RIFF....WAVE"
+
+
+def test_fsspec_store_refuses_content_that_does_not_match_its_digest(tmp_path: Path) -> None:
+    store = FsspecArtifactStore("memory://nodeloom-test-corrupt", cache=tmp_path / "a")
+    ref = store.put_bytes(b"original", "text/plain")
+    store.fs.pipe_file(store._location(ref.digest), b"replaced")
+    reader = FsspecArtifactStore("memory://nodeloom-test-corrupt", cache=tmp_path / "b")
+    with pytest.raises(ArtifactStoreError, match="does not match its digest"):
+        reader.path(ref)
+    missing = ArtifactRef("0" * 64, "text/plain", 1)
+    with pytest.raises(ArtifactNotFoundError, match="memory://nodeloom-test-corrupt"):
+        reader.read_bytes(missing)
+    assert not reader.exists(missing)
+
+
+def test_open_artifact_store_picks_the_store_for_a_location(tmp_path: Path) -> None:
+    assert isinstance(open_artifact_store(tmp_path / "a"), LocalArtifactStore)
+    local = open_artifact_store(f"file://{tmp_path}/b")
+    assert isinstance(local, LocalArtifactStore) and local.root == tmp_path / "b"
+    assert isinstance(open_artifact_store("memory://nodeloom-test-open"), FsspecArtifactStore)
+    with pytest.raises(ArtifactStoreError, match="cannot open artifact store 'nosuch://x'") as caught:
+        open_artifact_store("nosuch://x")
+    assert caught.value.to_dict()["error"]["code"] == "artifact_store_error"

@@ -1,6 +1,8 @@
 """The Celery executor against a real Redis and real `celery worker` processes started here.
 
-A session fixture starts a test-owned `redis-server` on a free port and a prefork worker
+Behaviours every executor shares (outputs, failures, events, retries, cancellation, timeouts,
+caching) are in test_executor_conformance.py; these are the faults and load only a distributed
+executor meets. A session fixture starts a test-owned `redis-server` on a free port and a prefork worker
 with two processes on the nodeloom queues; tests that kill workers start their own on a
 queue of their own. Test nodes live in a module written to a temporary folder that both
 this process and the workers import; they leave a marker file per execution, so tests
@@ -9,25 +11,25 @@ count executions across processes.
 
 from __future__ import annotations
 
-import contextlib
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
-from nodeloom.core import EventKind, Float, Graph, NodeState, RunEvent, RunStatus
-from nodeloom.executors import LocalExecutor
+from nodeloom.core import EventKind, Float, Graph, NodeState, RunStatus
+from nodeloom.core.errors import RunNotFoundError
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
+from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 
 pytestmark = pytest.mark.slow
@@ -73,6 +75,17 @@ def flaky(folder: str, label: str, failures: int) -> int:
     return tries
 
 
+@node("ctest.slow_retry", output="value", retry=RetryPolicy(max_attempts=2, initial_backoff=4.0, jitter=0.0))
+def slow_retry(folder: str, label: str) -> int:
+    """Fail the first time; the retry waits 4 s (longer than the tests' visibility timeout), then takes 1 s."""
+    _mark(folder, label)
+    tries = len(list(Path(folder).glob(label + ".*")))
+    if tries == 1:
+        raise NodeExecutionError("first try fails", retryable=True)
+    time.sleep(1.0)
+    return tries
+
+
 @node("ctest.wait", output="value")
 def wait(ctx: NodeContext, folder: str, label: str, seconds: float) -> float:
     """Report progress every 50 ms for `seconds`; markers at start and at the end."""
@@ -94,12 +107,6 @@ def crash(folder: str, label: str) -> float:
 '''
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def markers(folder: Path, label: str) -> list[Path]:
     return sorted(folder.glob(f"{label}.*"))
 
@@ -112,77 +119,10 @@ def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-u
         time.sleep(0.05)
 
 
-class Workers:
-    """`celery worker` processes started by the tests, each in its own process group."""
-
-    def __init__(self, config: CeleryConfig, module_dir: Path, logs: Path) -> None:
-        self.config = config
-        self.env = {**os.environ, **config.to_env(),
-                    "PYTHONPATH": os.pathsep.join([str(module_dir), os.environ.get("PYTHONPATH", "")])}
-        self.logs = logs
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self, name: str, queues: str, concurrency: int = 2, pool: str = "prefork") -> subprocess.Popen[bytes]:
-        log = self.logs / f"{name}.log"
-        command = [
-            sys.executable, "-m", "celery", "-A", "nodeloom.executors.celery.app", "worker",
-            "-n", f"{name}@%h", "-Q", queues, "-c", str(concurrency), "-P", pool,
-            "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat",
-        ]
-        with log.open("wb") as out:
-            process = subprocess.Popen(command, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
-        self.started.append(process)
-        wait_for(lambda: b" ready." in log.read_bytes() or process.poll() is not None, 60, f"worker {name}")
-        if process.poll() is not None:
-            raise AssertionError(f"worker {name} exited:\n{log.read_text()}")
-        return process
-
-    def kill(self, process: subprocess.Popen[bytes]) -> None:
-        """SIGKILL a worker and its pool processes at once."""
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-    def stop(self, process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill(process)
-        else:  # the main process is gone; its pool processes may not be
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-
-    def stop_all(self) -> None:
-        for process in self.started:
-            self.stop(process)
-
-
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    try:
-        wait_for(lambda: _pings(client), 10, "redis-server")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        client.close()
-        server.terminate()
-        server.wait(10)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -208,8 +148,9 @@ def config(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> CeleryCo
 
 
 @pytest.fixture(scope="session")
-def workers(config: CeleryConfig, module_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
-    fleet = Workers(config, module_dir, tmp_path_factory.mktemp("worker-logs"))
+def workers(config: CeleryConfig, module_dir: Path,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerFleet]:
+    fleet = WorkerFleet(config, tmp_path_factory.mktemp("worker-logs"), [module_dir])
     try:
         fleet.start("main", "nodeloom.cpu,nodeloom.io,nodeloom.gpu", concurrency=2)
         yield fleet
@@ -225,7 +166,7 @@ def registry(module_dir: Path) -> NodeRegistry:
 
 
 @pytest.fixture
-def executor(registry: NodeRegistry, config: CeleryConfig, workers: Workers) -> Iterator[CeleryExecutor]:
+def executor(registry: NodeRegistry, config: CeleryConfig, workers: WorkerFleet) -> Iterator[CeleryExecutor]:
     with CeleryExecutor(registry, config=config) as running:
         yield running
 
@@ -240,19 +181,6 @@ def arithmetic_and_text_graph() -> Graph:
     g.output("total", total["result"])
     g.output("line", line["text"])
     return g
-
-
-def test_builtin_graph_gives_the_same_outputs_as_the_local_executor(
-    executor: CeleryExecutor, registry: NodeRegistry, tmp_path: Path
-) -> None:
-    graph = arithmetic_and_text_graph()
-    result = executor.run(graph, {"x": 4}, use_cache=False)
-    with LocalExecutor(registry, artifacts=tmp_path / "a") as local:
-        expected = local.run(graph, {"x": 4})
-    assert result.status is RunStatus.SUCCEEDED
-    assert result.outputs == expected.outputs == {"total": 17.5, "line": "8.5 and 17.5"}
-    assert {n: r.state for n, r in result.nodes.items()} == {n: r.state for n, r in expected.nodes.items()}
-    assert all(record.attempts == 1 and record.duration is not None for record in result.nodes.values())
 
 
 def test_fan_in_node_runs_once_when_its_parents_finish_together(executor: CeleryExecutor, tmp_path: Path) -> None:
@@ -272,77 +200,8 @@ def test_fan_in_node_runs_once_when_its_parents_finish_together(executor: Celery
     assert all(len(markers(tmp_path, f"p{i}")) == 3 for i in range(6))
 
 
-def test_failing_node_fails_the_run_and_skips_its_descendants(executor: CeleryExecutor, tmp_path: Path) -> None:
-    g = Graph()
-    bad = g.add("ctest.fail", "bad", message="no such thing")
-    after = g.add("math.add", "after", a=bad["value"], b=1)
-    last = g.add("ctest.mark", "last", folder=str(tmp_path), label="last", value=after["result"])
-    fine = g.add("ctest.mark", "fine", folder=str(tmp_path), label="fine", value=2)
-    g.output("last", last["value"])
-    g.output("fine", fine["value"])
-    result = executor.run(g)
-    assert result.status is RunStatus.FAILED
-    states = {n: r.state for n, r in result.nodes.items()}
-    assert states == {"bad": NodeState.FAILED, "after": NodeState.SKIPPED, "last": NodeState.SKIPPED,
-                      "fine": NodeState.DONE}
-    assert result.nodes["bad"].error == {"code": "node_failed", "message": "no such thing"}
-    assert result.outputs == {"fine": 2.0}
-    assert markers(tmp_path, "last") == []
-
-
-def test_events_reach_the_callback_and_the_event_stream_in_order(executor: CeleryExecutor, tmp_path: Path) -> None:
-    g = Graph()
-    first = g.add("ctest.wait", "first", folder=str(tmp_path), label="first", seconds=0.2)
-    g.output("value", g.add("math.add", "second", a=first["value"], b=1)["result"])
-    seen: list[RunEvent] = []
-    handle = executor.submit(g, on_event=seen.append)
-    streamed = list(handle.events(timeout=30))
-    assert handle.result(timeout=5).ok
-    wait_for(lambda: bool(seen) and seen[-1].kind is EventKind.RUN_FINISHED, 5, "the callback's last event")
-    assert [e.seq for e in streamed] == list(range(1, len(streamed) + 1))
-    assert seen == streamed
-    kinds = [(e.kind, e.node) for e in streamed]
-    assert kinds[0] == (EventKind.RUN_STARTED, None) and kinds[-1] == (EventKind.RUN_FINISHED, None)
-    assert streamed[-1].data == {"status": "succeeded"}
-    order = [k for k in kinds if k[0] in (EventKind.NODE_STARTED, EventKind.NODE_DONE)]
-    assert order == [(EventKind.NODE_STARTED, "first"), (EventKind.NODE_DONE, "first"),
-                     (EventKind.NODE_STARTED, "second"), (EventKind.NODE_DONE, "second")]
-    progress = [e for e in streamed if e.kind is EventKind.NODE_PROGRESS]
-    assert progress and progress[0].data == {"done": 0, "total": 4, "message": "waiting"}
-
-
-def test_retry_policy_runs_a_flaky_node_again(executor: CeleryExecutor, tmp_path: Path) -> None:
-    g = Graph()
-    g.output("tries", g.add("ctest.flaky", "flaky", folder=str(tmp_path), label="flaky", failures=2)["value"])
-    handle = executor.submit(g)
-    result = handle.result(timeout=30)
-    assert result.ok and result.outputs == {"tries": 3}
-    assert result.nodes["flaky"].attempts == 3
-    retrying = [e.data["attempt"] for e in handle.events() if e.kind is EventKind.NODE_RETRYING]
-    assert retrying == [1, 2]
-
-
-def test_cancel_stops_the_running_node_and_its_pending_successors(executor: CeleryExecutor, tmp_path: Path) -> None:
-    g = Graph()
-    slow = g.add("ctest.wait", "slow", folder=str(tmp_path), label="slow", seconds=5)
-    after = g.add("ctest.mark", "after", folder=str(tmp_path), label="after", value=slow["value"])
-    g.output("value", after["value"])
-    handle = executor.submit(g)
-    wait_for(lambda: bool(markers(tmp_path, "slow-start")), 20, "the slow node to start")
-    assert handle.cancel() is True
-    result = handle.result(timeout=10)
-    assert result.status is RunStatus.CANCELLED
-    assert {n: r.state for n, r in result.nodes.items()} == {"slow": NodeState.CANCELLED,
-                                                              "after": NodeState.CANCELLED}
-    assert handle.cancel() is False
-    time.sleep(0.5)  # the node stops at its next progress check, 50 ms away
-    assert markers(tmp_path, "slow-end") == [] and markers(tmp_path, "after") == []
-    # the worker is free again: a new run finishes at once
-    assert executor.run(arithmetic_and_text_graph(), {"x": 1}).ok
-
-
 def test_run_finishes_on_another_worker_after_its_worker_is_killed(
-    executor: CeleryExecutor, workers: Workers, tmp_path: Path
+    executor: CeleryExecutor, workers: WorkerFleet, tmp_path: Path
 ) -> None:
     g = Graph()
     first = g.add("ctest.mark", "first", folder=str(tmp_path), label="first", value=1)
@@ -377,31 +236,6 @@ def test_node_that_kills_its_worker_every_time_ends_in_a_dead_letter(
     assert [(d["node"], d["error"]["deliveries"]) for d in letters] == [("crash", config.max_deliveries)]
     # the fleet still runs other graphs
     assert executor.run(arithmetic_and_text_graph(), {"x": 2}).ok
-
-
-def test_node_past_its_timeout_fails_with_a_timeout_error(executor: CeleryExecutor, tmp_path: Path) -> None:
-    g = Graph()
-    g.output("value", g.add("ctest.wait", "slow", folder=str(tmp_path), label="slow", seconds=3)["value"])
-    g.configure("slow", timeout=0.5)
-    started = time.monotonic()
-    result = executor.run(g)
-    assert result.status is RunStatus.FAILED and time.monotonic() - started < 2.5
-    assert result.nodes["slow"].error is not None and result.nodes["slow"].error["code"] == "node_timeout"
-    assert markers(tmp_path, "slow-end") == []
-
-
-def test_rerun_executes_only_what_changed(executor: CeleryExecutor, tmp_path: Path) -> None:
-    g = Graph()
-    a = g.input("a", Float, default=1.0)
-    left = g.add("ctest.mark", "left", folder=str(tmp_path), label="left", value=a)
-    right = g.add("ctest.mark", "right", folder=str(tmp_path), label="right", value=2)
-    g.output("sum", g.add("math.add", "sum", a=left["value"], b=right["value"])["result"])
-    assert executor.run(g).outputs == {"sum": 3.0}
-    again = executor.run(g, {"a": 5.0})
-    assert again.outputs == {"sum": 7.0}
-    assert {n: r.state for n, r in again.nodes.items()} == {"left": NodeState.DONE, "right": NodeState.CACHED,
-                                                             "sum": NodeState.DONE}
-    assert len(markers(tmp_path, "left")) == 2 and len(markers(tmp_path, "right")) == 1
 
 
 def test_nodeloom_worker_command_starts_a_worker_for_its_queues(
@@ -461,3 +295,89 @@ def test_many_runs_from_several_threads_each_finish_once_with_the_right_outputs(
     assert len({handle.run_id for handle in handles.values()}) == 200
     assert all(result.ok and result.outputs == {"y": x + 10.0} for x, result in results.items())
     assert all(record.attempts == 1 for result in results.values() for record in result.nodes.values())
+
+
+def test_run_resumes_and_finishes_after_redis_restarts_mid_run(
+    registry: NodeRegistry, module_dir: Path, tmp_path: Path
+) -> None:
+    # a Redis of its own, append-only with fsync on every write, killed and started again mid-run
+    server = RedisServer(tmp_path / "redis", appendonly=True).start()
+    config = CeleryConfig(broker_url=server.url, artifacts=tmp_path / "artifacts", node_modules=(NODE_MODULE,),
+                          visibility_timeout=3.0, restore_interval=0.5, key_prefix="nlrestart")
+    fleet = WorkerFleet(config, tmp_path / "logs", [module_dir])
+    try:
+        fleet.start("restart", "nodeloom.cpu,nodeloom.io", concurrency=2)
+        g = Graph()
+        value: Any = g.input("x", Float)
+        for index in range(6):
+            marked = g.add("ctest.mark", f"m{index}", folder=str(tmp_path), label=f"m{index}", value=value,
+                           seconds=0.3)
+            value = g.add("math.add", f"a{index}", a=marked["value"], b=1)["result"]
+        g.output("y", value)
+        with CeleryExecutor(registry, config=config) as executor:
+            handle = executor.submit(g, {"x": 10.0}, use_cache=False)
+            wait_for(lambda: bool(markers(tmp_path, "m2")), 30, "the third node to finish")
+            server.kill()
+            time.sleep(1.0)
+            server.start()
+            result = handle.result(timeout=40)
+            assert result.ok and result.outputs == {"y": 16.0}
+            assert all(record.state is NodeState.DONE for record in result.nodes.values())
+            # nodes that finished before the restart were not executed again
+            assert len(markers(tmp_path, "m0")) == 1 and len(markers(tmp_path, "m1")) == 1
+            events = list(handle.events(timeout=10))
+            assert [e.seq for e in events] == list(range(1, len(events) + 1))
+            done = sorted(e.node for e in events if e.kind is EventKind.NODE_DONE if e.node is not None)
+            assert done == sorted(result.nodes)
+            # the fleet keeps working on the restarted server
+            assert executor.run(arithmetic_and_text_graph(), {"x": 4}, use_cache=False).outputs["total"] == 17.5
+    finally:
+        fleet.stop_all()
+        server.stop()
+
+
+def test_a_second_message_for_a_running_node_does_not_run_it_again(executor: CeleryExecutor, tmp_path: Path) -> None:
+    g = Graph()
+    slow = g.add("ctest.wait", "slow", folder=str(tmp_path), label="slow", seconds=1.0)
+    g.output("value", g.add("math.add", "after", a=slow["value"], b=1)["result"])
+    handle = executor.submit(g, use_cache=False)
+    wait_for(lambda: bool(markers(tmp_path, "slow-start")), 20, "the slow node to start")
+    # what a re-sent outbox entry looks like to a worker: the same task, not a broker redelivery
+    executor.app.send_task("nodeloom.execute_node", args=[handle.run_id, "slow", 1, None], queue="nodeloom.cpu")
+    result = handle.result(timeout=30)
+    assert result.ok and result.outputs == {"value": 2.0}
+    assert len(markers(tmp_path, "slow-start")) == 1 and result.nodes["slow"].attempts == 1
+    started = [e.node for e in handle.events() if e.kind is EventKind.NODE_STARTED]
+    assert started == ["slow", "after"]
+
+
+def test_a_retry_delay_longer_than_the_visibility_timeout_runs_the_retry_once(
+    executor: CeleryExecutor, config: CeleryConfig, workers: WorkerFleet, tmp_path: Path
+) -> None:
+    assert config.visibility_timeout < 4.0  # the node's retry waits 4 s
+    g = Graph()
+    g.output("tries", g.add("ctest.slow_retry", "node", folder=str(tmp_path), label="node")["value"])
+    started = time.monotonic()
+    handle = executor.submit(g, use_cache=False)
+    result = handle.result(timeout=30)
+    assert result.ok and result.outputs == {"tries": 2} and time.monotonic() - started >= 4.0
+    assert result.nodes["node"].attempts == 2
+    time.sleep(config.visibility_timeout)  # a copy delivered again would have arrived by now
+    assert len(markers(tmp_path, "node")) == 2
+    # the delay was waited out in hops shorter than the visibility timeout: the broker never had
+    # to deliver the retry's message a second time (a second copy would end as 'skip')
+    log = (workers.logs / "main.log").read_text()
+    outcomes = re.findall(rf"{handle.run_id}\.node\.2\] succeeded in [0-9.e-]+s: '(\w+)'", log)
+    assert outcomes[-1] == "done" and set(outcomes[:-1]) <= {"deferred"} and len(outcomes) >= 2
+
+
+def test_finished_runs_expire_from_redis(registry: NodeRegistry, config: CeleryConfig, workers: WorkerFleet) -> None:
+    with CeleryExecutor(registry, config=replace(config, run_ttl=1.0)) as short_lived:
+        handle = short_lived.submit(arithmetic_and_text_graph(), {"x": 1}, use_cache=False)
+        assert handle.result(timeout=30).ok
+        keys = short_lived.store.client.keys(f"{short_lived.store.run_key(handle.run_id)}*")
+        assert len(keys) > 5 and all(0 < short_lived.store.client.ttl(key) <= 1 for key in keys)
+        wait_for(lambda: not short_lived.store.client.keys(f"{short_lived.store.run_key(handle.run_id)}*"), 5,
+                 "the run's keys to expire")
+        with pytest.raises(RunNotFoundError):
+            handle.result(timeout=1)

@@ -8,7 +8,8 @@ run keep coming.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from celery import Celery  # type: ignore[import-untyped]
@@ -49,18 +50,29 @@ class DistributedRun:
 
     @classmethod
     def load(
-        cls, run_id: str, store: RunStore, catalog: NodeCatalog, artifacts: ArtifactStore
+        cls, run_id: str, store: RunStore, catalog: NodeCatalog, artifacts: ArtifactStore,
+        plans: MutableMapping[str, ExecutionPlan] | None = None,
     ) -> DistributedRun | None:
-        """Re-create a run from the store (None if the store does not know it)."""
+        """Re-create a run from the store (None if the store does not know it).
+
+        `plans` keeps plans by graph JSON: runs of a graph already planned in this process reuse
+        its plan (a plan holds no run state).
+        """
         document: RunDocument | None = store.document(run_id)
         if document is None:
             return None
-        plan = plan_execution(Graph.from_json(document.graph), catalog)
+        plan = plans.get(document.graph_text) if plans is not None else None
+        if plan is None:
+            plan = plan_execution(Graph.from_json(document.graph), catalog)
+            if plans is not None:
+                plans[document.graph_text] = plan
         return cls(run_id, plan, revive(document.inputs), RunConfig.from_json(document.config),
                    document.use_cache, store, artifacts)
 
-    def upstream_outputs(self, planned: PlannedNode) -> dict[str, dict[str, Any]]:
-        texts = self.store.node_outputs(self.run_id, planned.upstream)
+    def upstream_outputs(self, planned: PlannedNode, texts: Sequence[str | None] | None = None) -> dict[str, Any]:
+        """The outputs of a node's upstream nodes by node id (`texts`: as the claim returned them)."""
+        if texts is None:
+            texts = self.store.node_outputs(self.run_id, planned.upstream)
         found: dict[str, dict[str, Any]] = {}
         for node, text in zip(planned.upstream, texts, strict=True):
             if text is None:
@@ -69,8 +81,10 @@ class DistributedRun:
             found[node] = decode_outputs(text, self.artifacts)
         return found
 
-    def gather(self, planned: PlannedNode, check: bool = True) -> dict[str, Any]:
-        return planned.gather_inputs(self.input_values, self.upstream_outputs(planned), check)
+    def gather(self, planned: PlannedNode, check: bool = True,
+               texts: Sequence[str | None] | None = None) -> dict[str, Any]:
+        """The input values of a node, read from the run's inputs and its upstream outputs."""
+        return planned.gather_inputs(self.input_values, self.upstream_outputs(planned, texts), check)
 
     def cache_key(self, planned: PlannedNode) -> str | None:
         if planned.static_key is None:
@@ -79,34 +93,46 @@ class DistributedRun:
         seed = self.gather(planned, check=False).get("seed") if planned.seeded else None
         return planned.key(self.input_tokens, keys, seed)
 
-    def send(self, app: Celery, node_ids: Iterable[str], countdown: float | None = None) -> None:
-        """Send ready nodes: complete cache hits here, enqueue the others on their queues."""
-        work = list(node_ids)
+    def send(self, app: Celery, ready: Iterable[tuple[str, int]], countdown: float | None = None) -> None:
+        """Send ready `(node, attempt)` pairs: complete cache hits here, enqueue the others on their queues.
+
+        Sent nodes stay in the run's outbox until a worker claims them.
+        """
+        work = list(ready)
         nodes = self.plan.nodes
-        sent: list[str] = []
         with app.producer_or_acquire() as producer:
             while work:
-                node_id = work.pop()
+                node_id, attempt = work.pop()
                 planned = nodes[node_id]
-                key = self.cache_key(planned)
-                if key is not None and self.use_cache and countdown is None:
+                # cache keys are only needed to look results up and to store them
+                key = self.cache_key(planned) if self.use_cache else None
+                if key is not None and countdown is None:
                     hit = self.store.cached(key)
                     if hit is not None:
                         work.extend(self.store.complete_cached(self.run_id, node_id, hit, key) or ())
                         continue
-                (attempt,) = self.store.attempts(self.run_id, [node_id])
                 options: dict[str, Any] = {}
+                args: list[Any] = [self.run_id, node_id, attempt, key]
                 if planned.timeout is not None:
                     options["soft_time_limit"] = planned.timeout
                 if countdown:
-                    options["countdown"] = countdown
+                    # a worker holds a delayed message unacknowledged until it is due: past the visibility
+                    # timeout the broker would deliver it again, so long delays are waited out in hops
+                    hop = max_hop(app)
+                    options["countdown"] = min(countdown, hop)
+                    if countdown > hop:
+                        args.append(time.time() + countdown)
                 app.send_task(
                     EXECUTE_NODE,
-                    args=[self.run_id, node_id, attempt, key],
+                    args=args,
                     queue=planned.resources.queue_name,
                     task_id=task_id(self.run_id, node_id, attempt),
                     producer=producer,
                     **options,
                 )
-                sent.append(node_id)
-        self.store.sent(self.run_id, sent)
+
+
+def max_hop(app: Celery) -> float:
+    """The longest countdown one message may wait: half the broker's visibility timeout."""
+    options = app.conf.broker_transport_options or {}
+    return float(options.get("visibility_timeout", 3600.0)) / 2

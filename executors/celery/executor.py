@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import Celery  # type: ignore[import-untyped]
 
-from nodeloom.core.artifacts import ArtifactStore, LocalArtifactStore
+from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
 from nodeloom.core.context import RunConfig
 from nodeloom.core.errors import NodeloomError, RunNotFoundError
 from nodeloom.core.events import EventKind, RunEvent, RunResult, RunStatus
@@ -23,7 +23,7 @@ from nodeloom.core.validate import NodeCatalog
 from nodeloom.executors.base import EventCallback, RunHandle
 from nodeloom.executors.celery.app import CeleryConfig, make_app
 from nodeloom.executors.celery.dispatch import DistributedRun
-from nodeloom.executors.celery.store import RunDocument, RunStore, task_id
+from nodeloom.executors.celery.store import RunDocument, RunNotices, RunStore, task_id
 from nodeloom.executors.celery.values import decode_outputs, revive, to_json_text
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class CeleryExecutor:
         *,
         config: CeleryConfig | None = None,
         run_config: RunConfig | None = None,
-        poll_interval: float = 0.02,
+        poll_interval: float = 0.5,
     ) -> None:
         if registry is None:
             from nodeloom.node_registry import default_registry
@@ -55,12 +55,13 @@ class CeleryExecutor:
         self.registry = registry
         self.config = config or CeleryConfig.from_env()
         self.app: Celery = make_app(self.config)
-        self.store = RunStore.from_url(self.config.redis_url, self.config.key_prefix)
-        self.artifacts: ArtifactStore = LocalArtifactStore(self.config.artifacts)
+        self.store = RunStore.from_url(self.config.redis_url, self.config.key_prefix, run_ttl=self.config.run_ttl)
+        self.artifacts: ArtifactStore = open_artifact_store(self.config.artifacts)
         self.run_config = run_config or RunConfig()
         self.poll_interval = poll_interval
         self._closed = threading.Event()
         self._watchers: list[threading.Thread] = []
+        self._notices = RunNotices(self.store)
 
     # -- the executor protocol -----------------------------------------------------
     def submit(
@@ -96,26 +97,29 @@ class CeleryExecutor:
                              self.store, self.artifacts)
         if on_event is not None:
             self._watch(run_id, on_event)
-        run.send(self.app, roots)
+        run.send(self.app, [(root, 1) for root in roots])
         return RunHandle(self, run_id)
 
     def events(self, run_id: str, after: int = 0, timeout: float | None = None) -> Iterator[RunEvent]:
         self._known(run_id)
         index = max(after, 0)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            batch = self.store.events(run_id, index)
-            if batch:
-                deadline = None if timeout is None else time.monotonic() + timeout
-                yield from batch
-                index += len(batch)
-                if batch[-1].kind is EventKind.RUN_FINISHED:
+        with self._notices.watching(run_id) as notice:
+            while True:
+                notice.clear()
+                batch = self.store.events(run_id, index)
+                if batch:
+                    deadline = None if timeout is None else time.monotonic() + timeout
+                    yield from batch
+                    index += len(batch)
+                    if batch[-1].kind is EventKind.RUN_FINISHED:
+                        return
+                    continue
+                if self._closed.is_set():
                     return
-                continue
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"no event of run {run_id} within {timeout} s")
-            if self._closed.wait(self.poll_interval):
-                return
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"no event of run {run_id} within {timeout} s")
+                notice.wait(self._wait_step(deadline))
 
     def cancel(self, run_id: str) -> bool:
         self._known(run_id)
@@ -132,13 +136,20 @@ class CeleryExecutor:
     def result(self, run_id: str, timeout: float | None = None) -> RunResult:
         self._known(run_id)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            status = self.store.status(run_id)
-            if status is not None and status.terminal:
-                return self.status(run_id)
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
-            time.sleep(self.poll_interval)
+        with self._notices.watching(run_id, EventKind.RUN_FINISHED.value) as notice:
+            while True:
+                notice.clear()
+                status = self.store.status(run_id)
+                if status is not None and status.terminal:
+                    return self.status(run_id)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
+                notice.wait(self._wait_step(deadline))
+
+    def _wait_step(self, deadline: float | None) -> float:
+        # notices wake waiters at once; the poll interval only bounds a wait whose notice was lost
+        step = self.poll_interval
+        return step if deadline is None else max(0.0, min(step, deadline - time.monotonic()))
 
     def status(self, run_id: str) -> RunResult:
         """A snapshot of the run now, finished or not."""
@@ -168,12 +179,20 @@ class CeleryExecutor:
         """Submit and wait: the result of the finished run."""
         return self.submit(graph, inputs, **options).result()
 
+    def workers(self) -> list[dict[str, Any]]:
+        """What each worker process reported after its tasks: `worker` (Celery node name), `pid`,
+        `models` (the diffusion pipelines it holds loaded: model, dtype, device), `model_loads`
+        (pipelines it loaded since it started) and `updated` (Unix time). A process that exits
+        cleanly removes its record; one that was killed keeps it, with an old `updated`."""
+        return self.store.worker_reports()
+
     def deadletters(self) -> list[dict[str, Any]]:
         """Records of node attempts given up after too many deliveries (their worker kept dying)."""
         return self.store.deadletters()
 
     def close(self) -> None:
         self._closed.set()
+        self._notices.close()
         for watcher in self._watchers:
             watcher.join(timeout=1)
         self.store.close()

@@ -3,26 +3,36 @@
 Every state change of a run is one Lua script, so it is atomic across workers: when two
 parents of a node finish at the same moment, exactly one of them sees the node's count of
 unfinished parents reach zero, and only that one enqueues it. Nodes made ready are put in
-the run's outbox in the same script and leave it once their task is sent, so a worker that
-dies in between leaves a trace that the redelivery of its task sends again.
+the run's outbox in the same script and leave it when a worker claims their task, so a
+worker that dies in between leaves a trace that the redelivery of its task sends again; a
+message sent twice that way is told from a redelivery by the broker's `redelivered` flag and
+dropped. Scripts are safe to call again after a lost reply (Redis restarted mid-call): a
+claim carries a token, and complete/fail answer a repeated call as they did the first.
 
 Keys of a run (`<prefix>:run:<id>` and hashes `<that>:<field>` by node id): the run hash
 (graph JSON, input values, settings, status, count of unfinished nodes), `state`, `try`
 (the attempt a task may run), `attempts`, `started`, `finished`, `error`, `deliveries`
 (of the current attempt), `outputs`, `keys` (cache keys), `remaining` (unfinished parents),
-`children`, the `events` list (JSON `[kind, node, time, data]`, seq = position + 1) and the
-`outbox` set. Dead-letter records go to the list `<prefix>:deadletter`.
+`children`, `claim` (token of the execution holding the node), the `events` list (JSON
+`[kind, node, time, data]`, seq = position + 1; each event is also published on the
+channel `<run key>:notify` so watchers wake at once) and the `outbox` set. Dead-letter
+records go to the list `<prefix>:deadletter`; worker processes report the models they hold
+in the hash `<prefix>:workers`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from nodeloom.core.events import EventKind, NodeRecord, NodeState, RunEvent, RunStatus
 
@@ -36,6 +46,16 @@ local function event(kind, node, data)
   local who = 'null'
   if node then who = cjson.encode(node) end
   redis.call('RPUSH', key('events'), '["' .. kind .. '",' .. who .. ',' .. now .. ',' .. (data or '{}') .. ']')
+  redis.call('PUBLISH', key('notify'), kind)
+end
+local RUN_FIELDS = {'state', 'try', 'attempts', 'started', 'finished', 'error', 'deliveries', 'outputs', 'keys',
+                    'remaining', 'children', 'claim', 'events', 'outbox'}
+-- a finished run's keys expire after the run's `ttl` seconds (none when 0)
+local function expire_run()
+  local ttl = tonumber(redis.call('HGET', base, 'ttl') or '0')
+  if ttl == nil or ttl <= 0 then return end
+  redis.call('EXPIRE', base, ttl)
+  for _, name in ipairs(RUN_FIELDS) do redis.call('EXPIRE', key(name), ttl) end
 end
 local function maybe_finish()
   if tonumber(redis.call('HGET', base, 'unfinished')) > 0 then return end
@@ -44,6 +64,7 @@ local function maybe_finish()
   if redis.call('HGET', base, 'failed') == '1' then status = 'failed' end
   redis.call('HSET', base, 'status', status, 'finished_at', now)
   event('run.finished', nil, '{"status":"' .. status .. '"}')
+  expire_run()
 end
 local function skip_descendants(node)
   local work = cjson.decode(redis.call('HGET', key('children'), node))
@@ -72,6 +93,7 @@ local function fail_node(node, error_json)
   skip_descendants(node)
   maybe_finish()
 end
+-- ready children as a flat list {child, attempt, child, attempt, ...}
 local function release_children(node)
   local ready = {}
   for _, child in ipairs(cjson.decode(redis.call('HGET', key('children'), node))) do
@@ -79,28 +101,57 @@ local function release_children(node)
     if left == 0 and redis.call('HGET', key('state'), child) == 'pending' then
       redis.call('SADD', key('outbox'), child)
       table.insert(ready, child)
+      table.insert(ready, redis.call('HGET', key('try'), child))
+    end
+  end
+  return ready
+end
+-- children of a finished node still in the outbox (made ready, not yet claimed), same form
+local function unsent_children(node)
+  local ready = {}
+  for _, child in ipairs(cjson.decode(redis.call('HGET', key('children'), node))) do
+    if redis.call('SISMEMBER', key('outbox'), child) == 1 then
+      table.insert(ready, child)
+      table.insert(ready, redis.call('HGET', key('try'), child))
     end
   end
   return ready
 end
 """
-_PRELUDE = _PRELUDE.replace("redis.call('SREM', key('outbox'), child)", "redis.call('SREM', key('outbox'), child)")
 
-# ARGV: now, node, try, max deliveries, dead-letter record (JSON without the closing brace)
+# ARGV: now, node, try, max deliveries, dead-letter record (JSON without the closing brace),
+# claim token (one per execution: a retried call after a lost reply is recognised), redelivered
+# ('1' when the broker delivers the message again), then the node's upstream node ids.
+# Returns {verdict, deliveries, outputs of the upstream nodes...} (outputs only with 'run').
 _CLAIM = _PRELUDE + """
-local node, try = ARGV[2], ARGV[3]
+local node, try, token = ARGV[2], ARGV[3], ARGV[6]
 if redis.call('HGET', base, 'status') ~= 'running' then return {'skip', 0} end
 if redis.call('HGET', key('try'), node) ~= try then return {'skip', 0} end
 local state = redis.call('HGET', key('state'), node)
+local function inputs(verdict, deliveries)
+  local reply = {verdict, deliveries}
+  if #ARGV > 7 then
+    local found = redis.call('HMGET', key('outputs'), unpack(ARGV, 8))
+    for i = 1, #found do reply[i + 2] = found[i] end
+  end
+  return reply
+end
 if state == 'pending' then
+  redis.call('SREM', key('outbox'), node)
   redis.call('HSET', key('state'), node, 'running')
   redis.call('HSET', key('attempts'), node, try)
   redis.call('HSETNX', key('started'), node, now)
   redis.call('HSET', key('deliveries'), node, 1)
+  redis.call('HSET', key('claim'), node, token)
   event('node.started', node, '{"attempt":' .. try .. '}')
-  return {'run', 1}
+  return inputs('run', 1)
 end
 if state == 'running' then
+  if redis.call('HGET', key('claim'), node) == token then
+    return inputs('run', tonumber(redis.call('HGET', key('deliveries'), node)))
+  end
+  -- a second message for a running attempt that the broker did not redeliver: a duplicate
+  if ARGV[7] ~= '1' then return {'skip', 0} end
   local deliveries = redis.call('HINCRBY', key('deliveries'), node, 1)
   if deliveries > tonumber(ARGV[4]) then
     local lost = deliveries - 1
@@ -110,20 +161,25 @@ if state == 'running' then
     fail_node(node, error_json)
     return {'dead', lost}
   end
+  redis.call('HSET', key('claim'), node, token)
   event('node.started', node, '{"attempt":' .. try .. '}')
-  return {'run', deliveries}
+  return inputs('run', deliveries)
 end
 if state == 'done' or state == 'cached' then return {'done', 0} end
 return {'skip', 0}
 """
 
-# ARGV: now, node, try, outputs, duration, cache key ('' for none)
+# ARGV: now, node, try, outputs, duration, cache key ('' for none), '1' to store the outputs in
+# the result cache (KEYS[2]). Returns the ready children; a repeated call (its first reply was
+# lost) returns the children not yet claimed.
 _COMPLETE = _PRELUDE + """
 local node, try = ARGV[2], ARGV[3]
 if redis.call('HGET', base, 'status') ~= 'running' then return false end
-if redis.call('HGET', key('state'), node) ~= 'running' or redis.call('HGET', key('try'), node) ~= try then
-  return false
-end
+if redis.call('HGET', key('try'), node) ~= try then return false end
+local state = redis.call('HGET', key('state'), node)
+if state == 'done' then return unsent_children(node) end
+if state ~= 'running' then return false end
+if ARGV[7] == '1' then redis.call('SET', KEYS[2], ARGV[4]) end
 redis.call('HSET', key('state'), node, 'done')
 redis.call('HSET', key('finished'), node, now)
 redis.call('HSET', key('outputs'), node, ARGV[4])
@@ -139,7 +195,9 @@ return ready
 _COMPLETE_CACHED = _PRELUDE + """
 local node = ARGV[2]
 if redis.call('HGET', base, 'status') ~= 'running' then return false end
-if redis.call('HGET', key('state'), node) ~= 'pending' then return false end
+local state = redis.call('HGET', key('state'), node)
+if state == 'cached' then return unsent_children(node) end
+if state ~= 'pending' then return false end
 redis.call('SREM', key('outbox'), node)
 redis.call('HSET', key('state'), node, 'cached')
 redis.call('HSET', key('started'), node, now)
@@ -153,13 +211,19 @@ maybe_finish()
 return ready
 """
 
-# ARGV: now, node, try, error JSON, retry delay ('' for no retry)
+# ARGV: now, node, try, error JSON, retry delay ('' for no retry). A repeated call (its first
+# reply was lost) gives the same verdict again.
 _FAIL = _PRELUDE + """
 local node, try = ARGV[2], ARGV[3]
 if redis.call('HGET', base, 'status') ~= 'running' then return false end
-if redis.call('HGET', key('state'), node) ~= 'running' or redis.call('HGET', key('try'), node) ~= try then
-  return false
+local state = redis.call('HGET', key('state'), node)
+local current = redis.call('HGET', key('try'), node)
+if ARGV[5] ~= '' and state == 'pending' and tonumber(current) == tonumber(try) + 1
+   and redis.call('SISMEMBER', key('outbox'), node) == 1 then
+  return {'retry', tonumber(current)}
 end
+if state == 'failed' and current == try then return {'failed', 0} end
+if state ~= 'running' or current ~= try then return false end
 if ARGV[5] ~= '' then
   local next_try = tonumber(try) + 1
   redis.call('HSET', key('state'), node, 'pending')
@@ -201,6 +265,7 @@ for i = 1, #states, 2 do
 end
 redis.call('DEL', key('outbox'))
 event('run.finished', nil, '{"status":"cancelled"}')
+expire_run()
 return stopped
 """
 
@@ -217,14 +282,18 @@ class RunDocument:
     inputs: dict[str, Any]
     config: dict[str, Any]
     use_cache: bool
+    #: the graph JSON as stored (workers key their plans by it)
+    graph_text: str = ""
 
 
 class RunStore:
     """Run state of distributed runs in Redis; every change is one atomic script."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "nodeloom") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "nodeloom", run_ttl: float = 7 * 86400) -> None:
         self.client = client
         self.prefix = prefix
+        #: seconds a finished run stays in Redis (0: until deleted)
+        self.run_ttl = run_ttl
         self.deadletter_key = f"{prefix}:deadletter"
         self._claim = client.register_script(_CLAIM)
         self._complete = client.register_script(_COMPLETE)
@@ -234,8 +303,15 @@ class RunStore:
         self._cancel = client.register_script(_CANCEL)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "nodeloom") -> RunStore:
-        return cls(redis.Redis.from_url(url, decode_responses=True), prefix)
+    def from_url(cls, url: str, prefix: str = "nodeloom", reconnect_for: float = 60.0,
+                 run_ttl: float = 7 * 86400) -> RunStore:
+        """A store on the Redis at `url`; a lost connection is retried with backoff for about
+        `reconnect_for` seconds (a restarting Redis), every script being safe to call again."""
+        steps = max(1, int(reconnect_for / 0.5))
+        retry = Retry(ExponentialBackoff(cap=0.5, base=0.02), retries=steps)
+        client = redis.Redis.from_url(url, decode_responses=True, retry=retry,
+                                      retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+        return cls(client, prefix, run_ttl)
 
     def close(self) -> None:
         self.client.close()
@@ -273,6 +349,7 @@ class RunStore:
             "started_at": repr(now),
             "unfinished": len(node_types),
             "failed": "0",
+            "ttl": str(max(0, round(self.run_ttl))),
         })
         if node_types:
             pipe.hset(f"{base}:state", mapping=dict.fromkeys(node_types, "pending"))
@@ -287,6 +364,9 @@ class RunStore:
         if not node_types:
             pipe.hset(base, "finished_at", repr(now))
             pipe.rpush(f"{base}:events", json.dumps(["run.finished", None, now, {"status": "succeeded"}]))
+            if self.run_ttl > 0:
+                pipe.expire(base, round(self.run_ttl))
+                pipe.expire(f"{base}:events", round(self.run_ttl))
         pipe.execute()
         return roots
 
@@ -296,36 +376,49 @@ class RunStore:
         )
         if graph is None or inputs is None or config is None:
             return None
-        return RunDocument(json.loads(graph), json.loads(inputs), json.loads(config), use_cache == "1")
+        return RunDocument(json.loads(graph), json.loads(inputs), json.loads(config), use_cache == "1", graph)
 
     def exists(self, run_id: str) -> bool:
         return bool(self.client.exists(self.run_key(run_id)))
 
     # -- state changes (one script each) -------------------------------------------
-    def claim(self, run_id: str, node_id: str, attempt: int, max_deliveries: int, worker: str) -> tuple[str, int]:
-        """Take one delivery of a node's task: `run`, `skip` (stale or run over), `done`
-        (finished before; its children may still need sending) or `dead` (delivered too often)."""
+    def claim(self, run_id: str, node_id: str, attempt: int, max_deliveries: int, worker: str, token: str,
+              redelivered: bool, upstream: Sequence[str]) -> tuple[str, int, list[str | None]]:
+        """Take one delivery of a node's task: `run`, `skip` (stale, duplicate or run over), `done`
+        (finished before; its children may still need sending) or `dead` (delivered too often).
+
+        With `run` come the stored outputs of the `upstream` nodes, in order.
+        """
         record = json.dumps({"run_id": run_id, "node": node_id, "attempt": attempt, "worker": worker})[:-1]
-        verdict, count = self._claim(
+        reply = self._claim(
             keys=[self.run_key(run_id), self.deadletter_key],
-            args=[repr(time.time()), node_id, attempt, max_deliveries, record],
+            args=[repr(time.time()), node_id, attempt, max_deliveries, record, token, "1" if redelivered else "0",
+                  *upstream],
         )
-        return str(verdict), int(count)
+        return str(reply[0]), int(reply[1]), self._texts(reply[2:])
 
     def complete(self, run_id: str, node_id: str, attempt: int, outputs: str, duration: float,
-                 cache_key: str | None) -> list[str] | None:
-        """Record a node's outputs; returns the children it made ready (None if the attempt was stale)."""
+                 cache_key: str | None, cache: bool = False) -> list[tuple[str, int]] | None:
+        """Record a node's outputs (and put them in the result cache when `cache`); returns the
+        children it made ready with their attempt numbers (None if the attempt was stale)."""
         ready = self._complete(
-            keys=[self.run_key(run_id)],
-            args=[repr(time.time()), node_id, attempt, outputs, repr(duration), cache_key or ""],
+            keys=[self.run_key(run_id), self.cache_key(cache_key or "")],
+            args=[repr(time.time()), node_id, attempt, outputs, repr(duration), cache_key or "",
+                  "1" if cache and cache_key else "0"],
         )
-        return None if ready is None else [str(child) for child in ready]
+        return None if ready is None else self._pairs(ready)
 
-    def complete_cached(self, run_id: str, node_id: str, outputs: str, cache_key: str) -> list[str] | None:
+    def complete_cached(self, run_id: str, node_id: str, outputs: str,
+                        cache_key: str) -> list[tuple[str, int]] | None:
+        """Complete a pending node from a result-cache hit; returns the children it made ready."""
         ready = self._complete_cached(
             keys=[self.run_key(run_id)], args=[repr(time.time()), node_id, outputs, cache_key]
         )
-        return None if ready is None else [str(child) for child in ready]
+        return None if ready is None else self._pairs(ready)
+
+    @staticmethod
+    def _pairs(flat: Sequence[Any]) -> list[tuple[str, int]]:
+        return [(str(flat[i]), int(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     def fail(self, run_id: str, node_id: str, attempt: int, error: Mapping[str, Any],
              retry_delay: float | None) -> tuple[str, int] | None:
@@ -349,12 +442,6 @@ class RunStore:
         if stopped is None:
             return None
         return [(str(stopped[i]), int(stopped[i + 1])) for i in range(0, len(stopped), 2)]
-
-    def sent(self, run_id: str, node_ids: Iterable[str]) -> None:
-        """Take nodes whose tasks were sent out of the outbox."""
-        names = list(node_ids)
-        if names:
-            self.client.srem(f"{self.run_key(run_id)}:outbox", *names)
 
     # -- reading -------------------------------------------------------------------
     def status(self, run_id: str) -> RunStatus | None:
@@ -421,5 +508,92 @@ class RunStore:
         # the client decodes responses: every value is text or missing
         return [None if value is None else str(value) for value in values]
 
+    # -- worker processes ----------------------------------------------------------
+    @property
+    def workers_key(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def report_worker(self, name: str, record: Mapping[str, Any]) -> None:
+        """Record what one worker process holds (its loaded models), under `name`."""
+        self.client.hset(self.workers_key, name, json.dumps(dict(record)))
+
+    def forget_worker(self, name: str) -> None:
+        self.client.hdel(self.workers_key, name)
+
+    def worker_reports(self) -> list[dict[str, Any]]:
+        """The latest record of every worker process that reported, by name."""
+        reports = self.client.hgetall(self.workers_key)
+        return [json.loads(reports[name]) for name in sorted(reports)]
+
     def deadletters(self) -> list[dict[str, Any]]:
         return [json.loads(entry) for entry in self.client.lrange(self.deadletter_key, 0, -1)]
+
+
+class RunNotices:
+    """Wakes threads waiting on runs when the run store publishes an event of theirs.
+
+    One pattern subscription per process, in one listener thread started on first use; it
+    reconnects after Redis restarts. Waiters still poll at their own interval, so a notice
+    lost while reconnecting delays a waiter, never blocks it.
+    """
+
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        self._pattern = f"{store.run_key('*')}:notify"
+        self._head = len(store.run_key(""))
+        # run id -> {notice: the event kind it waits for, None for every kind}
+        self._waiting: dict[str, dict[threading.Event, str | None]] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def watching(self, run_id: str, kind: str | None = None) -> Iterator[threading.Event]:
+        """An event set whenever `run_id` gets a new event (only of `kind`, if given), for the duration
+        of the block."""
+        notice = threading.Event()
+        with self._lock:
+            self._waiting.setdefault(run_id, {})[notice] = kind
+            if self._thread is None and not self._closed.is_set():
+                self._thread = threading.Thread(target=self._listen, name="nodeloom-run-notices", daemon=True)
+                self._thread.start()
+        try:
+            yield notice
+        finally:
+            with self._lock:
+                waiters = self._waiting.get(run_id)
+                if waiters is not None:
+                    waiters.pop(notice, None)
+                    if not waiters:
+                        del self._waiting[run_id]
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def _listen(self) -> None:
+        while not self._closed.is_set():
+            pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            try:
+                pubsub.psubscribe(self._pattern)
+                while not self._closed.is_set():
+                    message = pubsub.get_message(timeout=0.2)
+                    if message is not None:
+                        self._wake(str(message["channel"])[self._head:-len(":notify")], str(message["data"]))
+            except (redis.ConnectionError, redis.TimeoutError):
+                # Redis went away: wake everyone (they re-read the store) and subscribe again
+                with self._lock:
+                    for waiters in self._waiting.values():
+                        for notice in waiters:
+                            notice.set()
+                self._closed.wait(0.2)
+            finally:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+
+    def _wake(self, run_id: str, kind: str) -> None:
+        with self._lock:
+            for notice, wanted in self._waiting.get(run_id, {}).items():
+                if wanted is None or wanted == kind:
+                    notice.set()

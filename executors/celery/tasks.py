@@ -10,20 +10,27 @@ worker process, after the pool forked, and kept between tasks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 import os
+import sys
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from typing import Any
 
+import redis
 from celery import Task  # type: ignore[import-untyped]
 from celery.exceptions import SoftTimeLimitExceeded  # type: ignore[import-untyped]
+from celery.signals import worker_process_shutdown  # type: ignore[import-untyped]
 
-from nodeloom.core.artifacts import LocalArtifactStore
+from nodeloom.core.artifacts import open_artifact_store
 from nodeloom.core.context import NodeContext
 from nodeloom.core.errors import NodeTimeoutError, error_record
 from nodeloom.core.events import RunStatus
+from nodeloom.core.plan import ExecutionPlan
 from nodeloom.core.validate import NodeCatalog
 from nodeloom.executors.celery.app import EXECUTE_NODE, CeleryConfig, app
 from nodeloom.executors.celery.dispatch import DistributedRun
@@ -49,47 +56,59 @@ def worker_registry(config: CeleryConfig) -> NodeCatalog:
 class NodeWorker:
     """What one worker process keeps between tasks: store client, artifacts, registry, recent runs."""
 
-    def __init__(self, config: CeleryConfig, keep_runs: int = 256) -> None:
+    def __init__(self, config: CeleryConfig, keep_runs: int = 256, keep_plans: int = 64) -> None:
         self.config = config
-        self.store = RunStore.from_url(config.redis_url, config.key_prefix)
-        self.artifacts = LocalArtifactStore(config.artifacts)
+        self.store = RunStore.from_url(config.redis_url, config.key_prefix, run_ttl=config.run_ttl)
+        self.artifacts = open_artifact_store(config.artifacts)
         self.registry = worker_registry(config)
         self.keep_runs = keep_runs
+        self.keep_plans = keep_plans
         self._runs: OrderedDict[str, DistributedRun] = OrderedDict()
+        self._plans: OrderedDict[str, ExecutionPlan] = OrderedDict()
+        self._reported: tuple[Any, ...] | None = None
+        self.report_name: str | None = None
 
     def run(self, run_id: str) -> DistributedRun | None:
         found = self._runs.get(run_id)
         if found is None:
-            found = DistributedRun.load(run_id, self.store, self.registry, self.artifacts)
+            found = DistributedRun.load(run_id, self.store, self.registry, self.artifacts, self._plans)
             if found is None:
                 return None
             self._runs[run_id] = found
             while len(self._runs) > self.keep_runs:
                 self._runs.popitem(last=False)
+            while len(self._plans) > self.keep_plans:
+                self._plans.popitem(last=False)
         else:
             self._runs.move_to_end(run_id)
         return found
 
-    def execute(self, run_id: str, node_id: str, attempt: int, cache_key: str | None, worker: str) -> str:
-        verdict, _ = self.store.claim(run_id, node_id, attempt, self.config.max_deliveries, worker)
-        if verdict in ("skip", "dead"):
-            return verdict
+    def execute(self, run_id: str, node_id: str, attempt: int, cache_key: str | None, worker: str,
+                redelivered: bool = False, not_before: float | None = None) -> str:
         run = self.run(run_id)
         if run is None:
             return "skip"
         planned = run.plan.nodes[node_id]
+        if not_before is not None and (left := not_before - time.time()) > 0.01:
+            # a long retry delay: wait the next hop in a new message (see DistributedRun.send)
+            run.send(app, [(node_id, attempt)], countdown=left)
+            return "deferred"
+        verdict, _, texts = self.store.claim(run_id, node_id, attempt, self.config.max_deliveries, worker,
+                                             uuid.uuid4().hex, redelivered, planned.upstream)
+        if verdict in ("skip", "dead"):
+            return verdict
         if verdict == "done":
             # a redelivery of a finished node: its worker may have died before sending its children
-            waiting = run.store.outbox(run_id).intersection(planned.downstream)
+            waiting = sorted(run.store.outbox(run_id).intersection(planned.downstream))
             if waiting:
-                run.send(app, waiting)
+                run.send(app, list(zip(waiting, run.store.attempts(run_id, waiting), strict=True)))
             return verdict
         definition = planned.definition
         started = time.monotonic()
         error: BaseException | None = None
         encoded = ""
         try:
-            inputs = run.gather(planned)
+            inputs = run.gather(planned, texts=texts)
             ctx = None
             if definition.context_param is not None:
                 ctx = NodeContext(
@@ -115,9 +134,8 @@ class NodeWorker:
             error = failure
             log.debug("node %s of run %s failed", node_id, run_id, exc_info=True)
         if error is None:
-            if cache_key is not None and run.use_cache:
-                self.store.put_cached(cache_key, encoded)
-            ready = self.store.complete(run_id, node_id, attempt, encoded, time.monotonic() - started, cache_key)
+            ready = self.store.complete(run_id, node_id, attempt, encoded, time.monotonic() - started, cache_key,
+                                        cache=run.use_cache)
             if ready:
                 run.send(app, ready)
             return "done"
@@ -126,8 +144,26 @@ class NodeWorker:
         delay = retry.delay(attempt) if retryable and attempt < retry.max_attempts else None
         outcome = self.store.fail(run_id, node_id, attempt, info, delay)
         if outcome is not None and outcome[0] == "retry":
-            run.send(app, [node_id], countdown=delay)
+            run.send(app, [(node_id, outcome[1])], countdown=delay)
         return "failed"
+
+    def report_models(self, worker: str) -> None:
+        """Tell the run store which models this process holds: on its first task and when that changes.
+
+        Only the image pack's pipeline cache is looked at, and only if a node already imported
+        it (listing models never imports torch).
+        """
+        pipelines = sys.modules.get("nodeloom.node_registry.image.pipelines")
+        cache = getattr(pipelines, "PIPELINES", None)
+        models: list[dict[str, str]] = cache.held() if cache is not None else []
+        loads = int(cache.loads) if cache is not None else 0
+        state = (worker, loads, json.dumps(models))
+        if state == self._reported:
+            return
+        self.report_name = f"{worker}/{os.getpid()}"
+        self.store.report_worker(self.report_name, {"worker": worker, "pid": os.getpid(), "models": models,
+                                                    "model_loads": loads, "updated": time.time()})
+        self._reported = state
 
     def _progress(self, run_id: str, node_id: str, attempt: int, done: float, total: float | None,
                   message: str) -> None:
@@ -153,6 +189,25 @@ def node_worker() -> NodeWorker:
 
 
 @app.task(name=EXECUTE_NODE, bind=True, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
-def execute_node(self: Task, run_id: str, node_id: str, attempt: int, cache_key: str | None = None) -> str:
-    """Execute one attempt of one node; the outcome is recorded in the run store."""
-    return node_worker().execute(run_id, node_id, attempt, cache_key, str(self.request.hostname))
+def execute_node(self: Task, run_id: str, node_id: str, attempt: int, cache_key: str | None = None,
+                 not_before: float | None = None) -> str:
+    """Execute one attempt of one node (not before the Unix time `not_before`); the outcome is
+    recorded in the run store."""
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    worker = node_worker()
+    hostname = str(self.request.hostname)
+    try:
+        return worker.execute(run_id, node_id, attempt, cache_key, hostname, redelivered, not_before)
+    finally:
+        try:
+            worker.report_models(hostname)
+        except redis.RedisError:  # the report is informative: a failed one never fails the node
+            log.warning("could not report this worker's models to the run store", exc_info=True)
+
+
+@worker_process_shutdown.connect  # type: ignore[untyped-decorator]
+def forget_this_process(**_: Any) -> None:
+    """A pool process that exits takes its model report out of the run store."""
+    if _worker is not None and _worker_pid == os.getpid() and _worker.report_name is not None:
+        with contextlib.suppress(redis.RedisError):
+            _worker.store.forget_worker(_worker.report_name)

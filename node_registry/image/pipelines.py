@@ -181,6 +181,11 @@ class PipelineCache:
         with self._lock:
             return len(self._entries)
 
+    def held(self) -> list[dict[str, str]]:
+        """The handles of the loaded pipelines (JSON form), least recently used first: what a worker reports."""
+        with self._lock:
+            return [handle.to_json() for handle in self._entries]
+
     def get(self, handle: PipelineHandle) -> Any:
         """The loaded pipeline for `handle`, loading it on a miss."""
         return self._entry(handle).pipeline

@@ -1,0 +1,266 @@
+"""One set of behaviour tests that every executor passes: the executor protocol, as a specification.
+
+Each test runs against `LocalExecutor` (threads in this process) and `CeleryExecutor`
+(a test-owned `redis-server` and a real `celery worker` with two pool processes). The
+nodes live in a module written to a temporary folder that this process and the workers
+import; each execution leaves a marker file, so tests count executions across processes.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from nodeloom.core import EventKind, Float, Graph, NodeState, RunEvent, RunStatus
+from nodeloom.executors import LocalExecutor
+from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
+from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet
+from nodeloom.node_registry import NodeRegistry, builtin_registry
+
+MODULE = "nodeloom_conformance_nodes"
+NODES = '''
+"""Nodes for the executor conformance suite: each execution leaves a marker file in `folder`."""
+
+import os
+import time
+from pathlib import Path
+
+from nodeloom.core import NodeContext, RetryPolicy, node
+from nodeloom.core.errors import NodeExecutionError
+
+
+def _mark(folder: str, label: str) -> None:
+    Path(folder, f"{label}.{os.getpid()}.{time.time_ns()}").touch()
+
+
+@node("conf.mark", output="value")
+def mark(folder: str, label: str, value: float = 0.0) -> float:
+    """Leave a marker, return `value`."""
+    _mark(folder, label)
+    return value
+
+
+@node("conf.fail", output="value")
+def fail(folder: str, label: str, message: str) -> float:
+    """Always fail, for good."""
+    _mark(folder, label)
+    raise NodeExecutionError(message, retryable=False)
+
+
+@node("conf.flaky", output="value", retry=RetryPolicy(max_attempts=3, initial_backoff=0.05))
+def flaky(folder: str, label: str, failures: int) -> int:
+    """Fail (retryably) the first `failures` times, then return the number of tries."""
+    _mark(folder, label)
+    tries = len(list(Path(folder).glob(label + ".*")))
+    if tries <= failures:
+        raise NodeExecutionError(f"try {tries} fails", retryable=True)
+    return tries
+
+
+@node("conf.wait", output="value")
+def wait(ctx: NodeContext, folder: str, label: str, seconds: float) -> float:
+    """Report progress every 50 ms for `seconds`; markers at the start and at the end."""
+    _mark(folder, label + "-start")
+    steps = max(1, int(seconds / 0.05))
+    for step in range(steps):
+        ctx.progress(step, steps, "waiting")
+        time.sleep(0.05)
+    _mark(folder, label + "-end")
+    return seconds
+'''
+
+Executor = LocalExecutor | CeleryExecutor
+
+
+@pytest.fixture(scope="session")
+def conformance_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    folder = tmp_path_factory.mktemp("conformance-nodes")
+    (folder / f"{MODULE}.py").write_text(textwrap.dedent(NODES))
+    sys.path.insert(0, str(folder))
+    yield folder
+    sys.path.remove(str(folder))
+
+
+@pytest.fixture(scope="session")
+def conformance_registry(conformance_module: Path) -> NodeRegistry:
+    found = builtin_registry()
+    found.register_module(MODULE)
+    return found
+
+
+@pytest.fixture(scope="session")
+def celery_config(conformance_module: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryConfig]:
+    with RedisServer(tmp_path_factory.mktemp("conformance-redis")) as server:
+        config = CeleryConfig(broker_url=server.url, artifacts=tmp_path_factory.mktemp("conformance-artifacts"),
+                              node_modules=(MODULE,), key_prefix="nlconf")
+        with WorkerFleet(config, tmp_path_factory.mktemp("conformance-logs"), [conformance_module]) as fleet:
+            fleet.start("conformance", "nodeloom.cpu,nodeloom.io,nodeloom.gpu", concurrency=2)
+            yield config
+
+
+@pytest.fixture(params=["local", pytest.param("celery", marks=pytest.mark.slow)])
+def executor(request: pytest.FixtureRequest, conformance_registry: NodeRegistry, tmp_path: Path) -> Iterator[Executor]:
+    running: Executor
+    if request.param == "local":
+        running = LocalExecutor(conformance_registry, artifacts=tmp_path / "artifacts")
+    else:
+        running = CeleryExecutor(conformance_registry, config=request.getfixturevalue("celery_config"))
+    with running:
+        yield running
+
+
+def markers(folder: Path, label: str) -> list[Path]:
+    return sorted(folder.glob(f"{label}.*"))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_outputs_states_and_timings(executor: Executor) -> None:
+    g = Graph("sums")
+    x = g.input("x", Float)
+    doubled = g.add("math.multiply", "double", a=x, b=2)
+    plus = g.add("math.add", "plus", a=doubled["result"], b=0.5)
+    total = g.add("math.sum", "total", a=doubled["result"], b=plus["result"], c=1)
+    line = g.add("text.template", "line", template="{{ a }} and {{ b }}", a=plus["result"], b=total["result"])
+    g.output("total", total["result"])
+    g.output("line", line["text"])
+    result = executor.run(g, {"x": 4}, use_cache=False)
+    assert result.status is RunStatus.SUCCEEDED and result.ok
+    assert result.outputs == {"total": 17.5, "line": "8.5 and 17.5"}
+    assert {n: r.state for n, r in result.nodes.items()} == dict.fromkeys(("double", "plus", "total", "line"),
+                                                                         NodeState.DONE)
+    assert all(r.attempts == 1 and r.duration is not None and r.duration >= 0 for r in result.nodes.values())
+    assert result.finished_at is not None and result.finished_at >= result.started_at
+
+
+def test_failure_skips_descendants_and_keeps_other_branches(executor: Executor, tmp_path: Path) -> None:
+    g = Graph()
+    bad = g.add("conf.fail", "bad", folder=str(tmp_path), label="bad", message="no such thing")
+    after = g.add("math.add", "after", a=bad["value"], b=1)
+    last = g.add("conf.mark", "last", folder=str(tmp_path), label="last", value=after["result"])
+    fine = g.add("conf.mark", "fine", folder=str(tmp_path), label="fine", value=2)
+    g.output("last", last["value"])
+    g.output("fine", fine["value"])
+    result = executor.run(g, use_cache=False)
+    assert result.status is RunStatus.FAILED
+    assert {n: r.state for n, r in result.nodes.items()} == {
+        "bad": NodeState.FAILED, "after": NodeState.SKIPPED, "last": NodeState.SKIPPED, "fine": NodeState.DONE}
+    assert result.nodes["bad"].error == {"code": "node_failed", "message": "no such thing"}
+    assert result.outputs == {"fine": 2.0}
+    assert len(markers(tmp_path, "bad")) == 1 and markers(tmp_path, "last") == []
+
+
+def test_events_arrive_in_order_through_callback_and_stream(executor: Executor, tmp_path: Path) -> None:
+    g = Graph()
+    first = g.add("conf.wait", "first", folder=str(tmp_path), label="first", seconds=0.2)
+    g.output("value", g.add("math.add", "second", a=first["value"], b=1)["result"])
+    seen: list[RunEvent] = []
+    handle = executor.submit(g, on_event=seen.append, use_cache=False)
+    streamed = list(handle.events(timeout=30))
+    assert handle.result(timeout=10).ok
+    wait_for(lambda: bool(seen) and seen[-1].kind is EventKind.RUN_FINISHED, 5, "the callback's last event")
+    assert [e.seq for e in streamed] == list(range(1, len(streamed) + 1))
+    assert [(e.seq, e.kind, e.node) for e in seen] == [(e.seq, e.kind, e.node) for e in streamed]
+    kinds = [(e.kind, e.node) for e in streamed]
+    assert kinds[0] == (EventKind.RUN_STARTED, None) and kinds[-1] == (EventKind.RUN_FINISHED, None)
+    assert streamed[-1].data["status"] == "succeeded"
+    order = [k for k in kinds if k[0] in (EventKind.NODE_STARTED, EventKind.NODE_DONE)]
+    assert order == [(EventKind.NODE_STARTED, "first"), (EventKind.NODE_DONE, "first"),
+                     (EventKind.NODE_STARTED, "second"), (EventKind.NODE_DONE, "second")]
+    progress = [e for e in streamed if e.kind is EventKind.NODE_PROGRESS]
+    assert progress and all(e.node == "first" for e in progress)
+    # resuming after a sequence number gives the rest, nothing twice
+    assert [e.seq for e in handle.events(after=3)] == [e.seq for e in streamed[3:]]
+
+
+def test_cancel_stops_the_running_node_and_its_successors(executor: Executor, tmp_path: Path) -> None:
+    g = Graph()
+    slow = g.add("conf.wait", "slow", folder=str(tmp_path), label="slow", seconds=5)
+    after = g.add("conf.mark", "after", folder=str(tmp_path), label="after", value=slow["value"])
+    g.output("value", after["value"])
+    handle = executor.submit(g, use_cache=False)
+    wait_for(lambda: bool(markers(tmp_path, "slow-start")), 30, "the slow node to start")
+    assert handle.cancel() is True
+    result = handle.result(timeout=10)
+    assert result.status is RunStatus.CANCELLED
+    assert result.nodes["slow"].state is NodeState.CANCELLED and result.nodes["after"].state is not NodeState.DONE
+    assert handle.cancel() is False
+    time.sleep(0.3)  # the node stops at its next progress check, 50 ms away
+    assert markers(tmp_path, "slow-end") == [] and markers(tmp_path, "after") == []
+
+
+def test_node_past_its_timeout_fails_with_a_timeout_error(executor: Executor, tmp_path: Path) -> None:
+    g = Graph()
+    slow = g.add("conf.wait", "slow", folder=str(tmp_path), label="slow", seconds=3)
+    g.configure("slow", timeout=0.5)
+    fine = g.add("conf.mark", "fine", folder=str(tmp_path), label="fine", value=1)
+    g.output("slow", slow["value"])
+    g.output("fine", fine["value"])
+    started = time.monotonic()
+    result = executor.run(g, use_cache=False)
+    assert time.monotonic() - started < 2.5
+    assert result.status is RunStatus.FAILED and result.outputs == {"fine": 1.0}
+    assert result.nodes["slow"].error is not None and result.nodes["slow"].error["code"] == "node_timeout"
+
+
+def test_retry_policy_runs_a_flaky_node_again(executor: Executor, tmp_path: Path) -> None:
+    g = Graph()
+    g.output("tries", g.add("conf.flaky", "flaky", folder=str(tmp_path), label="flaky", failures=2)["value"])
+    handle = executor.submit(g, use_cache=False)
+    result = handle.result(timeout=30)
+    assert result.ok and result.outputs == {"tries": 3}
+    assert result.nodes["flaky"].attempts == 3 and len(markers(tmp_path, "flaky")) == 3
+    assert [e.data["attempt"] for e in handle.events() if e.kind is EventKind.NODE_RETRYING] == [1, 2]
+
+
+def test_retries_are_bounded_by_the_policy(executor: Executor, tmp_path: Path) -> None:
+    g = Graph()
+    g.output("tries", g.add("conf.flaky", "flaky", folder=str(tmp_path), label="flaky", failures=10)["value"])
+    result = executor.run(g, use_cache=False)
+    assert result.status is RunStatus.FAILED
+    assert result.nodes["flaky"].attempts == 3 and len(markers(tmp_path, "flaky")) == 3
+
+
+def test_rerun_executes_only_what_changed(executor: Executor, tmp_path: Path) -> None:
+    g = Graph()
+    a = g.input("a", Float, default=1.0)
+    left = g.add("conf.mark", "left", folder=str(tmp_path), label="left", value=a)
+    right = g.add("conf.mark", "right", folder=str(tmp_path), label="right", value=2)
+    g.output("sum", g.add("math.add", "sum", a=left["value"], b=right["value"])["result"])
+    first = executor.run(g)
+    assert first.outputs == {"sum": 3.0}
+    again = executor.run(g, {"a": 5.0})
+    assert again.outputs == {"sum": 7.0}
+    assert {n: r.state for n, r in again.nodes.items()} == {
+        "left": NodeState.DONE, "right": NodeState.CACHED, "sum": NodeState.DONE}
+    same = executor.submit(g, {"a": 5.0})
+    assert all(r.state is NodeState.CACHED for r in same.result(timeout=30).nodes.values())
+    assert [e.node for e in same.events() if e.kind is EventKind.NODE_CACHED] != []
+    assert len(markers(tmp_path, "left")) == 2 and len(markers(tmp_path, "right")) == 1
+
+
+def test_unknown_runs_are_clear_errors(executor: Executor) -> None:
+    from nodeloom.core.errors import RunNotFoundError
+
+    with pytest.raises(RunNotFoundError):
+        executor.result("no-such-run", timeout=1)
+
+
+def test_outputs_travel_as_values_of_every_json_kind(executor: Executor) -> None:
+    g = Graph()
+    payload = g.add("json.object", "payload", n=1, list=[1, "two", None], nested={"ok": True})
+    g.output("payload", payload["data"])
+    result = executor.run(g, use_cache=False)
+    assert result.ok and result.outputs["payload"] == {"n": 1, "list": [1, "two", None], "nested": {"ok": True}}
+
