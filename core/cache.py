@@ -45,6 +45,10 @@ def static_part(node_type: str, version: int, literals: Mapping[str, Any]) -> st
 
     Kept as text and hashed together with the run-time part by `cache_key`.
     """
+    if len(literals) == 1:  # the common case, without the list: this runs once per node of every new graph
+        for name, value in literals.items():
+            if type(value) in _SCALARS:
+                return f"{node_type}\x00{version}\x00{name}\x01{value!r}"
     parts = [node_type, str(version)]
     for name in sorted(literals) if len(literals) > 1 else literals:
         value = literals[name]
@@ -58,6 +62,12 @@ def static_part(node_type: str, version: int, literals: Mapping[str, Any]) -> st
 def cache_key(parts: list[str]) -> str:
     """Hash the static part and the run-time parts (port names with values or upstream keys)."""
     return hashlib.blake2b("\x00".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def linked_cache_key(static: str, port: str, upstream: str, output: str) -> str:
+    """`cache_key([static, port, upstream, output])` without building the list: the key of a node whose
+    only run-time input is one link, as in a chain (this runs once per node of every run)."""
+    return hashlib.blake2b(f"{static}\x00{port}\x00{upstream}\x00{output}".encode(), digest_size=16).hexdigest()
 
 
 class ResultCache:
@@ -75,8 +85,13 @@ class ResultCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    # get and put take the lock with acquire/release rather than `with`: on Python 3.11 a `with`
+    # on a lock allocates two bound methods, and these run once per node of every run
+
     def get(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
+        lock = self._lock
+        lock.acquire()
+        try:
             found = self._entries.get(key)
             if found is None:
                 self.misses += 1
@@ -84,15 +99,22 @@ class ResultCache:
             self._entries.move_to_end(key)
             self.hits += 1
             return found
+        finally:
+            lock.release()
 
     def put(self, key: str, outputs: dict[str, Any]) -> None:
         if self.max_entries == 0:
             return
-        with self._lock:
-            self._entries[key] = outputs
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+        entries = self._entries
+        lock = self._lock
+        lock.acquire()
+        try:
+            entries[key] = outputs
+            entries.move_to_end(key)
+            while len(entries) > self.max_entries:
+                entries.popitem(last=False)
+        finally:
+            lock.release()
 
     def clear(self) -> None:
         with self._lock:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nodeloom.core.cache import cache_key, static_part
+from nodeloom.core.cache import cache_key, linked_cache_key, static_part
 from nodeloom.core.errors import GraphValidationError, NodeExecutionError
 from nodeloom.core.graph import Graph, Link
 from nodeloom.core.ports import Port
@@ -78,17 +78,23 @@ class PlannedNode:
     def key(self, input_tokens: Mapping[str, str | None], upstream_keys: Mapping[str, str | None],
             seed: Any = None) -> str | None:
         """This node's cache key for one run, or None when it is not cacheable in this run."""
-        if self.static_key is None:
+        static = self.static_key
+        if static is None:
             return None
         if self.seeded and seed is None:
             return None  # a non-deterministic node is only repeatable with a fixed seed
-        parts = [self.static_key]
+        links = self.links
+        if len(links) == 1 and not self.graph_inputs:
+            port, node, output = links[0]
+            upstream = upstream_keys[node]
+            return None if upstream is None else linked_cache_key(static, port, upstream, output)
+        parts = [static]
         for port, name in self.graph_inputs:
             token = input_tokens[name]
             if token is None:
                 return None
             parts += (port, token)
-        for port, node, output in self.links:
+        for port, node, output in links:
             upstream = upstream_keys[node]
             if upstream is None:
                 return None
@@ -105,6 +111,8 @@ class ExecutionPlan:
     outputs: dict[str, Link]
     #: where the node types came from (with the graph's own @node objects)
     catalog: NodeCatalog
+    #: whether any node has a timeout (executors that run nodes on the caller's thread check this)
+    has_timeouts: bool = False
 
 
 def plan_execution(graph: Graph, catalog: NodeCatalog) -> ExecutionPlan:
@@ -121,8 +129,10 @@ def plan_execution(graph: Graph, catalog: NodeCatalog) -> ExecutionPlan:
     issues, analyses = analyze_graph(graph, catalog, check_cycles=False)
     if issues:
         raise GraphValidationError(issues + cycle_issues(graph))
-    plan = _plan(graph, analyses, catalog_for(graph, catalog))
-    if not _acyclic(plan.nodes):  # counting ready nodes is cheaper than searching for loops
+    plan, ordered = _plan(graph, analyses, catalog_for(graph, catalog))
+    # nodes that each come after all their upstream nodes cannot form a loop; otherwise
+    # counting ready nodes is cheaper than searching for loops
+    if not ordered and not _acyclic(plan.nodes):
         raise GraphValidationError(cycle_issues(graph))
     graph.plan_memo[id(catalog)] = (graph.revision, catalog.revision, catalog, plan)
     return plan
@@ -140,13 +150,16 @@ def prepare_run(
     return plan, values
 
 
-def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatalog) -> ExecutionPlan:
+def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatalog) -> tuple[ExecutionPlan, bool]:
+    """The plan, and whether every node comes after its upstream nodes (then the graph has no loop)."""
     nodes: dict[str, PlannedNode] = {}
+    ordered = True
+    has_timeouts = False
     for node_id, instance in graph.nodes.items():
-        analysis = analyses[node_id]
-        spec = analysis.definition.spec
+        definition, literals, graph_inputs, links, checked = analyses[node_id]
+        spec = definition.spec
         try:
-            static: str | None = static_part(spec.type, spec.version, analysis.literals)
+            static: str | None = static_part(spec.type, spec.version, literals)
         except TypeError:
             static = None  # a literal without a stable form (builder-made graphs only)
         if not spec.deterministic and "seed" not in spec.input_map:
@@ -154,16 +167,24 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
         resources = spec.resources
         if instance.queue is not None:
             resources = Resources(resources.kind, instance.queue)
+        upstream = (links[0][1],) if len(links) == 1 else _distinct_sources(links)
+        if ordered:
+            for parent in upstream:
+                if parent not in nodes:
+                    ordered = False
+        timeout = instance.timeout if instance.timeout is not None else spec.timeout
+        if timeout is not None:
+            has_timeouts = True
         nodes[node_id] = PlannedNode(  # positional: this runs once per node of every new graph
             node_id,
-            analysis.definition,
-            analysis.literals,
-            analysis.graph_inputs,
-            analysis.links,
-            analysis.checked,
-            _distinct_sources(analysis.links),
-            instance.retry_policy(spec.retry),
-            instance.timeout if instance.timeout is not None else spec.timeout,
+            definition,
+            literals,
+            graph_inputs,
+            links,
+            checked,
+            upstream,
+            instance.retry_policy(spec.retry) if instance.retry else spec.retry,
+            timeout,
             resources,
             static,
             not spec.deterministic,
@@ -174,7 +195,9 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             children[parent].append(planned.id)
     for node_id, planned in nodes.items():
         planned.downstream = tuple(children[node_id])
-    return ExecutionPlan(graph=graph, nodes=nodes, outputs=dict(graph.outputs), catalog=catalog)
+    plan = ExecutionPlan(graph=graph, nodes=nodes, outputs=dict(graph.outputs), catalog=catalog,
+                         has_timeouts=has_timeouts)
+    return plan, ordered
 
 
 def _acyclic(nodes: Mapping[str, PlannedNode]) -> bool:
@@ -191,6 +214,4 @@ def _acyclic(nodes: Mapping[str, PlannedNode]) -> bool:
 
 
 def _distinct_sources(links: tuple[tuple[str, str, str], ...]) -> tuple[str, ...]:
-    if len(links) == 1:
-        return (links[0][1],)
     return tuple(dict.fromkeys(node for _, node, _ in links))

@@ -112,11 +112,14 @@ class NodeSpec:
     output_map: Mapping[str, Port] = field(init=False, repr=False, compare=False)
     #: inputs without a default, which every use of the node must give
     required_inputs: tuple[Port, ...] = field(init=False, repr=False, compare=False)
+    #: the names of `required_inputs`, for a quick "is every one given" test
+    required_names: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_map", MappingProxyType({p.name: p for p in self.inputs}))
         object.__setattr__(self, "output_map", MappingProxyType({p.name: p for p in self.outputs}))
         object.__setattr__(self, "required_inputs", tuple(p for p in self.inputs if p.required))
+        object.__setattr__(self, "required_names", frozenset(p.name for p in self.required_inputs))
 
 
 OutputMode = Literal["none", "single", "many"]
@@ -187,6 +190,9 @@ class NodeDefinition:
         if self._direct:  # the common case, kept short: it runs once per node execution
             port = self.spec.outputs[0]
             value = self.func(**inputs)
+            convert = port.plain_literals.get(type(value))  # a value that always passes: no check needed
+            if convert is not None:
+                return {port.name: convert(value)}
             if port.type.check_value(value) is None:
                 return {port.name: port.type.coerce(value)}
             return {port.name: self._checked(node_id, port, value)}

@@ -27,10 +27,10 @@ import difflib
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from nodeloom.core.graph import (
     FORMAT_VERSION,
@@ -348,23 +348,31 @@ class _CatalogWithLocal:
         return self.base.suggest(type_name, limit)
 
 
+class _Found(dict[str, NodeDefinition | None]):
+    """Type name -> definition, looked up in `base` the first time a name is asked for."""
+
+    def __init__(self, base: NodeCatalog) -> None:
+        super().__init__()
+        self.base = base
+
+    def __missing__(self, type_name: str) -> NodeDefinition | None:
+        found = self[type_name] = self.base.find(type_name)
+        return found
+
+
 class _MemoCatalog:
     """Remembers lookups for the length of one analysis (a type is looked up once)."""
 
+    #: a dict lookup rather than a method: a repeated type (the usual case) costs no Python call
+    find: Callable[[str], NodeDefinition | None]
+
     def __init__(self, base: NodeCatalog) -> None:
         self.base = base
-        self._found: dict[str, NodeDefinition | None] = {}
+        self.find = _Found(base).__getitem__
 
     @property
     def revision(self) -> int:
         return self.base.revision
-
-    def find(self, type_name: str) -> NodeDefinition | None:
-        try:
-            return self._found[type_name]
-        except KeyError:
-            found = self._found[type_name] = self.base.find(type_name)
-            return found
 
     def suggest(self, type_name: str, limit: int = 3) -> list[str]:
         return self.base.suggest(type_name, limit)
@@ -373,18 +381,18 @@ class _MemoCatalog:
 _NOTHING_CHECKED: Mapping[str, Port] = MappingProxyType({})
 
 
-class NodeAnalysis(NamedTuple):
-    """What validation learned about a node that planning needs, so it is not redone."""
-
-    definition: NodeDefinition
-    #: literal inputs, coerced to their port types
-    literals: dict[str, Any]
-    #: (port, graph input name)
-    graph_inputs: tuple[tuple[str, str], ...]
-    #: (port, upstream node, upstream output)
-    links: tuple[tuple[str, str, str], ...]
-    #: ports whose incoming value must be checked (and coerced) when the node runs
-    checked: Mapping[str, Port]
+#: What validation learned about a node that planning needs, so it is not redone:
+#: (definition, literals coerced to their port types, (port, graph input name) pairs,
+#: (port, upstream node, upstream output) links, the ports whose incoming value must be
+#: checked and coerced when the node runs). A plain tuple rather than a NamedTuple: one is
+#: made per node of every new graph, and building a NamedTuple costs a Python-level call.
+NodeAnalysis = tuple[
+    NodeDefinition,
+    dict[str, Any],
+    tuple[tuple[str, str], ...],
+    tuple[tuple[str, str, str], ...],
+    Mapping[str, Port],
+]
 
 
 def catalog_for(graph: Graph, catalog: NodeCatalog) -> NodeCatalog:
@@ -486,7 +494,8 @@ def _check_node(
             if source is None:  # not there: say why
                 _check_link_source(graph, catalog, value, node_id, port_name, issues)
             else:
-                _check_connection(source.type, port, node_id, value, issues)
+                if source.type is not port.type:  # the test `_check_connection` starts with, saving a call
+                    _check_connection(source.type, port, node_id, value, issues)
                 if port.constraints or (source.type is not port.type and source.type != port.type):
                     checked = checked or {}
                     checked[port_name] = port
@@ -530,19 +539,21 @@ def _check_node(
                 )
             else:
                 literals[port_name] = port.type.coerce(value) if value is not None else None
-    for port in spec.required_inputs:
-        if port.name not in instance._given:
-            issues.append(
-                ValidationIssue(
-                    "missing_input",
-                    f"required input {port.name!r} ({port.type.name}) has no value",
-                    node=node_id,
-                    port=port.name,
-                    hint="give a literal, a link to a node output, or a graph input",
-                    expected=port.type.name,
+    given_inputs = instance._given
+    if not given_inputs.keys() >= spec.required_names:  # one set test; the loop only to report what is missing
+        for port in spec.required_inputs:
+            if port.name not in given_inputs:
+                issues.append(
+                    ValidationIssue(
+                        "missing_input",
+                        f"required input {port.name!r} ({port.type.name}) has no value",
+                        node=node_id,
+                        port=port.name,
+                        hint="give a literal, a link to a node output, or a graph input",
+                        expected=port.type.name,
+                    )
                 )
-            )
-    return NodeAnalysis(definition, literals, tuple(graph_inputs), tuple(links), checked or _NOTHING_CHECKED)
+    return definition, literals, tuple(graph_inputs), tuple(links), checked or _NOTHING_CHECKED
 
 
 @functools.lru_cache(maxsize=4096)

@@ -360,3 +360,17 @@ def test_run_executes_cpu_nodes_on_the_calling_thread_unless_a_node_has_a_timeou
     assert threads[0] == threading.current_thread().name  # run(): the caller ran it
     assert threads[1].startswith("nodeloom-cpu")  # submit(): a lane worker ran it
     assert threads[2].startswith("nodeloom-cpu")  # a timeout: never on the caller's thread
+
+
+def test_cache_key_shortcuts_agree_with_the_general_form() -> None:
+    """The chain shortcuts (one link; one scalar literal) hash exactly what the general form hashes,
+    so a graph's keys do not depend on which path computed them."""
+    from nodeloom.core.cache import cache_key, linked_cache_key, static_part
+
+    assert linked_cache_key("math.add\x001", "a", "f" * 32, "result") == cache_key(
+        ["math.add\x001", "a", "f" * 32, "result"])
+    for value in (1, 1.0, "1", True, None):
+        one = static_part("math.add", 1, {"b": value})
+        general = static_part("math.add", 1, {"b": value, "z": [value]}).rsplit("\x00", 1)[0]
+        assert one == general
+    assert len({static_part("math.add", 1, {"b": v}) for v in (1, 1.0, "1", True)}) == 4

@@ -176,7 +176,7 @@ class LocalExecutor:
         run = self._create(graph, inputs, config, on_event, use_cache)
         ready = run.start()
         cpu = self._lanes["cpu"]
-        helping = not _on_lane_thread() and all(p.timeout is None for p in run.plan.nodes.values())
+        helping = not run.plan.has_timeouts and not _on_lane_thread()
         if helping:
             own = [node_id for node_id in ready if run.plan.nodes[node_id].resources.kind == "cpu"]
             self.dispatch(run, [node_id for node_id in ready if node_id not in own], None)
@@ -202,8 +202,13 @@ class LocalExecutor:
     # -- used by runs --------------------------------------------------------------
     def dispatch(self, run: LocalRun, ready: list[str], current: Lane | None) -> str | None:
         """Queue ready nodes on their lanes; keep one for `current` to run next, if any fits."""
-        keep: str | None = None
         nodes = run.plan.nodes
+        if len(ready) == 1 and current is not None:
+            # the common case in a chain: one successor, on the lane that finished its parent
+            only = ready[0]
+            if self._lanes.get(nodes[only].resources.kind) is current:
+                return only
+        keep: str | None = None
         batches: dict[Lane, list[str]] = {}
         for node_id in ready:
             lane = self._lane_for(nodes[node_id].resources.kind, batches)

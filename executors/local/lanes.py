@@ -188,12 +188,18 @@ class Lane:
         with self._cond:
             self._active += 1
             self._enqueue(run, node_ids)
+        cond = self._cond
         try:
             while not done.is_set():
-                with self._cond:
+                # acquire/release rather than `with`: a Condition's __enter__ and __exit__ are
+                # Python calls, and this runs once per queued node (a fan-out of thousands)
+                cond.acquire()
+                try:
                     if not self._tasks or self._tasks[0].run is not run:
                         break  # other runs' nodes are for the lane's own workers
                     task, node_id = self._take()
+                finally:
+                    cond.release()
                 self._run_chain(task, node_id)
         finally:
             with self._cond:

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# the stored form of the two events every executed node records (see `EventLog.add`)
+_NODE_STARTED = EventKind.NODE_STARTED.value
+_NODE_DONE = EventKind.NODE_DONE.value
+
 
 class _Attempt:
     """One try of one node. `abandoned` is set on timeout or cancel: its result is then ignored."""
@@ -83,15 +87,24 @@ class LocalRun:
     # -- events --------------------------------------------------------------------
     def _emit(self, kind: EventKind, node: str | None, now: float, *values: Any) -> None:
         """Record an event (`values` as in `EVENT_FIELDS`), tell the callbacks, wake readers."""
+        self.events.add((kind._value_, node, now, *values))
+        if self.callbacks or self.waiters:
+            self._announce()
+
+    def _announce(self) -> None:
+        """Tell the callbacks about the event just recorded and wake the readers waiting for it.
+
+        The node hot path records its events with `events.add` and calls this only when
+        someone listens (`self.callbacks or self.waiters`), saving a call per event.
+        """
         events = self.events
-        events.add((kind._value_, node, now, *values))
         if self.callbacks:
             event = events.event(len(events) - 1)
             for callback in self.callbacks:
                 try:
                     callback(event)
                 except Exception:
-                    log.exception("event callback failed for %s", kind)
+                    log.exception("event callback failed for %s", event.kind)
         if self.waiters:
             self.cond.notify_all()
 
@@ -143,18 +156,20 @@ class LocalRun:
     def _settle(self, candidates: list[str]) -> list[str]:
         """Nodes whose inputs are all ready: complete cache hits now, return the misses to run."""
         to_run: list[str] = []
-        work = list(candidates)
-        cache = self.executor.cache
+        work = candidates  # callers hand over a list of their own
+        cache = self.executor.cache if self.use_cache else None
         nodes = self.plan.nodes
+        keys = self.keys
+        input_tokens = self.input_tokens
         while work:
             node_id = work.pop()
             planned = nodes[node_id]
             seed = self._gather(planned).get("seed") if planned.seeded else None
-            key = planned.key(self.input_tokens, self.keys, seed)
-            self.keys[node_id] = key
+            key = planned.key(input_tokens, keys, seed)
+            keys[node_id] = key
             record = self.records[node_id]
             record.cache_key = key
-            hit = cache.get(key) if (key is not None and self.use_cache) else None
+            hit = cache.get(key) if (key is not None and cache is not None) else None
             if hit is None:
                 to_run.append(node_id)
                 continue
@@ -170,8 +185,9 @@ class LocalRun:
         ready: list[str] = []
         remaining = self.remaining
         for child in planned.downstream:
-            remaining[child] -= 1
-            if remaining[child] == 0:
+            count = remaining[child] - 1
+            remaining[child] = count
+            if not count:
                 ready.append(child)
         return ready
 
@@ -179,7 +195,11 @@ class LocalRun:
     def execute(self, node_id: str, lane: Lane) -> str | None:
         planned = self.plan.nodes[node_id]
         definition = planned.definition
-        with self.lock:
+        # the run's lock by acquire/release rather than `with`: on Python 3.11 a `with` allocates
+        # two bound methods, and this runs once per node (so does the lock in `_attempt_finished`)
+        lock = self.lock
+        lock.acquire()
+        try:
             record = self.records[node_id]
             if record.state is not NodeState.PENDING or self.finished_at is not None:
                 return None  # cancelled or skipped while queued
@@ -190,16 +210,21 @@ class LocalRun:
             now = time.time()
             if record.started_at is None:
                 record.started_at = now
-            self._emit(EventKind.NODE_STARTED, node_id, now, number)
+            # `_emit` inlined: this runs once per node
+            self.events.add((_NODE_STARTED, node_id, now, number))
+            if self.callbacks or self.waiters:
+                self._announce()
             if planned.timeout is not None:
                 timeout = planned.timeout
                 self.executor.timers.call_at(
                     time.monotonic() + timeout, lambda: self._on_timeout(attempt, timeout)
                 )
+        finally:
+            lock.release()
         outputs: dict[str, Any] | None = None
         error: BaseException | None = None
         try:
-            inputs = self._gather(planned, check=True)
+            inputs = planned.gather_inputs(self.input_values, self.values, True)
             ctx = None
             if definition.context_param is not None:
                 ctx = NodeContext(
@@ -240,34 +265,48 @@ class LocalRun:
     def _attempt_finished(
         self, planned: PlannedNode, attempt: _Attempt, outputs: dict[str, Any] | None, error: BaseException | None
     ) -> str | None:
-        with self.lock:
+        lock = self.lock
+        lock.acquire()
+        try:
             if attempt.abandoned:
                 if attempt.sync:
                     attempt.lane.release_spare()
                 return None
-            del self.running[planned.id]
+            node_id = planned.id
+            del self.running[node_id]
             ready: list[str] = []
             if error is None and outputs is not None:
-                ready = self._complete(planned, outputs)
+                # the node succeeded (written out here rather than in a method: this runs once per node)
+                record = self.records[node_id]
+                record.state = NodeState.DONE
+                now = record.finished_at = time.time()
+                self.values[node_id] = outputs
+                key = self.keys.get(node_id)
+                if key is not None and self.use_cache:
+                    self.executor.cache.put(key, outputs)
+                self.unfinished -= 1
+                started = record.started_at
+                self.events.add((_NODE_DONE, node_id, now, record.attempts, now - (started or now)))
+                if self.callbacks or self.waiters:
+                    self._announce()
+                if planned.downstream:
+                    # `_release_children` written out: this runs once per node
+                    released: list[str] = []
+                    remaining = self.remaining
+                    for child in planned.downstream:
+                        count = remaining[child] - 1
+                        remaining[child] = count
+                        if not count:
+                            released.append(child)
+                    if released:
+                        ready = self._settle(released)
             else:
                 self._fail_attempt(planned, attempt, error or RuntimeError("node returned nothing"))
             if not self.unfinished:
                 self._maybe_finish()
+        finally:
+            lock.release()
         return self.executor.dispatch(self, ready, attempt.lane) if ready else None
-
-    def _complete(self, planned: PlannedNode, outputs: dict[str, Any]) -> list[str]:
-        node_id = planned.id
-        record = self.records[node_id]
-        record.state = NodeState.DONE
-        now = record.finished_at = time.time()
-        self.values[node_id] = outputs
-        key = self.keys.get(node_id)
-        if key is not None and self.use_cache:
-            self.executor.cache.put(key, outputs)
-        self.unfinished -= 1
-        duration = now - (record.started_at or now)
-        self._emit(EventKind.NODE_DONE, node_id, now, record.attempts, duration)
-        return self._settle(self._release_children(planned)) if planned.downstream else []
 
     def _fail_attempt(self, planned: PlannedNode, attempt: _Attempt, error: BaseException) -> None:
         node_id = planned.id
