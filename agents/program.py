@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nodeloom.core.errors import GraphValidationError, NodeloomError
+from nodeloom.core.errors import GraphValidationError
 from nodeloom.core.graph import Graph, InputRef, Link, NodeInstance, as_graph, value_to_json
 from nodeloom.core.ports import REQUIRED
 from nodeloom.core.validate import NodeCatalog, ValidationIssue, read_graph_document
@@ -93,7 +93,7 @@ _EXPRESSION_NAMES: dict[type[ast.AST], tuple[str, str]] = {
 }
 
 
-class ProgramError(NodeloomError):
+class ProgramError(GraphValidationError):
     """A program is outside the restricted form or cannot become a graph; `issues` lists every problem.
 
     Each issue's `node` is the variable concerned, `port` the keyword, and the message starts
@@ -101,16 +101,7 @@ class ProgramError(NodeloomError):
     """
 
     code = "program_invalid"
-
-    def __init__(self, issues: Sequence[ValidationIssue]) -> None:
-        self.issues = list(issues)
-        count = len(self.issues)
-        first = self.issues[0].message if self.issues else "no details"
-        more = f" (and {count - 1} more)" if count > 1 else ""
-        super().__init__(
-            f"program is invalid: {first}{more}",
-            details={"issues": [issue.to_dict() for issue in self.issues]},
-        )
+    subject = "program"
 
 
 @dataclass(frozen=True)

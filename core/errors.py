@@ -31,6 +31,8 @@ class GraphValidationError(NodeloomError):
     """A graph (or the values given for its inputs) failed validation; `issues` lists every problem."""
 
     code = "graph_invalid"
+    #: what was invalid, for the message (a subclass checks something else than a graph)
+    subject = "graph"
 
     def __init__(self, issues: Sequence[ValidationIssue]) -> None:
         self.issues = list(issues)
@@ -38,7 +40,7 @@ class GraphValidationError(NodeloomError):
         first = self.issues[0].message if self.issues else "no details"
         more = f" (and {count - 1} more)" if count > 1 else ""
         super().__init__(
-            f"graph is invalid: {first}{more}",
+            f"{self.subject} is invalid: {first}{more}",
             details={"issues": [issue.to_dict() for issue in self.issues]},
         )
 
