@@ -556,7 +556,7 @@ def _check_node(
     return definition, literals, tuple(graph_inputs), tuple(links), checked or _NOTHING_CHECKED
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=32768)  # wide fan-ins name thousands of extra inputs (v0 ... v9999)
 def _extra_port(name: str, port_type: PortType) -> Port:
     """The port of an extra input of a variadic node (graphs reuse names such as v0, v1, ...)."""
     return Port(name, port_type)
