@@ -19,7 +19,7 @@ from nodeloom.api.deps import AppState
 from nodeloom.api.errors import install_error_handlers
 from nodeloom.api.metrics import ApiMetrics, QueueDepths
 from nodeloom.api.recorder import RunRecorder
-from nodeloom.api.routes import graphs, keys, nodes, runs, service
+from nodeloom.api.routes import drafts, graphs, keys, nodes, runs, service
 from nodeloom.api.runner import RunService
 from nodeloom.api.settings import ApiSettings
 from nodeloom.core.artifacts import ArtifactStore
@@ -118,6 +118,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="nodeloom", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
-    for module in (service, nodes, graphs, runs, keys):
+    for module in (service, nodes, graphs, runs, drafts, keys):
         app.include_router(module.router)
     return app

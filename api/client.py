@@ -28,6 +28,8 @@ import httpx
 from pydantic import TypeAdapter
 
 from nodeloom.api.schemas import (
+    DraftRequest,
+    DraftResponse,
     GraphCreate,
     GraphInfo,
     GraphPage,
@@ -79,6 +81,12 @@ class _Call:
     params: dict[str, Any] = field(default_factory=dict)
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: seconds for this call (None: the client's timeout); drafting takes longer than a read
+    timeout: float | None = None
+
+    @property
+    def timeout_option(self) -> Any:
+        return httpx.USE_CLIENT_DEFAULT if self.timeout is None else self.timeout
 
 
 def _graph_json(graph: Graph | Mapping[str, Any] | str) -> dict[str, Any]:
@@ -90,6 +98,11 @@ def _graph_json(graph: Graph | Mapping[str, Any] | str) -> dict[str, Any]:
             raise ValueError("a graph document is a JSON object")
         return loaded
     return dict(graph)
+
+
+def _draft_call(text: str, max_repairs: int | None, timeout: float) -> _Call:
+    body = DraftRequest(text=text, max_repairs=max_repairs).model_dump(mode="json", exclude_none=True)
+    return _Call("POST", "/v1/drafts", body=body, timeout=timeout)
 
 
 def _drop_none(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -223,7 +236,8 @@ class Client:
         self.close()
 
     def _send(self, call: _Call) -> httpx.Response:
-        return self._http.request(call.method, call.path, params=call.params, json=call.body, headers=call.headers)
+        return self._http.request(call.method, call.path, params=call.params, json=call.body, headers=call.headers,
+                                  timeout=call.timeout_option)
 
     # service
     def health(self) -> Health:
@@ -360,6 +374,11 @@ class Client:
         written["outputs.json"] = target / "outputs.json"
         return written
 
+    # drafts
+    def draft(self, text: str, max_repairs: int | None = None, timeout: float = 300.0) -> DraftResponse:
+        """`POST /v1/drafts`: a graph drafted from `text` by the server's LLM (needs `run`); see `.ok`."""
+        return _parse(self._send(_draft_call(text, max_repairs, timeout)), DraftResponse)
+
     # keys
     def create_key(self, scopes: Iterable[Scope | str], name: str = "") -> KeyCreated:
         """A new key of the caller's project (needs `admin`); its secret is in `.key`, this once."""
@@ -396,7 +415,7 @@ class AsyncClient:
 
     async def _send(self, call: _Call) -> httpx.Response:
         return await self._http.request(call.method, call.path, params=call.params, json=call.body,
-                                        headers=call.headers)
+                                        headers=call.headers, timeout=call.timeout_option)
 
     async def health(self) -> Health:
         return _parse(await self._send(_Call("GET", "/healthz")), Health)
@@ -515,6 +534,9 @@ class AsyncClient:
         (target / "outputs.json").write_text(json.dumps(run.outputs, indent=2, ensure_ascii=False))
         written["outputs.json"] = target / "outputs.json"
         return written
+
+    async def draft(self, text: str, max_repairs: int | None = None, timeout: float = 300.0) -> DraftResponse:
+        return _parse(await self._send(_draft_call(text, max_repairs, timeout)), DraftResponse)
 
     async def create_key(self, scopes: Iterable[Scope | str], name: str = "") -> KeyCreated:
         body = KeyCreate(scopes=[Scope(s) for s in scopes], name=name).model_dump(mode="json")

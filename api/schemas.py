@@ -231,3 +231,51 @@ class KeyInfo(BaseModel):
 
 class KeyCreated(KeyInfo):
     key: str = Field(description="the secret key; shown this once, stored only hashed")
+
+
+# -- drafts --------------------------------------------------------------------------
+
+
+class DraftRequest(BaseModel):
+    """A workflow in words, to be drafted into a graph by the server's configured LLM provider."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=4000, description="what the graph should do, in words")
+    max_repairs: int | None = Field(default=None, ge=0, le=5,
+                                    description="rounds of feeding validation errors back to the LLM")
+
+
+class DraftInput(BaseModel):
+    """A graph input of the draft: a value the user sets per run (required when it has no default)."""
+
+    name: str
+    type: str
+    default: Any = None
+    required: bool
+    description: str = ""
+
+
+class DraftRefusal(BaseModel):
+    code: str
+    message: str
+    unmet: list[str] = Field(default_factory=list)
+
+
+class DraftResponse(BaseModel):
+    """A graph that validates (`ok`), or a refusal that says what could not be satisfied."""
+
+    request: str
+    ok: bool
+    graph: dict[str, Any] | None = None
+    program: str = ""
+    plan: str = ""
+    inputs: list[DraftInput] = Field(default_factory=list)
+    repair_rounds: int = 0
+    provider: str
+    source: str = Field(description="model: the LLM's program validated; planner: the typed planner completed it")
+    llm_replies: int = 0
+    refusal: DraftRefusal | None = None
+    candidates: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+    seconds: float = 0.0

@@ -558,3 +558,32 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(server: ApiServe
                "--header", f"Authorization: Bearer {admin_key}", "--seed", "1"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=170, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-4000:]
+
+
+@pytest.mark.slow
+def test_draft_from_words_returns_a_graph_that_saves_and_runs(api: Client, server: ApiServer) -> None:
+    """`POST /v1/drafts` drives the real drafting machine with the embedded model (no repair rounds, so
+    the typed planner completes what the model leaves invalid); the graph it returns is accepted by
+    the same server's validation on save, and runs."""
+    if "postgresql" in server.db_url:
+        pytest.skip("drafting touches no database: the SQLite server covers the route")
+    drafted = api.draft("Write a short tagline for a product", max_repairs=0)
+    assert drafted.ok and drafted.refusal is None and drafted.graph is not None
+    assert drafted.provider == "local" and drafted.source in ("model", "planner")
+    saved = api.create_graph(drafted.graph, tags=["drafted"])  # the server validates on save
+    values = {field.name: "Loom Lamp" for field in drafted.inputs if field.required and field.type == "Text"}
+    if len(values) == len([field for field in drafted.inputs if field.required]):
+        run = api.wait(api.submit(graph_id=saved.id, inputs=values).id, timeout=240)
+        assert run.status is RunState.SUCCEEDED, run.errors
+
+
+def test_draft_requests_are_checked(server: ApiServer, admin_key: str) -> None:
+    body = {"text": ""}
+    anonymous = httpx.post(f"{server.url}/v1/drafts", json=body, timeout=10)
+    assert anonymous.status_code == 401
+    empty = httpx.post(f"{server.url}/v1/drafts", json=body, headers={"Authorization": f"Bearer {admin_key}"},
+                       timeout=10)
+    assert empty.status_code == 422 and empty.json()["error"]["code"] == "invalid_request"
+    unknown = httpx.post(f"{server.url}/v1/drafts", json={"text": "a poem", "base_url": "http://10.0.0.1"},
+                         headers={"Authorization": f"Bearer {admin_key}"}, timeout=10)
+    assert unknown.status_code == 422  # the provider's address is the operator's setting, not the caller's

@@ -1,0 +1,313 @@
+"""The drafting benchmark: draft every case, score it against its reference graph, run it.
+
+A case is a JSON file `{"id", "category", "length", "request", "reference"}` under
+`bench/drafting/cases/`. For each case the runner drafts a graph, scores it with
+`agents.metrics` (validity, node- and edge-level precision, recall and F1), and runs the
+draft with the local executor on embedded defaults: the embedded LLM, graph inputs at their
+defaults, and sample values for the inputs a user must fill — a tiny diffusion pipeline
+saved to a temporary folder for a model, a local HTTP server on 127.0.0.1 for a URL, a
+small picture, sound or video made by the built-in nodes for a media input. A draft passes
+when that run succeeds within the time limit.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nodeloom.agents.drafter import DEFAULT_MAX_REPAIRS, Draft, Drafter
+from nodeloom.agents.metrics import DraftScore, format_valid, score_draft, summarize
+from nodeloom.agents.providers import ProviderChoice
+from nodeloom.core.artifacts import ArtifactRef
+from nodeloom.core.context import RunConfig
+from nodeloom.core.errors import NodeloomError
+from nodeloom.core.events import RunStatus
+from nodeloom.core.graph import Graph
+from nodeloom.core.types import List, PortType
+from nodeloom.executors import LocalExecutor
+from nodeloom.node_registry import NodeRegistry, default_registry
+
+DEFAULT_RUN_TIMEOUT = 120.0
+CATEGORIES = ("llm", "image", "video", "tool", "mixed", "multi_step")
+
+
+class BenchmarkError(NodeloomError):
+    """The benchmark's cases cannot be read."""
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One request and the graph a person would build for it."""
+
+    id: str
+    category: str
+    length: str
+    request: str
+    reference: Mapping[str, Any]
+
+
+@dataclass
+class CaseResult:
+    """A drafted case: its score, whether the draft ran, and how long drafting took."""
+
+    case: BenchCase
+    score: DraftScore
+    repair_rounds: int
+    seconds: float
+    source: str
+    run_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.case.id,
+            "category": self.case.category,
+            "length": self.case.length,
+            "valid": self.score.valid,
+            "ran": self.score.ran,
+            "node_f1": round(self.score.node_f1, 4),
+            "edge_f1": round(self.score.edge_f1, 4),
+            "repair_rounds": self.repair_rounds,
+            "seconds": round(self.seconds, 3),
+            "source": self.source,
+            "run_error": self.run_error,
+        }
+
+
+def default_cases_folder() -> Path:
+    """`bench/drafting/cases` of the working directory, else of the source checkout beside this package."""
+    here = Path.cwd() / "bench" / "drafting" / "cases"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[1] / "bench" / "drafting" / "cases"
+
+
+def load_cases(folder: str | Path | None = None) -> list[BenchCase]:
+    """Every `*.json` case in `folder` (default: `default_cases_folder()`), by file name."""
+    root = Path(folder) if folder is not None else default_cases_folder()
+    files = sorted(root.glob("*.json")) if root.is_dir() else []
+    if not files:
+        raise BenchmarkError(f"no benchmark cases (*.json) in {root}", details={"folder": str(root)})
+    cases = []
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            cases.append(BenchCase(str(data["id"]), str(data["category"]), str(data["length"]),
+                                   str(data["request"]), data["reference"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise BenchmarkError(f"{path.name}: not a benchmark case ({error})", details={"file": str(path)}) from None
+    return cases
+
+
+class _SampleServer(http.server.ThreadingHTTPServer):
+    """A local HTTP server that answers every request with a small JSON document."""
+
+
+class _SampleHandler(http.server.BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        if length:
+            self.rfile.read(length)
+        body = json.dumps({"title": "Loom Lamp", "text": "A desk lamp with a warm evening glow.",
+                           "price": 49, "items": ["light", "warm"]}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class SampleValues:
+    """Values for the graph inputs a user would fill, made on first use inside one folder."""
+
+    def __init__(self, folder: Path, executor: LocalExecutor, url: str) -> None:
+        self.folder = folder
+        self.executor = executor
+        self.url = url
+        self._made: dict[str, Any] = {}
+
+    def _once(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self._made:
+            self._made[key] = make()
+        return self._made[key]
+
+    def model(self) -> str:
+        def make() -> str:
+            from nodeloom.node_registry.image.tiny import save_tiny_pipeline
+
+            return str(save_tiny_pipeline(self.folder / "models"))
+
+        return str(self._once("model", make))
+
+    def _media(self, node_type: str, output: str, **inputs: Any) -> ArtifactRef:
+        g = Graph("sample")
+        g.output("value", g.add(node_type, "make", **inputs)[output])
+        result = self.executor.run(g)
+        if result.status is not RunStatus.SUCCEEDED:
+            raise BenchmarkError(f"cannot make a sample for {node_type}: {result.errors()}")
+        value = result.outputs["value"]
+        return value if isinstance(value, ArtifactRef) else ArtifactRef.from_json(value)
+
+    def _media_once(self, key: str, make: Callable[[], ArtifactRef]) -> ArtifactRef:
+        made = self._once(key, make)
+        assert isinstance(made, ArtifactRef)
+        return made
+
+    def image(self) -> ArtifactRef:
+        return self._media_once("image", lambda: self._media("image.title_card", "image", text="Sample", width=128,
+                                                             height=128))
+
+    def audio(self) -> ArtifactRef:
+        return self._media_once("audio", lambda: self._media("audio.speak", "audio", text="A sample."))
+
+    def video(self) -> ArtifactRef:
+        return self._media_once("video", lambda: self._media("video.slideshow", "video", images=[self.image()],
+                                                             durations=[1.0], width=128, height=128))
+
+    def value(self, name: str, port_type: PortType) -> Any:
+        """A value for a graph input named `name` of `port_type`, or None when none can be made."""
+        if isinstance(port_type, List):
+            item = self.value(name, port_type.item)
+            return [item] if item is not None else []
+        lowered = name.lower()
+        kind = port_type.name
+        if kind == "Image":
+            return self.image()
+        if kind == "Audio":
+            return self.audio()
+        if kind == "Video":
+            return self.video()
+        if kind == "Text":
+            if "model" in lowered or "pipeline" in lowered:
+                return self.model()
+            if "url" in lowered or "endpoint" in lowered or "webhook" in lowered:
+                return self.url
+            return "Loom Lamp, a desk lamp with a warm glow"
+        return {"Int": 1, "Float": 1.0, "Bool": False, "Json": {}}.get(kind)
+
+    def inputs_for(self, graph: Graph) -> dict[str, Any]:
+        """Values for the graph's inputs: defaults stay, except addresses (to the local server) and models."""
+        values: dict[str, Any] = {}
+        for name, declared in graph.inputs.items():
+            lowered = name.lower()
+            addressed = declared.type.name == "Text" and any(w in lowered for w in ("url", "endpoint", "webhook"))
+            modelled = declared.type.name == "Text" and "model" in lowered
+            if declared.port.required or addressed or modelled:
+                value = self.value(name, declared.type)
+                if value is not None:
+                    values[name] = value
+        return values
+
+
+@contextmanager
+def sample_server() -> Iterator[str]:
+    """A local JSON server on 127.0.0.1; yields its base URL."""
+    server = _SampleServer(("127.0.0.1", 0), _SampleHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/data"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_draft(graph: Graph, executor: LocalExecutor, samples: SampleValues, folder: Path,
+              timeout: float) -> tuple[bool, str | None]:
+    """Run a drafted graph on embedded defaults; (succeeded, the first error message)."""
+    config = RunConfig(allow_private_network=True, out_dir=folder / "files", settings={"llm.provider": "local"})
+    try:
+        values = samples.inputs_for(graph)
+        handle = executor.submit(graph, values, config=config, use_cache=False)
+    except NodeloomError as error:
+        return False, str(error)
+    try:
+        result = handle.result(timeout)
+    except TimeoutError:
+        handle.cancel()
+        return False, f"did not finish within {timeout:.0f} s"
+    if result.status is RunStatus.SUCCEEDED:
+        return True, None
+    errors = result.errors()
+    return False, str(errors[0].get("message")) if errors else result.status.value
+
+
+@dataclass
+class BenchmarkReport:
+    """Every case's result, and the figures per category and overall."""
+
+    provider: str
+    results: list[CaseResult] = field(default_factory=list)
+
+    def figures(self, results: Sequence[CaseResult]) -> dict[str, float]:
+        """validity, pass rate, mean node and edge F1 (and P/R), mean repair rounds, seconds per draft."""
+        summary = summarize([r.score for r in results])
+        if results:
+            summary["repair_rounds"] = sum(r.repair_rounds for r in results) / len(results)
+            summary["seconds_per_draft"] = sum(r.seconds for r in results) / len(results)
+        return summary
+
+    def by_category(self) -> dict[str, dict[str, float]]:
+        names = [c for c in CATEGORIES if any(r.case.category == c for r in self.results)]
+        names += sorted({r.case.category for r in self.results} - set(names))
+        table = {name: self.figures([r for r in self.results if r.case.category == name]) for name in names}
+        table["overall"] = self.figures(self.results)
+        return table
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "figures": self.by_category(),
+            "cases": [result.to_json() for result in self.results],
+        }
+
+
+def run_benchmark(
+    cases: Sequence[BenchCase],
+    provider: ProviderChoice,
+    *,
+    registry: NodeRegistry | None = None,
+    max_repairs: int = DEFAULT_MAX_REPAIRS,
+    run_timeout: float = DEFAULT_RUN_TIMEOUT,
+    execute: bool = True,
+    on_case: Callable[[CaseResult], None] | None = None,
+) -> BenchmarkReport:
+    """Draft, score and (unless `execute` is false) run every case; the report holds the figures."""
+    catalog = registry if registry is not None else default_registry()
+    drafter = Drafter(catalog, provider, max_repairs=max_repairs)
+    report = BenchmarkReport(provider.name)
+    with tempfile.TemporaryDirectory(prefix="nodeloom-bench-") as scratch, sample_server() as url, \
+            LocalExecutor(catalog, artifacts=Path(scratch) / "artifacts") as executor:
+        samples = SampleValues(Path(scratch), executor, url)
+        for case in cases:
+            result = _one_case(case, drafter, executor, samples, Path(scratch), run_timeout, execute)
+            report.results.append(result)
+            if on_case is not None:
+                on_case(result)
+    return report
+
+
+def _one_case(case: BenchCase, drafter: Drafter, executor: LocalExecutor, samples: SampleValues, folder: Path,
+              run_timeout: float, execute: bool) -> CaseResult:
+    drafted: Draft = drafter.run(case.request)
+    ran: bool | None = None
+    error: str | None = None
+    if drafted.graph is not None and execute:
+        ran, error = run_draft(drafted.graph, executor, samples, folder / case.id, run_timeout)
+    elif drafted.graph is None:
+        ran = False if execute else None
+        error = drafted.refusal.message if drafted.refusal is not None else "no graph"
+    valid = format_valid(drafted.graph, drafter.registry)  # checked again, not taken on the drafter's word
+    score = score_draft(drafted.graph, case.reference, valid=valid, ran=ran)
+    return CaseResult(case, score, drafted.repair_rounds, drafted.seconds, drafted.source, error)

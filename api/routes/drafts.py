@@ -1,0 +1,33 @@
+"""`/v1/drafts`: a graph drafted from a request in words (the drafting agent, `nodeloom.agents`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from nodeloom.api.deps import Runner, State
+from nodeloom.api.errors import ERROR_RESPONSES
+from nodeloom.api.schemas import DraftRequest, DraftResponse
+
+router = APIRouter(prefix="/v1/drafts", tags=["drafts"], responses=ERROR_RESPONSES)
+
+
+@router.post("", response_model=DraftResponse, summary="Draft a graph from a request in words")
+def create_draft(request: DraftRequest, state: State, identity: Runner) -> DraftResponse:
+    """Retrieve, plan, write, compile, validate and repair with the server's LLM provider.
+
+    The answer's `graph` always validates against this server's catalog; when no graph can be
+    made, `ok` is false and `refusal` says what could not be satisfied. Save the graph with
+    `POST /v1/graphs` and run it with `POST /v1/runs`. Drafting takes seconds to a minute.
+    """
+    from nodeloom.agents.drafter import DEFAULT_MAX_REPAIRS, draft
+
+    settings = state.settings
+    result = draft(
+        request.text,
+        provider=settings.draft_provider,
+        base_url=settings.draft_base_url,
+        model=settings.draft_model,
+        registry=state.registry,
+        max_repairs=DEFAULT_MAX_REPAIRS if request.max_repairs is None else request.max_repairs,
+    )
+    return DraftResponse.model_validate(result.to_json())
