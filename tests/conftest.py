@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NamedTuple
 
+import httpx
 import pytest
 
 from nodeloom.core import NodeContext, Range, RetryPolicy, node
@@ -177,3 +181,60 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+# -- an OpenAI-compatible server process (the stand-in for a hosted LLM API) --------------
+
+#: the API key the test server requires, so tests also prove the key is sent
+SERVER_KEY = "nl-test-key-7f3a9c2e51b84d06"
+
+
+@pytest.fixture
+def openai_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The `llama_server` key, set where the openai provider reads it (`NODELOOM_OPENAI_API_KEY`)."""
+    monkeypatch.setenv("NODELOOM_OPENAI_API_KEY", SERVER_KEY)
+    return SERVER_KEY
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on the bundled GGUF, requiring SERVER_KEY; yields its base URL."""
+    from nodeloom.node_registry.llm.local import bundled_model_path
+
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
+        "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--api_key", SERVER_KEY,
+    ]
+    base_url = f"http://127.0.0.1:{port}/v1"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
+                try:
+                    answer = httpx.get(f"{base_url}/models", headers={"Authorization": f"Bearer {SERVER_KEY}"})
+                    if answer.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"llama_cpp.server did not answer within 60 s:\n{log_path.read_text()[-2000:]}")
+                time.sleep(0.1)
+            yield base_url
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

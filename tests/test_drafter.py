@@ -7,13 +7,8 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -30,9 +25,6 @@ from nodeloom.core import Graph
 from nodeloom.core.validate import validate_graph
 from nodeloom.executors import LocalExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
-from nodeloom.node_registry.llm import local
-
-SERVER_KEY = "nl-draft-key-5c1e9a7b3d"
 
 
 @pytest.fixture(scope="module")
@@ -181,53 +173,12 @@ def test_the_benchmark_runs_a_video_draft_giving_its_model_input_a_tiny_diffusio
 # -- the openai provider against a real OpenAI-compatible server ---------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """llama-cpp-python's OpenAI-compatible server on the bundled GGUF; yields its base URL."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(local.bundled_model_path()),
-        "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--api_key", SERVER_KEY,
-    ]
-    base_url = f"http://127.0.0.1:{port}/v1"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
-                try:
-                    answer = httpx.get(f"{base_url}/models", headers={"Authorization": f"Bearer {SERVER_KEY}"})
-                    if answer.status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"llama_cpp.server did not answer within 60 s:\n{log_path.read_text()[-2000:]}")
-                time.sleep(0.1)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.mark.slow
 def test_the_openai_provider_drafts_through_a_local_server(
-    llama_server: str, registry: NodeRegistry, monkeypatch: pytest.MonkeyPatch
+    llama_server: str, registry: NodeRegistry, openai_key: str
 ) -> None:
-    monkeypatch.setenv("NODELOOM_OPENAI_API_KEY", SERVER_KEY)
     result = draft("Write a short poem about the sea", provider="openai", base_url=llama_server, model="smollm2",
                    registry=registry, max_repairs=0)
     assert result.graph is not None and validate_graph(result.graph, registry) == []
@@ -238,10 +189,11 @@ def test_the_openai_provider_drafts_through_a_local_server(
 
 @pytest.mark.slow
 def test_an_unreachable_openai_server_still_gets_a_valid_graph_from_the_planner(
-    registry: NodeRegistry, monkeypatch: pytest.MonkeyPatch
+    registry: NodeRegistry, openai_key: str
 ) -> None:
-    monkeypatch.setenv("NODELOOM_OPENAI_API_KEY", SERVER_KEY)
-    closed = f"http://127.0.0.1:{free_port()}/v1"
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
     drafter = Drafter(registry, ProviderChoice("openai", closed, "smollm2"), max_repairs=0)
     result = drafter.run("Write a short poem about the sea")
     assert result.graph is not None and validate_graph(result.graph, registry) == []

@@ -11,16 +11,12 @@ from __future__ import annotations
 import http.server
 import json
 import logging
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import jsonschema
 import pytest
 from pydantic import BaseModel, Field
@@ -40,7 +36,6 @@ from nodeloom.executors import LocalExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 from nodeloom.node_registry.llm import llm_chat, llm_structured, local
 
-SERVER_KEY = "nl-test-key-7f3a9c2e51b84d06"
 WRONG_KEY = "nl-wrong-key-0b6e2d94c7a1f358"
 
 
@@ -221,51 +216,10 @@ def test_an_unknown_provider_setting_fails_naming_the_known_ones(llm_executor: L
 # -- the openai provider against a real OpenAI-compatible server -------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """llama-cpp-python's OpenAI-compatible server on the bundled GGUF, requiring SERVER_KEY; yields its base URL."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("llama_server") / "server.log"
-    command = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(local.bundled_model_path()),
-        "--host", "127.0.0.1", "--port", str(port), "--n_threads", "1", "--api_key", SERVER_KEY,
-    ]
-    base_url = f"http://127.0.0.1:{port}/v1"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
-                try:
-                    answer = httpx.get(f"{base_url}/models", headers={"Authorization": f"Bearer {SERVER_KEY}"})
-                    if answer.status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"llama_cpp.server did not answer within 60 s:\n{log_path.read_text()[-2000:]}")
-                time.sleep(0.1)
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 @pytest.fixture
-def server_config(llama_server: str, monkeypatch: pytest.MonkeyPatch) -> RunConfig:
-    monkeypatch.setenv("NODELOOM_OPENAI_API_KEY", SERVER_KEY)
+def server_config(llama_server: str, openai_key: str) -> RunConfig:
     return RunConfig(settings={"llm.provider": "openai", "llm.base_url": llama_server, "llm.model": "smollm2"})
 
 
@@ -328,7 +282,7 @@ def assert_secret_absent(secret: str, results: list[RunResult], events: list[Run
 
 
 def test_the_api_key_appears_in_no_record_event_log_or_error(
-    llm_executor: LocalExecutor, server_config: RunConfig, monkeypatch: pytest.MonkeyPatch,
+    llm_executor: LocalExecutor, server_config: RunConfig, openai_key: str, monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -339,7 +293,7 @@ def test_the_api_key_appears_in_no_record_event_log_or_error(
     failed = llm_executor.run(g, config=server_config, on_event=events.append, use_cache=False)
     assert succeeded.ok and failed.status is RunStatus.FAILED
     assert caplog.records  # the requests were logged
-    for secret in (SERVER_KEY, WRONG_KEY):
+    for secret in (openai_key, WRONG_KEY):
         assert_secret_absent(secret, [succeeded, failed], events, caplog.text)
 
 
@@ -399,10 +353,9 @@ class FakeOpenAIServer:
 
 
 @pytest.fixture
-def fake_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("NODELOOM_OPENAI_API_KEY", SERVER_KEY)
+def fake_key(openai_key: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("NODELOOM_LLM_PROVIDER", "openai")
-    return SERVER_KEY
+    return openai_key
 
 
 def fake_config(fake: FakeOpenAIServer, **settings: Any) -> RunConfig:
