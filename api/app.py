@@ -24,7 +24,7 @@ from nodeloom.api.runner import RunService
 from nodeloom.api.settings import ApiSettings
 from nodeloom.core.artifacts import ArtifactStore
 from nodeloom.executors.base import Executor
-from nodeloom.node_registry import NodeRegistry, default_registry
+from nodeloom.node_registry import NodeRegistry, registry_with
 
 log = logging.getLogger("nodeloom.api")
 
@@ -39,13 +39,7 @@ project's graphs and runs. Errors are `{"error": {"code", "message", "details"}}
 
 def build_registry(settings: ApiSettings) -> NodeRegistry:
     """The built-in packs and plugins, plus the nodes of `settings.node_modules`."""
-    registry = default_registry()
-    if not settings.node_modules:
-        return registry
-    extended = registry.extended()
-    for module in settings.node_modules:
-        extended.register_module(module)
-    return extended
+    return registry_with(settings.node_modules)
 
 
 def build_executor(settings: ApiSettings, registry: NodeRegistry) -> tuple[Executor, ArtifactStore, QueueDepths | None]:

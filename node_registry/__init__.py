@@ -7,6 +7,7 @@ the `nodeloom.nodes` entry-point group; it is built once per process.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 from nodeloom.node_registry.catalog import catalog_entry, ports_schema
 from nodeloom.node_registry.registry import (
@@ -40,6 +41,17 @@ def builtin_registry() -> NodeRegistry:
     return registry
 
 
+def registry_with(modules: Sequence[str]) -> NodeRegistry:
+    """The default registry, extended with the nodes of `modules` (a server's or a worker's own packs)."""
+    registry = default_registry()
+    if not modules:
+        return registry
+    extended = registry.extended()
+    for module in modules:
+        extended.register_module(module)
+    return extended
+
+
 def default_registry() -> NodeRegistry:
     """The process-wide registry: built-in packs plus discovered plugins."""
     global _default
@@ -62,4 +74,5 @@ __all__ = [
     "default_registry",
     "definitions_in",
     "ports_schema",
+    "registry_with",
 ]

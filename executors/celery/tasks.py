@@ -42,15 +42,9 @@ log = logging.getLogger(__name__)
 
 def worker_registry(config: CeleryConfig) -> NodeCatalog:
     """The default registry, plus the node modules the configuration names."""
-    from nodeloom.node_registry import default_registry
+    from nodeloom.node_registry import registry_with
 
-    registry = default_registry()
-    if not config.node_modules:
-        return registry
-    extended = registry.extended()
-    for module in config.node_modules:
-        extended.register_module(module)
-    return extended
+    return registry_with(config.node_modules)
 
 
 class NodeWorker:

@@ -290,14 +290,7 @@ class LocalRun:
                 if self.callbacks or self.waiters:
                     self._announce()
                 if planned.downstream:
-                    # `_release_children` written out: this runs once per node
-                    released: list[str] = []
-                    remaining = self.remaining
-                    for child in planned.downstream:
-                        count = remaining[child] - 1
-                        remaining[child] = count
-                        if not count:
-                            released.append(child)
+                    released = self._release_children(planned)
                     if released:
                         ready = self._settle(released)
             else:
