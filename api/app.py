@@ -12,17 +12,20 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from nodeloom.api.auth import KeyChecker
 from nodeloom.api.db import make_engine, upgrade_database
 from nodeloom.api.deps import AppState
 from nodeloom.api.errors import install_error_handlers
+from nodeloom.api.fastpath import FinishedRunReads
 from nodeloom.api.metrics import ApiMetrics, QueueDepths
 from nodeloom.api.recorder import RunRecorder
+from nodeloom.api.results import DurableResultCache
 from nodeloom.api.routes import drafts, graphs, keys, nodes, runs, service
 from nodeloom.api.runner import RunService
 from nodeloom.api.settings import ApiSettings
-from nodeloom.core.artifacts import ArtifactStore
+from nodeloom.core.artifacts import ArtifactStore, LocalArtifactStore, default_artifact_root
 from nodeloom.executors.base import Executor
 from nodeloom.node_registry import NodeRegistry, registry_with
 
@@ -42,8 +45,14 @@ def build_registry(settings: ApiSettings) -> NodeRegistry:
     return registry_with(settings.node_modules)
 
 
-def build_executor(settings: ApiSettings, registry: NodeRegistry) -> tuple[Executor, ArtifactStore, QueueDepths | None]:
-    """The executor named by the settings, its artifact store, and (Celery) a queue-depth reader."""
+def build_executor(
+    settings: ApiSettings, registry: NodeRegistry, engine: Engine,
+) -> tuple[Executor, ArtifactStore, QueueDepths | None]:
+    """The executor named by the settings, its artifact store, and (Celery) a queue-depth reader.
+
+    The local executor's result cache is kept in the database too (`DurableResultCache`), so
+    a run resumed after a restart does not redo finished nodes; Celery's lives in Redis.
+    """
     if settings.executor == "celery":
         import dataclasses
 
@@ -59,8 +68,10 @@ def build_executor(settings: ApiSettings, registry: NodeRegistry) -> tuple[Execu
         return celery, celery.artifacts, _celery_queue_depths(config.broker_url)
     from nodeloom.executors import LocalExecutor
 
-    local = LocalExecutor(registry, artifacts=settings.artifacts, cpu_workers=settings.cpu_workers)
-    return local, local.artifacts, None
+    artifacts = LocalArtifactStore(settings.artifacts or default_artifact_root())
+    cache = DurableResultCache(engine, artifacts, ttl=settings.result_ttl_seconds)
+    local = LocalExecutor(registry, artifacts=artifacts, cache=cache, cpu_workers=settings.cpu_workers)
+    return local, artifacts, None
 
 
 def _celery_queue_depths(broker_url: str) -> QueueDepths:
@@ -88,7 +99,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         engine = make_engine(settings.db_url)
         upgrade_database(engine)
         registry = build_registry(settings)
-        executor, artifacts, queue_depths = build_executor(settings, registry)
+        executor, artifacts, queue_depths = build_executor(settings, registry, engine)
         metrics = ApiMetrics(engine, queue_depths)
         recorder = RunRecorder(engine, executor, metrics.observe_node)
         run_service = RunService(engine, executor, registry, recorder)
@@ -112,6 +123,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="nodeloom", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
+    app.add_middleware(FinishedRunReads)
     for module in (service, nodes, graphs, runs, drafts, keys):
         app.include_router(module.router)
     return app

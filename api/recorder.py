@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -21,6 +20,7 @@ from sqlmodel import SQLModel
 
 from nodeloom.api import tables  # noqa: F401 - defines the tables of SQLModel.metadata
 from nodeloom.api.db import write_lock
+from nodeloom.api.writer import BatchWriter
 from nodeloom.core.errors import NodeloomError
 from nodeloom.core.events import EventKind, NodeRecord, RunEvent, RunResult, value_to_json
 from nodeloom.executors.base import EventCallback, Executor
@@ -102,61 +102,28 @@ class RunRecorder:
         self.on_node_time = on_node_time
         self.signals = RunSignals()
         self._types: dict[str, dict[str, str]] = {}
-        self._queue: queue.Queue[tuple[str, int, RunEvent] | None] = queue.Queue()
-        self._busy = 0
-        self._idle = threading.Condition()
-        self._thread = threading.Thread(target=self._loop, name="nodeloom-api-recorder", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()
+        self._writer: BatchWriter[tuple[str, int, RunEvent]] = BatchWriter("nodeloom-api-recorder", self._store)
 
     def listener(self, run_id: str, base: int, node_types: Mapping[str, str] | None = None) -> EventCallback:
         """The `on_event` callback for one execution of run `run_id` (its events number on from `base`);
         `node_types` (node id -> type) labels the node timings of the metrics."""
         if node_types:
-            with self._idle:
+            with self._lock:
                 self._types[run_id] = dict(node_types)
+        put = self._writer.put
 
         def record(event: RunEvent) -> None:
-            with self._idle:
-                self._busy += 1
-            self._queue.put((run_id, base, event))
+            put((run_id, base, event))
 
         return record
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued event is stored; False on timeout."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._busy == 0, timeout)
+        return self._writer.flush(timeout)
 
     def close(self) -> None:
-        self.flush()
-        self._queue.put(None)
-        self._thread.join(timeout=10)
-
-    def _loop(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < 500:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            try:
-                self._store(batch)
-            except Exception:
-                log.exception("could not store %d run events", len(batch))
-            with self._idle:
-                self._busy -= len(batch)
-                self._idle.notify_all()
-            if stop:
-                return
+        self._writer.close()
 
     def _store(self, batch: list[tuple[str, int, RunEvent]]) -> None:
         """Turn a batch of events into a few statements, then run them in one transaction."""
@@ -199,12 +166,12 @@ class RunRecorder:
                 connection.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(**changes))
         self.signals.notify(run_id for run_id, _, _ in batch)
         if self.on_node_time is not None:
-            with self._idle:
+            with self._lock:
                 for run_id, node_id, seconds in timings:
                     self.on_node_time(self._types.get(run_id, {}).get(node_id, "unknown"), seconds)
         finished = [run_id for run_id, _, event in batch if event.kind is EventKind.RUN_FINISHED]
         if finished:
-            with self._idle:
+            with self._lock:
                 for run_id in finished:
                     self._types.pop(run_id, None)
 

@@ -36,6 +36,8 @@ class ApiSettings:
     cpu_workers: int | None = None
     #: how long a checked API key is trusted without reading the database again
     key_cache_seconds: float = 5.0
+    #: how long the local executor's node results stay in the database (0: forever)
+    result_ttl_seconds: float = 7 * 86400
     #: the LLM behind `POST /v1/drafts`: `local` (embedded SmolLM2) or `openai` (a server at
     #: `draft_base_url`); set by the operator, never by a request, so callers cannot aim it elsewhere
     draft_provider: str = "local"
@@ -55,6 +57,7 @@ class ApiSettings:
             executor="celery" if executor == "celery" else "local",
             artifacts=Path(artifacts) if artifacts else None,
             node_modules=modules,
+            result_ttl_seconds=float(env.get("NODELOOM_RESULT_TTL", 7 * 86400)),
             draft_provider=env.get("NODELOOM_DRAFT_PROVIDER", "local"),
             draft_base_url=env.get("NODELOOM_DRAFT_BASE_URL") or None,
             draft_model=env.get("NODELOOM_DRAFT_MODEL", ""),

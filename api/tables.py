@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -37,11 +37,19 @@ class GraphRow(SQLModel, table=True):
     project: str = Field(max_length=200)
     name: str = Field(max_length=200)
     description: str = ""
-    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
     latest_version: int = 1
     created_at: float
     updated_at: float
     deleted_at: float | None = None
+
+
+class GraphTagRow(SQLModel, table=True):
+    """One tag of a saved graph (a row per tag, so the graph list filters by tag in SQL)."""
+
+    __tablename__ = "graph_tags"
+
+    graph_id: str = Field(primary_key=True, foreign_key="graphs.id", max_length=32)
+    tag: str = Field(primary_key=True, index=True, max_length=100)
 
 
 class GraphVersionRow(SQLModel, table=True):
@@ -112,3 +120,13 @@ class RunEventRow(SQLModel, table=True):
     time: float
     node: str | None = Field(default=None, max_length=200)
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class NodeResultRow(SQLModel, table=True):
+    """The outputs of a node under its cache key, as `nodeloom.core.values` encodes them."""
+
+    __tablename__ = "node_results"
+
+    key: str = Field(primary_key=True, max_length=64)
+    outputs: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: float = Field(index=True)

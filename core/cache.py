@@ -120,3 +120,6 @@ class ResultCache:
         with self._lock:
             self._entries.clear()
             self.hits = self.misses = 0
+
+    def close(self) -> None:
+        """Release what the cache holds outside memory (nothing here; subclasses may keep more)."""

@@ -52,14 +52,31 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 def test_upgrade_from_an_empty_database_creates_every_table(engine: Engine) -> None:
     assert current_revision(engine) is None
     upgrade_database(engine)
-    assert current_revision(engine) == head_revision() == "0002"
+    assert current_revision(engine) == head_revision()
     tables = set(inspect(engine).get_table_names())
-    assert {"api_keys", "graphs", "graph_versions", "runs", "run_nodes", "run_events"} <= tables
+    assert {"api_keys", "graphs", "graph_tags", "graph_versions", "runs", "run_nodes", "run_events"} <= tables
     upgrade_database(engine)  # a second upgrade (every server start) changes nothing
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == head_revision()
 
 
-def test_upgrade_from_the_previous_revision_keeps_the_data(engine: Engine) -> None:
+def test_the_migrations_build_the_schema_the_tables_describe(engine: Engine) -> None:
+    """`tables.py` (what the code reads and writes) and the migrations (what databases get) agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    upgrade_database(engine)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        differences = compare_metadata(context, SQLModel.metadata)
+    assert differences == []
+
+
+def _json(value: object) -> object:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_upgrade_from_the_first_revision_keeps_the_data(engine: Engine) -> None:
     upgrade_database(engine, "0001")
     assert "tags" not in {column["name"] for column in inspect(engine).get_columns("graphs")}
     with engine.begin() as connection:
@@ -70,15 +87,42 @@ def test_upgrade_from_the_previous_revision_keeps_the_data(engine: Engine) -> No
             "INSERT INTO graph_versions (graph_id, version, document, created_at) "
             "VALUES ('g1', 1, '{\"name\": \"kept\"}', 1.0)"))
     upgrade_database(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == head_revision()
     with engine.connect() as connection:
-        row = connection.execute(text("SELECT name, description, tags FROM graphs WHERE id = 'g1'")).one()
+        row = connection.execute(text("SELECT name, description FROM graphs WHERE id = 'g1'")).one()
         document = connection.execute(text("SELECT document FROM graph_versions WHERE graph_id = 'g1'")).scalar_one()
+        tags = connection.execute(text("SELECT tag FROM graph_tags WHERE graph_id = 'g1'")).all()
     assert (row.name, row.description) == ("kept", "from revision 0001")
-    tags = row.tags if isinstance(row.tags, list) else json.loads(row.tags)
+    assert _json(document) == {"name": "kept"}
     assert tags == []
-    document = document if isinstance(document, dict) else json.loads(document)
-    assert document == {"name": "kept"}
+
+
+def test_tags_move_to_their_own_rows_and_back(engine: Engine) -> None:
+    upgrade_database(engine, "0002")
+    with engine.begin() as connection:
+        for graph_id, tags in (("g1", '["video", "demo"]'), ("g2", "[]"), ("g3", '["demo"]')):
+            connection.execute(text(
+                "INSERT INTO graphs (id, project, name, description, tags, latest_version, created_at, updated_at) "
+                "VALUES (:id, 'alpha', :id, '', :tags, 1, 1.0, 2.0)"), {"id": graph_id, "tags": tags})
+    upgrade_database(engine, "0003")
+    assert "tags" not in {column["name"] for column in inspect(engine).get_columns("graphs")}
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT graph_id, tag FROM graph_tags ORDER BY graph_id, tag")).all()
+    assert [tuple(row) for row in rows] == [("g1", "demo"), ("g1", "video"), ("g3", "demo")]
+
+    from alembic import command
+
+    from nodeloom.api.db import alembic_config
+
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0002")
+    with engine.connect() as connection:
+        back = dict(connection.execute(text("SELECT id, tags FROM graphs ORDER BY id")).all())
+    assert {graph_id: _json(tags) for graph_id, tags in back.items()} == {
+        "g1": ["demo", "video"], "g2": [], "g3": ["demo"]}
+    assert "graph_tags" not in inspect(engine).get_table_names()
 
 
 def test_the_client_imports_without_fastapi() -> None:

@@ -7,14 +7,14 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, col, select
 
 from nodeloom.api.deps import DbSession, Reader, Runner, State
 from nodeloom.api.errors import ERROR_RESPONSES, ApiError, not_found
 from nodeloom.api.runner import checked_graph
 from nodeloom.api.schemas import GraphCreate, GraphInfo, GraphPage, GraphSummary, GraphUpdate, GraphVersionInfo
-from nodeloom.api.tables import GraphRow, GraphVersionRow
+from nodeloom.api.tables import GraphRow, GraphTagRow, GraphVersionRow
 
 router = APIRouter(prefix="/v1/graphs", tags=["graphs"], responses=ERROR_RESPONSES)
 
@@ -27,13 +27,30 @@ def _clean_tags(tags: list[str]) -> list[str]:
     return cleaned
 
 
-def _summary(row: GraphRow) -> GraphSummary:
-    return GraphSummary(id=row.id, name=row.name, description=row.description, tags=list(row.tags or []),
+def _set_tags(session: Session, graph_id: str, cleaned: list[str]) -> None:
+    """Replace a graph's tags with `cleaned` (from `_clean_tags`)."""
+    session.exec(delete(GraphTagRow).where(col(GraphTagRow.graph_id) == graph_id))
+    session.add_all(GraphTagRow(graph_id=graph_id, tag=tag) for tag in cleaned)
+
+
+def _tags_of(session: Session, graph_ids: list[str]) -> dict[str, list[str]]:
+    """Graph id -> its tags, sorted, for a page of graphs (one query)."""
+    tags: dict[str, list[str]] = {graph_id: [] for graph_id in graph_ids}
+    if graph_ids:
+        query = select(GraphTagRow).where(col(GraphTagRow.graph_id).in_(graph_ids)).order_by(col(GraphTagRow.tag))
+        for row in session.exec(query):
+            tags[row.graph_id].append(row.tag)
+    return tags
+
+
+def _summary(row: GraphRow, tags: list[str]) -> GraphSummary:
+    return GraphSummary(id=row.id, name=row.name, description=row.description, tags=tags,
                         version=row.latest_version, created_at=row.created_at, updated_at=row.updated_at)
 
 
-def _info(row: GraphRow, version: GraphVersionRow) -> GraphInfo:
-    return GraphInfo(**_summary(row).model_dump(), graph=version.document, graph_version=version.version)
+def _info(session: Session, row: GraphRow, version: GraphVersionRow) -> GraphInfo:
+    summary = _summary(row, _tags_of(session, [row.id])[row.id])
+    return GraphInfo(**summary.model_dump(), graph=version.document, graph_version=version.version)
 
 
 def _owned(session: Session, project: str, graph_id: str) -> GraphRow:
@@ -50,16 +67,17 @@ def _validated_document(state: State, document: dict[str, Any]) -> dict[str, Any
 @router.post("", response_model=GraphInfo, status_code=201, summary="Save a graph (validated: 422 lists every problem)")
 def create_graph(body: GraphCreate, state: State, session: DbSession, identity: Runner) -> GraphInfo:
     document = _validated_document(state, body.graph)
+    tags = _clean_tags(body.tags)
     now = time.time()
     row = GraphRow(id=uuid.uuid4().hex, project=identity.project, name=str(document.get("name", "graph"))[:200],
-                   description=str(document.get("description", "")), tags=_clean_tags(body.tags),
-                   latest_version=1, created_at=now, updated_at=now)
+                   description=str(document.get("description", "")), latest_version=1, created_at=now, updated_at=now)
     version = GraphVersionRow(graph_id=row.id, version=1, document=document, created_at=now)
     session.add(row)
     session.flush()
     session.add(version)
+    _set_tags(session, row.id, tags)
     session.commit()
-    return _info(row, version)
+    return _info(session, row, version)
 
 
 @router.get("", response_model=GraphPage, summary="List graphs, newest first; filter by name (substring) and tag")
@@ -74,11 +92,13 @@ def list_graphs(
     query = select(GraphRow).where(GraphRow.project == identity.project, col(GraphRow.deleted_at).is_(None))
     if name:
         query = query.where(func.lower(GraphRow.name).contains(name.lower(), autoescape=True))
-    rows = session.exec(query.order_by(col(GraphRow.created_at).desc(), col(GraphRow.id))).all()
-    if tag:  # tags are a JSON list: filtered here, the same way on SQLite and PostgreSQL
-        rows = [row for row in rows if tag in (row.tags or [])]
-    return GraphPage(items=[_summary(row) for row in rows[offset:offset + limit]], total=len(rows),
-                     limit=limit, offset=offset)
+    if tag:
+        query = query.where(col(GraphRow.id).in_(select(GraphTagRow.graph_id).where(GraphTagRow.tag == tag)))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(GraphRow.created_at).desc(), col(GraphRow.id))
+                        .offset(offset).limit(limit)).all()
+    tags = _tags_of(session, [row.id for row in rows])
+    return GraphPage(items=[_summary(row, tags[row.id]) for row in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/{graph_id}", response_model=GraphInfo, summary="A graph at its newest version, or at `version`")
@@ -90,7 +110,7 @@ def get_graph(
     if stored is None:
         raise ApiError(404, "not_found", f"graph {graph_id!r} has no version {version}",
                        {"graph": graph_id, "version": version})
-    return _info(row, stored)
+    return _info(session, row, stored)
 
 
 @router.get("/{graph_id}/versions", response_model=list[GraphVersionInfo], summary="The versions of a graph")
@@ -105,9 +125,10 @@ def list_versions(graph_id: str, session: DbSession, identity: Reader) -> list[G
             summary="Update a graph: a new document makes a new version; tags are replaced")
 def update_graph(graph_id: str, body: GraphUpdate, state: State, session: DbSession, identity: Runner) -> GraphInfo:
     row = _owned(session, identity.project, graph_id)
+    tags = None if body.tags is None else _clean_tags(body.tags)
     now = time.time()
-    if body.tags is not None:
-        row.tags = _clean_tags(body.tags)
+    if tags is not None:
+        _set_tags(session, graph_id, tags)
     if body.graph is not None:
         document = _validated_document(state, body.graph)
         row.latest_version += 1
@@ -119,7 +140,7 @@ def update_graph(graph_id: str, body: GraphUpdate, state: State, session: DbSess
     session.commit()
     stored = session.get(GraphVersionRow, (graph_id, row.latest_version))
     assert stored is not None
-    return _info(row, stored)
+    return _info(session, row, stored)
 
 
 @router.delete("/{graph_id}", status_code=204, response_class=Response,

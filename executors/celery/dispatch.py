@@ -21,9 +21,9 @@ from nodeloom.core.errors import NodeExecutionError
 from nodeloom.core.graph import Graph
 from nodeloom.core.plan import ExecutionPlan, PlannedNode, plan_execution
 from nodeloom.core.validate import NodeCatalog
+from nodeloom.core.values import decode_outputs, revive
 from nodeloom.executors.celery.app import EXECUTE_NODE
 from nodeloom.executors.celery.store import RunDocument, RunStore, task_id
-from nodeloom.executors.celery.values import decode_outputs, revive
 
 
 class DistributedRun:

@@ -20,11 +20,11 @@ from nodeloom.core.events import EventKind, RunEvent, RunResult, RunStatus
 from nodeloom.core.graph import Graph
 from nodeloom.core.plan import prepare_run
 from nodeloom.core.validate import NodeCatalog
+from nodeloom.core.values import decode_outputs, revive, to_json_text
 from nodeloom.executors.base import EventCallback, RunHandle
 from nodeloom.executors.celery.app import CeleryConfig, make_app
 from nodeloom.executors.celery.dispatch import DistributedRun
 from nodeloom.executors.celery.store import RunDocument, RunNotices, RunStore, task_id
-from nodeloom.executors.celery.values import decode_outputs, revive, to_json_text
 
 log = logging.getLogger(__name__)
 

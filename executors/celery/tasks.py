@@ -32,10 +32,10 @@ from nodeloom.core.errors import NodeTimeoutError, error_record
 from nodeloom.core.events import RunStatus
 from nodeloom.core.plan import ExecutionPlan
 from nodeloom.core.validate import NodeCatalog
+from nodeloom.core.values import encode_outputs
 from nodeloom.executors.celery.app import EXECUTE_NODE, CeleryConfig, app
 from nodeloom.executors.celery.dispatch import DistributedRun
 from nodeloom.executors.celery.store import RunStore
-from nodeloom.executors.celery.values import encode_outputs
 
 log = logging.getLogger(__name__)
 

@@ -70,8 +70,9 @@ class LocalExecutor:
     ...     result = executor.submit(graph, {"topic": "tea"}).result()
 
     Results of deterministic nodes are kept in an in-memory LRU cache (`cache_size`
-    entries), so a re-run recomputes only what changed. Finished runs are kept for
-    `keep_runs` runs, then forgotten oldest first.
+    entries), so a re-run recomputes only what changed; pass `cache` to use another
+    `ResultCache` (the API passes one kept in its database; the executor closes it).
+    Finished runs are kept for `keep_runs` runs, then forgotten oldest first.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class LocalExecutor:
         *,
         artifacts: ArtifactStore | str | os.PathLike[str] | None = None,
         cache_size: int = 100_000,
+        cache: ResultCache | None = None,
         cpu_workers: int | None = None,
         io_workers: int = 32,
         gpu_devices: Sequence[str] | None = None,
@@ -94,7 +96,7 @@ class LocalExecutor:
         if artifacts is None or isinstance(artifacts, str | os.PathLike):
             artifacts = LocalArtifactStore(artifacts or default_artifact_root())
         self.artifacts: ArtifactStore = artifacts
-        self.cache = ResultCache(cache_size)
+        self.cache = cache if cache is not None else ResultCache(cache_size)
         self.config = config or RunConfig()
         self.keep_runs = keep_runs
         self.timers = Timers()
@@ -192,6 +194,7 @@ class LocalExecutor:
             lane.close()
         self.timers.close()
         self.async_loop.close()
+        self.cache.close()
 
     def __enter__(self) -> LocalExecutor:
         return self

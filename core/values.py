@@ -1,8 +1,10 @@
-"""Run values as they travel between processes: JSON inline when small, an artifact when large.
+"""Run values stored outside the process that made them: JSON inline when small, an artifact when large.
 
-Artifact references inside values travel as their JSON form and come back as `ArtifactRef`.
-A node's outputs whose JSON is larger than the inline limit are written to the artifact
-store as one JSON document and the run store keeps `{"$spilled": <artifact reference>}`.
+Used by the Celery executor (values travel between workers through Redis) and by the API's
+durable result cache (values outlive the API process in its database). Artifact references
+inside values are stored as their JSON form and come back as `ArtifactRef`. A node's outputs
+whose JSON is larger than the inline limit are written to the artifact store as one JSON
+document, and what is kept is `{"$spilled": <artifact reference>}`.
 """
 
 from __future__ import annotations
