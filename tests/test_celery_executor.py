@@ -4,9 +4,9 @@ Behaviours every executor shares (outputs, failures, events, retries, cancellati
 caching) are in test_executor_conformance.py; these are the faults and load only a distributed
 executor meets. A session fixture starts a test-owned `redis-server` on a free port and a prefork worker
 with two processes on the nodeloom queues; tests that kill workers start their own on a
-queue of their own. Test nodes live in a module written to a temporary folder that both
-this process and the workers import; they leave a marker file per execution, so tests
-count executions across processes.
+queue of their own. The test nodes are in marker_nodes.py, which this process and the
+workers import; they leave a marker file per execution, so tests count executions across
+processes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import re
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from marker_nodes import FOLDER, MODULE, markers, wait_for
 
 from nodeloom.core import EventKind, Float, Graph, NodeState, RunStatus
 from nodeloom.core.errors import RunNotFoundError
@@ -34,90 +34,6 @@ from nodeloom.node_registry import NodeRegistry, builtin_registry
 
 pytestmark = pytest.mark.slow
 
-NODE_MODULE = "nodeloom_celery_test_nodes"
-NODES = '''
-"""Nodes for the Celery executor tests: each execution leaves a marker file in `folder`."""
-
-import os
-import signal
-import time
-from pathlib import Path
-
-from nodeloom.core import NodeContext, RetryPolicy, node
-from nodeloom.core.errors import NodeExecutionError
-
-
-def _mark(folder: str, label: str) -> None:
-    Path(folder, f"{label}.{os.getpid()}.{time.time_ns()}").touch()
-
-
-@node("ctest.mark", output="value")
-def mark(folder: str, label: str, value: float = 0.0, seconds: float = 0.0) -> float:
-    """Sleep `seconds`, leave a marker, return `value`."""
-    time.sleep(seconds)
-    _mark(folder, label)
-    return value
-
-
-@node("ctest.fail", output="value")
-def fail(message: str) -> float:
-    """Always fail, for good."""
-    raise NodeExecutionError(message, retryable=False)
-
-
-@node("ctest.flaky", output="value", retry=RetryPolicy(max_attempts=3, initial_backoff=0.05))
-def flaky(folder: str, label: str, failures: int) -> int:
-    """Fail (retryably) the first `failures` times, then return the number of tries."""
-    _mark(folder, label)
-    tries = len(list(Path(folder).glob(label + ".*")))
-    if tries <= failures:
-        raise NodeExecutionError(f"try {tries} fails", retryable=True)
-    return tries
-
-
-@node("ctest.slow_retry", output="value", retry=RetryPolicy(max_attempts=2, initial_backoff=4.0, jitter=0.0))
-def slow_retry(folder: str, label: str) -> int:
-    """Fail the first time; the retry waits 4 s (longer than the tests' visibility timeout), then takes 1 s."""
-    _mark(folder, label)
-    tries = len(list(Path(folder).glob(label + ".*")))
-    if tries == 1:
-        raise NodeExecutionError("first try fails", retryable=True)
-    time.sleep(1.0)
-    return tries
-
-
-@node("ctest.wait", output="value")
-def wait(ctx: NodeContext, folder: str, label: str, seconds: float) -> float:
-    """Report progress every 50 ms for `seconds`; markers at start and at the end."""
-    _mark(folder, label + "-start")
-    steps = max(1, int(seconds / 0.05))
-    for step in range(steps):
-        ctx.progress(step, steps, "waiting")
-        time.sleep(0.05)
-    _mark(folder, label + "-end")
-    return seconds
-
-
-@node("ctest.crash", output="value")
-def crash(folder: str, label: str) -> float:
-    """Kill the process running it, every time."""
-    _mark(folder, label)
-    os.kill(os.getpid(), signal.SIGKILL)
-    return 0.0
-'''
-
-
-def markers(folder: Path, label: str) -> list[Path]:
-    return sorted(folder.glob(f"{label}.*"))
-
-
-def wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -126,20 +42,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def module_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("nodes")
-    (folder / f"{NODE_MODULE}.py").write_text(textwrap.dedent(NODES))
-    sys.path.insert(0, str(folder))
-    yield folder
-    sys.path.remove(str(folder))
-
-
-@pytest.fixture(scope="session")
 def config(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> CeleryConfig:
     return CeleryConfig(
         broker_url=redis_url,
         artifacts=tmp_path_factory.mktemp("artifacts"),
-        node_modules=(NODE_MODULE,),
+        node_modules=(MODULE,),
         visibility_timeout=3.0,
         restore_interval=0.5,
         max_deliveries=3,
@@ -148,9 +55,8 @@ def config(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> CeleryCo
 
 
 @pytest.fixture(scope="session")
-def workers(config: CeleryConfig, module_dir: Path,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerFleet]:
-    fleet = WorkerFleet(config, tmp_path_factory.mktemp("worker-logs"), [module_dir])
+def workers(config: CeleryConfig, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerFleet]:
+    fleet = WorkerFleet(config, tmp_path_factory.mktemp("worker-logs"), [FOLDER])
     try:
         fleet.start("main", "nodeloom.cpu,nodeloom.io,nodeloom.gpu", concurrency=2)
         yield fleet
@@ -159,9 +65,9 @@ def workers(config: CeleryConfig, module_dir: Path,
 
 
 @pytest.fixture(scope="session")
-def registry(module_dir: Path) -> NodeRegistry:
+def registry() -> NodeRegistry:
     found = builtin_registry()
-    found.register_module(NODE_MODULE)
+    found.register_module(MODULE)
     return found
 
 
@@ -185,10 +91,10 @@ def arithmetic_and_text_graph() -> Graph:
 
 def test_fan_in_node_runs_once_when_its_parents_finish_together(executor: CeleryExecutor, tmp_path: Path) -> None:
     g = Graph()
-    parents = {f"p{i}": g.add("ctest.mark", f"p{i}", folder=str(tmp_path), label=f"p{i}", value=i, seconds=0.2)
+    parents = {f"p{i}": g.add("marker.mark", f"p{i}", folder=str(tmp_path), label=f"p{i}", value=i, seconds=0.2)
                for i in range(6)}
     total = g.add("math.sum", "total", **{name: handle["value"] for name, handle in parents.items()})
-    child = g.add("ctest.mark", "child", folder=str(tmp_path), label="child", value=total["result"])
+    child = g.add("marker.mark", "child", folder=str(tmp_path), label="child", value=total["result"])
     g.output("value", child["value"])
     for _ in range(3):
         handle = executor.submit(g, use_cache=False)
@@ -204,15 +110,15 @@ def test_run_finishes_on_another_worker_after_its_worker_is_killed(
     executor: CeleryExecutor, workers: WorkerFleet, tmp_path: Path
 ) -> None:
     g = Graph()
-    first = g.add("ctest.mark", "first", folder=str(tmp_path), label="first", value=1)
-    slow = g.add("ctest.wait", "slow", folder=str(tmp_path), label="slow", seconds=1.0)
-    g.configure("slow", queue="ctest.doomed")
+    first = g.add("marker.mark", "first", folder=str(tmp_path), label="first", value=1)
+    slow = g.add("marker.wait", "slow", folder=str(tmp_path), label="slow", seconds=1.0)
+    g.configure("slow", queue="marker.doomed")
     g.output("sum", g.add("math.add", "sum", a=first["value"], b=slow["value"])["result"])
-    doomed = workers.start("doomed", "ctest.doomed", concurrency=1, pool="solo")
+    doomed = workers.start("doomed", "marker.doomed", concurrency=1, pool="solo")
     handle = executor.submit(g)
     wait_for(lambda: bool(markers(tmp_path, "slow-start")), 20, "the slow node to start")
     workers.kill(doomed)
-    workers.start("rescuer", "ctest.doomed", concurrency=1, pool="solo")
+    workers.start("rescuer", "marker.doomed", concurrency=1, pool="solo")
     result = handle.result(timeout=30)
     assert result.ok and result.outputs == {"sum": 2.0}
     assert len(markers(tmp_path, "first")) == 1  # finished nodes are not executed again
@@ -224,7 +130,7 @@ def test_node_that_kills_its_worker_every_time_ends_in_a_dead_letter(
     executor: CeleryExecutor, config: CeleryConfig, tmp_path: Path
 ) -> None:
     g = Graph()
-    crash = g.add("ctest.crash", "crash", folder=str(tmp_path), label="crash")
+    crash = g.add("marker.crash", "crash", folder=str(tmp_path), label="crash")
     g.output("value", g.add("math.add", "after", a=crash["value"], b=1)["result"])
     handle = executor.submit(g)
     result = handle.result(timeout=40)
@@ -239,16 +145,16 @@ def test_node_that_kills_its_worker_every_time_ends_in_a_dead_letter(
 
 
 def test_nodeloom_worker_command_starts_a_worker_for_its_queues(
-    executor: CeleryExecutor, config: CeleryConfig, module_dir: Path, tmp_path: Path
+    executor: CeleryExecutor, config: CeleryConfig, tmp_path: Path
 ) -> None:
     env = {**os.environ, **config.to_env(),
-           "PYTHONPATH": os.pathsep.join([str(module_dir), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(FOLDER), os.environ.get("PYTHONPATH", "")])}
     log = tmp_path / "cli-worker.log"
     nodeloom = Path(sys.executable).with_name("nodeloom")
     with log.open("wb") as out:
         process = subprocess.Popen(
             [str(nodeloom), "worker", "--queues", "cli-test", "--concurrency", "1", "--pool", "solo",
-             "--broker", config.broker_url, "--artifacts", str(config.artifacts), "--node-module", NODE_MODULE,
+             "--broker", config.broker_url, "--artifacts", str(config.artifacts), "--node-module", MODULE,
              "--name", "cli@%h"],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -298,19 +204,19 @@ def test_many_runs_from_several_threads_each_finish_once_with_the_right_outputs(
 
 
 def test_run_resumes_and_finishes_after_redis_restarts_mid_run(
-    registry: NodeRegistry, module_dir: Path, tmp_path: Path
+    registry: NodeRegistry, tmp_path: Path
 ) -> None:
     # a Redis of its own, append-only with fsync on every write, killed and started again mid-run
     server = RedisServer(tmp_path / "redis", appendonly=True).start()
-    config = CeleryConfig(broker_url=server.url, artifacts=tmp_path / "artifacts", node_modules=(NODE_MODULE,),
+    config = CeleryConfig(broker_url=server.url, artifacts=tmp_path / "artifacts", node_modules=(MODULE,),
                           visibility_timeout=3.0, restore_interval=0.5, key_prefix="nlrestart")
-    fleet = WorkerFleet(config, tmp_path / "logs", [module_dir])
+    fleet = WorkerFleet(config, tmp_path / "logs", [FOLDER])
     try:
         fleet.start("restart", "nodeloom.cpu,nodeloom.io", concurrency=2)
         g = Graph()
         value: Any = g.input("x", Float)
         for index in range(6):
-            marked = g.add("ctest.mark", f"m{index}", folder=str(tmp_path), label=f"m{index}", value=value,
+            marked = g.add("marker.mark", f"m{index}", folder=str(tmp_path), label=f"m{index}", value=value,
                            seconds=0.3)
             value = g.add("math.add", f"a{index}", a=marked["value"], b=1)["result"]
         g.output("y", value)
@@ -338,7 +244,7 @@ def test_run_resumes_and_finishes_after_redis_restarts_mid_run(
 
 def test_a_second_message_for_a_running_node_does_not_run_it_again(executor: CeleryExecutor, tmp_path: Path) -> None:
     g = Graph()
-    slow = g.add("ctest.wait", "slow", folder=str(tmp_path), label="slow", seconds=1.0)
+    slow = g.add("marker.wait", "slow", folder=str(tmp_path), label="slow", seconds=1.0)
     g.output("value", g.add("math.add", "after", a=slow["value"], b=1)["result"])
     handle = executor.submit(g, use_cache=False)
     wait_for(lambda: bool(markers(tmp_path, "slow-start")), 20, "the slow node to start")
@@ -356,7 +262,7 @@ def test_a_retry_delay_longer_than_the_visibility_timeout_runs_the_retry_once(
 ) -> None:
     assert config.visibility_timeout < 4.0  # the node's retry waits 4 s
     g = Graph()
-    g.output("tries", g.add("ctest.slow_retry", "node", folder=str(tmp_path), label="node")["value"])
+    g.output("tries", g.add("marker.slow_retry", "node", folder=str(tmp_path), label="node")["value"])
     started = time.monotonic()
     handle = executor.submit(g, use_cache=False)
     result = handle.result(timeout=30)

@@ -128,8 +128,11 @@ def test_failed_run_exits_3_and_keeps_the_finished_outputs(tmp_path: Path, cli_e
 def test_ctrl_c_cancels_the_run(tmp_path: Path, cli_env: dict[str, str]) -> None:
     graph = write_graph(tmp_path / "g.json", {"s": {"type": "slow.steps", "inputs": {"steps": 100}}},
                         {"n": {"node": "s", "output": "result"}})
+    # as from a terminal: a job started in the background by a non-interactive shell (a CI script's
+    # `cmd &`) inherits SIGINT ignored, and then Python, rightly, never raises KeyboardInterrupt
     process = subprocess.Popen([str(NODELOOM), "run", str(graph), "--out", str(tmp_path / "o")], env=cli_env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert process.stderr is not None
         line = process.stderr.readline()  # the first progress line: the node is running

@@ -2,19 +2,18 @@
 
 Each test runs against `LocalExecutor` (threads in this process) and `CeleryExecutor`
 (a test-owned `redis-server` and a real `celery worker` with two pool processes). The
-nodes live in a module written to a temporary folder that this process and the workers
-import; each execution leaves a marker file, so tests count executions across processes.
+nodes are in marker_nodes.py, which this process and the workers import; each execution
+leaves a marker file, so tests count executions across processes.
 """
 
 from __future__ import annotations
 
-import sys
-import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from marker_nodes import FOLDER, MODULE, markers, wait_for
 
 from nodeloom.core import EventKind, Float, Graph, NodeState, RunEvent, RunStatus
 from nodeloom.executors import LocalExecutor
@@ -22,83 +21,22 @@ from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
 from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 
-MODULE = "nodeloom_conformance_nodes"
-NODES = '''
-"""Nodes for the executor conformance suite: each execution leaves a marker file in `folder`."""
-
-import os
-import time
-from pathlib import Path
-
-from nodeloom.core import NodeContext, RetryPolicy, node
-from nodeloom.core.errors import NodeExecutionError
-
-
-def _mark(folder: str, label: str) -> None:
-    Path(folder, f"{label}.{os.getpid()}.{time.time_ns()}").touch()
-
-
-@node("conf.mark", output="value")
-def mark(folder: str, label: str, value: float = 0.0) -> float:
-    """Leave a marker, return `value`."""
-    _mark(folder, label)
-    return value
-
-
-@node("conf.fail", output="value")
-def fail(folder: str, label: str, message: str) -> float:
-    """Always fail, for good."""
-    _mark(folder, label)
-    raise NodeExecutionError(message, retryable=False)
-
-
-@node("conf.flaky", output="value", retry=RetryPolicy(max_attempts=3, initial_backoff=0.05))
-def flaky(folder: str, label: str, failures: int) -> int:
-    """Fail (retryably) the first `failures` times, then return the number of tries."""
-    _mark(folder, label)
-    tries = len(list(Path(folder).glob(label + ".*")))
-    if tries <= failures:
-        raise NodeExecutionError(f"try {tries} fails", retryable=True)
-    return tries
-
-
-@node("conf.wait", output="value")
-def wait(ctx: NodeContext, folder: str, label: str, seconds: float) -> float:
-    """Report progress every 50 ms for `seconds`; markers at the start and at the end."""
-    _mark(folder, label + "-start")
-    steps = max(1, int(seconds / 0.05))
-    for step in range(steps):
-        ctx.progress(step, steps, "waiting")
-        time.sleep(0.05)
-    _mark(folder, label + "-end")
-    return seconds
-'''
-
 Executor = LocalExecutor | CeleryExecutor
 
 
 @pytest.fixture(scope="session")
-def conformance_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("conformance-nodes")
-    (folder / f"{MODULE}.py").write_text(textwrap.dedent(NODES))
-    sys.path.insert(0, str(folder))
-    yield folder
-    sys.path.remove(str(folder))
-
-
-@pytest.fixture(scope="session")
-def conformance_registry(conformance_module: Path) -> NodeRegistry:
+def conformance_registry() -> NodeRegistry:
     found = builtin_registry()
     found.register_module(MODULE)
     return found
 
 
 @pytest.fixture(scope="session")
-def celery_config(conformance_module: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryConfig]:
+def celery_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryConfig]:
     with RedisServer(tmp_path_factory.mktemp("conformance-redis")) as server:
         config = CeleryConfig(broker_url=server.url, artifacts=tmp_path_factory.mktemp("conformance-artifacts"),
                               node_modules=(MODULE,), key_prefix="nlconf")
-        with WorkerFleet(config, tmp_path_factory.mktemp("conformance-logs"), [conformance_module]) as fleet:
+        with WorkerFleet(config, tmp_path_factory.mktemp("conformance-logs"), [FOLDER]) as fleet:
             fleet.start("conformance", "nodeloom.cpu,nodeloom.io,nodeloom.gpu", concurrency=2)
             yield config
 
@@ -112,18 +50,6 @@ def executor(request: pytest.FixtureRequest, conformance_registry: NodeRegistry,
         running = CeleryExecutor(conformance_registry, config=request.getfixturevalue("celery_config"))
     with running:
         yield running
-
-
-def markers(folder: Path, label: str) -> list[Path]:
-    return sorted(folder.glob(f"{label}.*"))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_outputs_states_and_timings(executor: Executor) -> None:
@@ -146,10 +72,10 @@ def test_outputs_states_and_timings(executor: Executor) -> None:
 
 def test_failure_skips_descendants_and_keeps_other_branches(executor: Executor, tmp_path: Path) -> None:
     g = Graph()
-    bad = g.add("conf.fail", "bad", folder=str(tmp_path), label="bad", message="no such thing")
+    bad = g.add("marker.fail", "bad", folder=str(tmp_path), label="bad", message="no such thing")
     after = g.add("math.add", "after", a=bad["value"], b=1)
-    last = g.add("conf.mark", "last", folder=str(tmp_path), label="last", value=after["result"])
-    fine = g.add("conf.mark", "fine", folder=str(tmp_path), label="fine", value=2)
+    last = g.add("marker.mark", "last", folder=str(tmp_path), label="last", value=after["result"])
+    fine = g.add("marker.mark", "fine", folder=str(tmp_path), label="fine", value=2)
     g.output("last", last["value"])
     g.output("fine", fine["value"])
     result = executor.run(g, use_cache=False)
@@ -163,7 +89,7 @@ def test_failure_skips_descendants_and_keeps_other_branches(executor: Executor, 
 
 def test_events_arrive_in_order_through_callback_and_stream(executor: Executor, tmp_path: Path) -> None:
     g = Graph()
-    first = g.add("conf.wait", "first", folder=str(tmp_path), label="first", seconds=0.2)
+    first = g.add("marker.wait", "first", folder=str(tmp_path), label="first", seconds=0.2)
     g.output("value", g.add("math.add", "second", a=first["value"], b=1)["result"])
     seen: list[RunEvent] = []
     handle = executor.submit(g, on_event=seen.append, use_cache=False)
@@ -186,8 +112,8 @@ def test_events_arrive_in_order_through_callback_and_stream(executor: Executor, 
 
 def test_cancel_stops_the_running_node_and_its_successors(executor: Executor, tmp_path: Path) -> None:
     g = Graph()
-    slow = g.add("conf.wait", "slow", folder=str(tmp_path), label="slow", seconds=5)
-    after = g.add("conf.mark", "after", folder=str(tmp_path), label="after", value=slow["value"])
+    slow = g.add("marker.wait", "slow", folder=str(tmp_path), label="slow", seconds=5)
+    after = g.add("marker.mark", "after", folder=str(tmp_path), label="after", value=slow["value"])
     g.output("value", after["value"])
     handle = executor.submit(g, use_cache=False)
     wait_for(lambda: bool(markers(tmp_path, "slow-start")), 30, "the slow node to start")
@@ -202,9 +128,9 @@ def test_cancel_stops_the_running_node_and_its_successors(executor: Executor, tm
 
 def test_node_past_its_timeout_fails_with_a_timeout_error(executor: Executor, tmp_path: Path) -> None:
     g = Graph()
-    slow = g.add("conf.wait", "slow", folder=str(tmp_path), label="slow", seconds=3)
+    slow = g.add("marker.wait", "slow", folder=str(tmp_path), label="slow", seconds=3)
     g.configure("slow", timeout=0.5)
-    fine = g.add("conf.mark", "fine", folder=str(tmp_path), label="fine", value=1)
+    fine = g.add("marker.mark", "fine", folder=str(tmp_path), label="fine", value=1)
     g.output("slow", slow["value"])
     g.output("fine", fine["value"])
     started = time.monotonic()
@@ -216,7 +142,7 @@ def test_node_past_its_timeout_fails_with_a_timeout_error(executor: Executor, tm
 
 def test_retry_policy_runs_a_flaky_node_again(executor: Executor, tmp_path: Path) -> None:
     g = Graph()
-    g.output("tries", g.add("conf.flaky", "flaky", folder=str(tmp_path), label="flaky", failures=2)["value"])
+    g.output("tries", g.add("marker.flaky", "flaky", folder=str(tmp_path), label="flaky", failures=2)["value"])
     handle = executor.submit(g, use_cache=False)
     result = handle.result(timeout=30)
     assert result.ok and result.outputs == {"tries": 3}
@@ -226,7 +152,7 @@ def test_retry_policy_runs_a_flaky_node_again(executor: Executor, tmp_path: Path
 
 def test_retries_are_bounded_by_the_policy(executor: Executor, tmp_path: Path) -> None:
     g = Graph()
-    g.output("tries", g.add("conf.flaky", "flaky", folder=str(tmp_path), label="flaky", failures=10)["value"])
+    g.output("tries", g.add("marker.flaky", "flaky", folder=str(tmp_path), label="flaky", failures=10)["value"])
     result = executor.run(g, use_cache=False)
     assert result.status is RunStatus.FAILED
     assert result.nodes["flaky"].attempts == 3 and len(markers(tmp_path, "flaky")) == 3
@@ -235,8 +161,8 @@ def test_retries_are_bounded_by_the_policy(executor: Executor, tmp_path: Path) -
 def test_rerun_executes_only_what_changed(executor: Executor, tmp_path: Path) -> None:
     g = Graph()
     a = g.input("a", Float, default=1.0)
-    left = g.add("conf.mark", "left", folder=str(tmp_path), label="left", value=a)
-    right = g.add("conf.mark", "right", folder=str(tmp_path), label="right", value=2)
+    left = g.add("marker.mark", "left", folder=str(tmp_path), label="left", value=a)
+    right = g.add("marker.mark", "right", folder=str(tmp_path), label="right", value=2)
     g.output("sum", g.add("math.add", "sum", a=left["value"], b=right["value"])["result"])
     first = executor.run(g)
     assert first.outputs == {"sum": 3.0}

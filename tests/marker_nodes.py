@@ -1,0 +1,93 @@
+"""Test nodes that leave a marker file per execution, so tests count executions across processes.
+
+Imported by name (`marker_nodes`) by the executor tests and by the Celery worker processes
+they start (pytest puts this folder on `sys.path`; workers get it as an extra path).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from nodeloom.core import NodeContext, RetryPolicy, node
+from nodeloom.core.errors import NodeExecutionError
+
+MODULE = "marker_nodes"
+#: the folder to put on a worker's path so that it imports `MODULE`
+FOLDER = Path(__file__).resolve().parent
+
+
+def _mark(folder: str, label: str) -> None:
+    Path(folder, f"{label}.{os.getpid()}.{time.time_ns()}").touch()
+
+
+def markers(folder: Path, label: str) -> list[Path]:
+    """The markers executions labelled `label` left in `folder`, oldest name first."""
+    return sorted(folder.glob(f"{label}.*"))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@node("marker.mark", output="value")
+def mark(folder: str, label: str, value: float = 0.0, seconds: float = 0.0) -> float:
+    """Sleep `seconds`, leave a marker, return `value`."""
+    time.sleep(seconds)
+    _mark(folder, label)
+    return value
+
+
+@node("marker.fail", output="value")
+def fail(folder: str, label: str, message: str) -> float:
+    """Leave a marker, then fail for good."""
+    _mark(folder, label)
+    raise NodeExecutionError(message, retryable=False)
+
+
+@node("marker.flaky", output="value", retry=RetryPolicy(max_attempts=3, initial_backoff=0.05))
+def flaky(folder: str, label: str, failures: int) -> int:
+    """Fail (retryably) the first `failures` times, then return the number of tries."""
+    _mark(folder, label)
+    tries = len(markers(Path(folder), label))
+    if tries <= failures:
+        raise NodeExecutionError(f"try {tries} fails", retryable=True)
+    return tries
+
+
+@node("marker.slow_retry", output="value", retry=RetryPolicy(max_attempts=2, initial_backoff=4.0, jitter=0.0))
+def slow_retry(folder: str, label: str) -> int:
+    """Fail the first time; the retry waits 4 s (longer than the Celery tests' visibility timeout), then takes 1 s."""
+    _mark(folder, label)
+    tries = len(markers(Path(folder), label))
+    if tries == 1:
+        raise NodeExecutionError("first try fails", retryable=True)
+    time.sleep(1.0)
+    return tries
+
+
+@node("marker.wait", output="value")
+def wait(ctx: NodeContext, folder: str, label: str, seconds: float) -> float:
+    """Report progress every 50 ms for `seconds`; markers at the start and at the end."""
+    _mark(folder, label + "-start")
+    steps = max(1, int(seconds / 0.05))
+    for step in range(steps):
+        ctx.progress(step, steps, "waiting")
+        time.sleep(0.05)
+    _mark(folder, label + "-end")
+    return seconds
+
+
+@node("marker.crash", output="value")
+def crash(folder: str, label: str) -> float:
+    """Kill the process running it, every time."""
+    _mark(folder, label)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return 0.0
