@@ -6,47 +6,24 @@ Run on a SQLite file and on PostgreSQL (a schema of its own in the `test` databa
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from databases import KINDS, database_url
 from sqlalchemy import Engine, inspect, text
 
 from nodeloom.api.db import current_revision, head_revision, make_engine, upgrade_database
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=KINDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        made = make_engine(f"sqlite:///{tmp_path / 'db' / 'nodeloom.db'}")
+    with database_url(request.param, tmp_path / "db", "nl_mig") as url:  # SQLite: make_engine makes the folder
+        made = make_engine(url)
         yield made
         made.dispose()
-        return
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL is not running on 127.0.0.1:5432")
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    import psycopg
-
-    schema = f"nl_mig_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    made = make_engine(f"{POSTGRES}?options=-csearch_path%3D{schema}")
-    try:
-        yield made
-    finally:
-        made.dispose()
-        with psycopg.connect(POSTGRES, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def test_upgrade_from_an_empty_database_creates_every_table(engine: Engine) -> None:

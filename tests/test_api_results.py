@@ -7,8 +7,6 @@ database, as a restarted server would.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from databases import KINDS, database_url
 from sqlalchemy import Engine, func, select, update
 
 from nodeloom.api.db import make_engine, upgrade_database
@@ -26,36 +25,14 @@ from nodeloom.core.artifacts import ArtifactRef, LocalArtifactStore
 from nodeloom.executors import LocalExecutor
 from nodeloom.node_registry import NodeRegistry
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=KINDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        made = make_engine(f"sqlite:///{tmp_path / 'results.db'}")
+    with database_url(request.param, tmp_path, "nl_res") as url:
+        made = make_engine(url)
         upgrade_database(made)
         yield made
         made.dispose()
-        return
-    try:
-        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
-    except OSError:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL is not running on 127.0.0.1:5432")
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    import psycopg
-
-    schema = f"nl_res_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as connection:
-        connection.execute(f"CREATE SCHEMA {schema}")
-    made = make_engine(f"{POSTGRES}?options=-csearch_path%3D{schema}")
-    upgrade_database(made)
-    try:
-        yield made
-    finally:
-        made.dispose()
-        with psycopg.connect(POSTGRES, autocommit=True) as connection:
-            connection.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from databases import KINDS, database_url
 from sqlalchemy import func, select
 
 from nodeloom.api.client import ApiClientError, AsyncClient, Client
@@ -30,7 +31,6 @@ from nodeloom.api.schemas import RunState, Scope
 from nodeloom.api.tables import NodeResultRow
 
 TESTS = Path(__file__).resolve().parent
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def _free_port() -> int:
@@ -88,46 +88,16 @@ class ApiServer:
                 self.kill()
 
 
-def _postgres_schema_url(schema: str) -> str:
-    return f"{POSTGRES}?options=-csearch_path%3D{schema}"
-
-
-def _postgres_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=KINDS)
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     home = tmp_path_factory.mktemp(f"api-{request.param}")
-    schema = None
-    if request.param == "sqlite":
-        db_url = f"sqlite:///{home / 'nodeloom.db'}"
-    else:
-        if not _postgres_available():
-            if os.environ.get("CI") == "true":
-                pytest.fail("PostgreSQL is not running on 127.0.0.1:5432")
-            pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-        import psycopg
-
-        schema = f"nl_api_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(POSTGRES, autocommit=True) as connection:
-            connection.execute(f"CREATE SCHEMA {schema}")
-        db_url = _postgres_schema_url(schema)
-    instance = ApiServer(db_url, home)
-    instance.start()
-    try:
-        yield instance
-    finally:
-        instance.stop()
-        if schema is not None:
-            import psycopg
-
-            with psycopg.connect(POSTGRES, autocommit=True) as connection:
-                connection.execute(f"DROP SCHEMA {schema} CASCADE")
+    with database_url(request.param, home, "nl_api") as db_url:
+        instance = ApiServer(db_url, home)
+        instance.start()
+        try:
+            yield instance
+        finally:
+            instance.stop()
 
 
 def _create_key_cli(server: ApiServer, project: str, scopes: str) -> str:
