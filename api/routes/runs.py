@@ -164,7 +164,9 @@ def _read_run(state: State, project: str, run_id: str) -> tuple[Response, bool]:
     """The run's response, and whether it has settled (finished or interrupted)."""
     with Session(state.engine) as session:
         response = _respond(state, session, project, run_id)
-        run = session.get(RunRow, run_id)
+        if run_id in state.finished_runs:  # answered from the stored body: finished
+            return response, True
+        run = session.get(RunRow, run_id)  # loaded by `_respond`: no second query
         return response, run is not None and run.status not in ("pending", "running")
 
 
