@@ -1,4 +1,5 @@
-"""GPU workers keep diffusion pipelines loaded between tasks and report what they hold.
+"""Workers keep models loaded between tasks and report what they hold: diffusion pipelines
+on a GPU-queue worker, the embedded LLM on a cpu worker.
 
 A real `celery worker` on the `nodeloom.gpu` queue with one pool process (as GPU workers
 run), a test-owned `redis-server`, and the tiny Stable Diffusion pipeline built from
@@ -57,7 +58,7 @@ def test_gpu_worker_loads_a_model_once_and_reports_that_it_holds_it(
     images: list[Any] = [first.outputs[f"picture{i}"][0] for i in range(2)]
     assert all(image.media_type == "image/png" and executor.artifacts.exists(image) for image in images)
     (report,) = executor.workers()
-    held = {"model": str(tiny_model.resolve()), "dtype": "float32", "device": "cpu"}
+    held = {"kind": "image", "model": str(tiny_model.resolve()), "dtype": "float32", "device": "cpu"}
     assert report["models"] == [held] and report["model_loads"] == 1
     # loaded inside the pool process that ran the nodes, not in the worker's main process before the fork
     assert report["pid"] != worker.pid and report["worker"].startswith("gpu@")
@@ -68,3 +69,28 @@ def test_gpu_worker_loads_a_model_once_and_reports_that_it_holds_it(
     assert report["models"] == [held] and report["model_loads"] == 1
     fleet.stop(worker)
     assert executor.workers() == []  # a process that exits takes its report with it
+
+
+def chat_graph(questions: list[str]) -> Graph:
+    g = Graph()
+    for index, question in enumerate(questions):
+        answer = g.add("llm.chat", f"answer{index}", prompt=question, max_tokens=4, temperature=0.0,
+                       provider="local", stream=False)
+        g.output(f"answer{index}", answer["text"])
+    return g
+
+
+def test_a_worker_keeps_the_local_llm_loaded_and_reports_it(gpu_fleet: tuple[CeleryExecutor, WorkerFleet]) -> None:
+    from nodeloom.node_registry.llm.local import bundled_model_path, configured_threads
+
+    executor, fleet = gpu_fleet
+    fleet.start("cpu", "nodeloom.cpu,nodeloom.io", concurrency=1)
+    first = executor.run(chat_graph(["Say hi.", "Say bye."]), use_cache=False)
+    assert first.ok, {n: r.error for n, r in first.nodes.items()}
+    assert all(isinstance(text, str) for text in first.outputs.values())
+    (report,) = executor.workers()
+    held = {"kind": "llm", "model": str(bundled_model_path().resolve()), "threads": str(configured_threads())}
+    assert report["models"] == [held] and report["model_loads"] == 1
+    assert executor.run(chat_graph(["Say thanks."]), use_cache=False).ok
+    (report,) = executor.workers()
+    assert report["models"] == [held] and report["model_loads"] == 1  # still warm: no second load

@@ -181,8 +181,9 @@ class CeleryExecutor:
 
     def workers(self) -> list[dict[str, Any]]:
         """What each worker process reported after its tasks: `worker` (Celery node name), `pid`,
-        `models` (the diffusion pipelines it holds loaded: model, dtype, device), `model_loads`
-        (pipelines it loaded since it started) and `updated` (Unix time). A process that exits
+        `models` (what it holds loaded: `kind` "image" with model, dtype, device for diffusion
+        pipelines; `kind` "llm" with model file and threads for local LLMs), `model_loads`
+        (models it loaded from disk since it started) and `updated` (Unix time). A process that exits
         cleanly removes its record; one that was killed keeps it, with an old `updated`."""
         return self.store.worker_reports()
 

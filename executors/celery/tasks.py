@@ -39,6 +39,12 @@ from nodeloom.executors.celery.store import RunStore
 
 log = logging.getLogger(__name__)
 
+#: (kind, module, attribute) of the per-process model caches a worker reports
+_MODEL_CACHES = (
+    ("image", "nodeloom.node_registry.image.pipelines", "PIPELINES"),
+    ("llm", "nodeloom.node_registry.llm.local", "MODELS"),
+)
+
 
 def worker_registry(config: CeleryConfig) -> NodeCatalog:
     """The default registry, plus the node modules the configuration names."""
@@ -144,13 +150,16 @@ class NodeWorker:
     def report_models(self, worker: str) -> None:
         """Tell the run store which models this process holds: on its first task and when that changes.
 
-        Only the image pack's pipeline cache is looked at, and only if a node already imported
-        it (listing models never imports torch).
+        Only the model caches of packs a node already imported are looked at (the image pack's
+        pipelines, the LLM pack's local models), so listing models never imports torch or llama.cpp.
         """
-        pipelines = sys.modules.get("nodeloom.node_registry.image.pipelines")
-        cache = getattr(pipelines, "PIPELINES", None)
-        models: list[dict[str, str]] = cache.held() if cache is not None else []
-        loads = int(cache.loads) if cache is not None else 0
+        models: list[dict[str, str]] = []
+        loads = 0
+        for kind, module, attribute in _MODEL_CACHES:
+            cache = getattr(sys.modules.get(module), attribute, None)
+            if cache is not None:
+                models += [{"kind": kind, **held} for held in cache.held()]
+                loads += int(cache.loads)
         state = (worker, loads, json.dumps(models))
         if state == self._reported:
             return

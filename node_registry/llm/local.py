@@ -122,6 +122,11 @@ class ModelCache:
             self._models.move_to_end(key)
             return model
 
+    def held(self) -> list[dict[str, str]]:
+        """The loaded models (file and thread count), least recently used first: what a worker reports."""
+        with self._lock:
+            return [{"model": str(path), "threads": str(threads)} for path, threads in self._models]
+
     def close(self) -> None:
         """Free every loaded model (at exit: llama.cpp's own finalizer fails once the interpreter is tearing down)."""
         with self._lock:
