@@ -239,6 +239,10 @@ def test_graph_list_filters_by_name_and_tag_and_paginates(api: Client) -> None:
     retagged = api.update_graph(ids[1], tags=[f"t0-{marker}", "extra"])
     assert retagged.tags == ["extra", f"t0-{marker}"] and retagged.version == 1
     assert api.list_graphs(tag=f"t0-{marker}").total == 4
+    with pytest.raises(ApiClientError) as refused:  # an invalid new version changes nothing, tags included
+        api.update_graph(ids[1], graph={"nodes": {"a": {"type": "no.such_node"}}}, tags=["lost"])
+    assert refused.value.status == 422
+    assert api.get_graph(ids[1]).tags == ["extra", f"t0-{marker}"]
     assert api.list_graphs(tag=f"t1-{marker}").total == 1
 
 

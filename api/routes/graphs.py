@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from sqlalchemy import delete, func
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from nodeloom.api.deps import DbSession, Reader, Runner, State
@@ -28,9 +28,13 @@ def _clean_tags(tags: list[str]) -> list[str]:
 
 
 def _set_tags(session: Session, graph_id: str, cleaned: list[str]) -> None:
-    """Replace a graph's tags with `cleaned` (from `_clean_tags`)."""
-    session.exec(delete(GraphTagRow).where(col(GraphTagRow.graph_id) == graph_id))
-    session.add_all(GraphTagRow(graph_id=graph_id, tag=tag) for tag in cleaned)
+    """Replace a graph's tags with `cleaned` (from `_clean_tags`), as ORM changes: they are written
+    at the session's flush, under the SQLite write lock (`nodeloom.api.db`)."""
+    existing = {row.tag: row for row in session.exec(select(GraphTagRow).where(GraphTagRow.graph_id == graph_id))}
+    for tag, row in existing.items():
+        if tag not in cleaned:
+            session.delete(row)
+    session.add_all(GraphTagRow(graph_id=graph_id, tag=tag) for tag in cleaned if tag not in existing)
 
 
 def _tags_of(session: Session, graph_ids: list[str]) -> dict[str, list[str]]:
@@ -126,11 +130,11 @@ def list_versions(graph_id: str, session: DbSession, identity: Reader) -> list[G
 def update_graph(graph_id: str, body: GraphUpdate, state: State, session: DbSession, identity: Runner) -> GraphInfo:
     row = _owned(session, identity.project, graph_id)
     tags = None if body.tags is None else _clean_tags(body.tags)
+    document = None if body.graph is None else _validated_document(state, body.graph)  # checked before any write
     now = time.time()
     if tags is not None:
         _set_tags(session, graph_id, tags)
-    if body.graph is not None:
-        document = _validated_document(state, body.graph)
+    if document is not None:
         row.latest_version += 1
         row.name = str(document.get("name", "graph"))[:200]
         row.description = str(document.get("description", ""))
