@@ -8,6 +8,11 @@ defaults, and sample values for the inputs a user must fill — a tiny diffusion
 saved to a temporary folder for a model, a local HTTP server on 127.0.0.1 for a URL, a
 small picture, sound or video made by the built-in nodes for a media input. A draft passes
 when that run succeeds within the time limit.
+
+The tiny pipeline stands in for a real model, so its diffusion settings are scaled down
+too (`stand_in_diffusion`): literal or default sizes and step counts of `image.generate` and
+`image.edit` become 64x64 and 2 steps. Left at 512x512 and 30 steps, one picture takes
+minutes on 2 CPU cores, and the pass rate would measure diffusion time, not the graph.
 """
 
 from __future__ import annotations
@@ -223,10 +228,29 @@ def sample_server() -> Iterator[str]:
         server.server_close()
 
 
+#: what `stand_in_diffusion` sets on diffusion nodes, where the draft gives a literal or nothing
+STAND_IN_DIFFUSION = {"image.generate": {"width": 64, "height": 64, "steps": 2}, "image.edit": {"steps": 2}}
+
+
+def stand_in_diffusion(graph: Graph) -> Graph:
+    """The graph with the diffusion settings of `STAND_IN_DIFFUSION` (links are kept as they are)."""
+    document = graph.to_json()
+    for spec in document.get("nodes", {}).values():
+        settings = STAND_IN_DIFFUSION.get(spec.get("type", ""))
+        if settings is None:
+            continue
+        inputs = spec.setdefault("inputs", {})
+        for name, value in settings.items():
+            if not isinstance(inputs.get(name), dict):  # a link ({"node"...} / {"input"...}) stays
+                inputs[name] = value
+    return Graph.from_json(document)
+
+
 def run_draft(graph: Graph, executor: LocalExecutor, samples: SampleValues, folder: Path,
               timeout: float) -> tuple[bool, str | None]:
     """Run a drafted graph on embedded defaults; (succeeded, the first error message)."""
     config = RunConfig(allow_private_network=True, out_dir=folder / "files", settings={"llm.provider": "local"})
+    graph = stand_in_diffusion(graph)
     try:
         values = samples.inputs_for(graph)
         handle = executor.submit(graph, values, config=config, use_cache=False)

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from nodeloom.agents import draft
-from nodeloom.agents.benchmark import SampleValues, load_cases, run_draft, sample_server
+from nodeloom.agents.benchmark import SampleValues, load_cases, run_draft, sample_server, stand_in_diffusion
 from nodeloom.agents.cli import bench
 from nodeloom.agents.cli import draft as draft_command
 from nodeloom.agents.drafter import EXAMPLES, Drafter, extract_program
@@ -163,11 +163,33 @@ def test_the_benchmark_runs_a_video_draft_giving_its_model_input_a_tiny_diffusio
     graph = planned.graph
     assert [name for name, declared in graph.inputs.items() if declared.port.required] == ["model"]
     (generate,) = [node_id for node_id, i in graph.nodes.items() if i.type == "image.generate"]
-    graph.set_inputs(generate, steps=2, width=64, height=64)  # the tiny model's pictures are noise anyway
+    # the draft keeps image.generate's defaults (512x512, 30 steps: minutes on 2 cores with the
+    # tiny pipeline); the runner scales them down for the stand-in model
+    scaled = stand_in_diffusion(graph).to_json()["nodes"][generate]["inputs"]
+    assert (scaled["width"], scaled["height"], scaled["steps"]) == (64, 64, 2)
     with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
         samples = SampleValues(tmp_path, executor, url)
         assert run_draft(graph, executor, samples, tmp_path / "run", timeout=180) == (True, None)
         assert (tmp_path / "models" / "tiny-sd").is_dir()  # the model input was given a saved tiny pipeline
+
+
+def test_stand_in_diffusion_scales_literals_and_defaults_and_keeps_links() -> None:
+    document = {
+        "inputs": {"size": {"type": "Int", "default": 512}, "model": {"type": "Text"}},
+        "nodes": {
+            "pipe": {"type": "image.pipeline", "inputs": {"model": {"input": "model"}}},
+            "a": {"type": "image.generate", "inputs": {"pipe": {"node": "pipe", "output": "pipe"},
+                                                       "prompt": "tea", "width": {"input": "size"}, "steps": 40}},
+            "b": {"type": "image.edit", "inputs": {"pipe": {"node": "pipe", "output": "pipe"}, "prompt": "tea",
+                                                   "image": {"node": "a", "output": "images"}}},
+        },
+        "outputs": {"picture": {"node": "b", "output": "image"}},
+    }
+    scaled = stand_in_diffusion(Graph.from_json(document)).to_json()["nodes"]
+    assert scaled["a"]["inputs"]["width"] == {"input": "size"}  # a link stays
+    assert (scaled["a"]["inputs"]["height"], scaled["a"]["inputs"]["steps"]) == (64, 2)
+    assert scaled["b"]["inputs"]["steps"] == 2 and "width" not in scaled["b"]["inputs"]
+    assert scaled["pipe"]["inputs"] == {"model": {"input": "model"}}
 
 
 # -- the openai provider against a real OpenAI-compatible server ---------------------------
