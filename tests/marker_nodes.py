@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from nodeloom.core import NodeContext, RetryPolicy, node
@@ -27,14 +26,6 @@ def _mark(folder: str, label: str) -> None:
 def markers(folder: Path, label: str) -> list[Path]:
     """The markers executions labelled `label` left in `folder`, oldest name first."""
     return sorted(folder.glob(f"{label}.*"))
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @node("marker.mark", output="value")

@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from marker_nodes import FOLDER, MODULE, markers, wait_for
+from marker_nodes import FOLDER, MODULE, markers
 
 from nodeloom.core import EventKind, Float, Graph, NodeState, RunStatus
 from nodeloom.core.errors import RunNotFoundError
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
-from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet
+from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet, wait_until
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 
 pytestmark = pytest.mark.slow
@@ -116,7 +116,7 @@ def test_run_finishes_on_another_worker_after_its_worker_is_killed(
     g.output("sum", g.add("math.add", "sum", a=first["value"], b=slow["value"])["result"])
     doomed = workers.start("doomed", "marker.doomed", concurrency=1, pool="solo")
     handle = executor.submit(g)
-    wait_for(lambda: bool(markers(tmp_path, "slow-start")), 20, "the slow node to start")
+    wait_until(lambda: bool(markers(tmp_path, "slow-start")), 20, "the slow node to start")
     workers.kill(doomed)
     workers.start("rescuer", "marker.doomed", concurrency=1, pool="solo")
     result = handle.result(timeout=30)
@@ -159,7 +159,7 @@ def test_nodeloom_worker_command_starts_a_worker_for_its_queues(
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
-        wait_for(lambda: b" ready." in log.read_bytes() or process.poll() is not None, 60, "nodeloom worker")
+        wait_until(lambda: b" ready." in log.read_bytes() or process.poll() is not None, 60, "nodeloom worker")
         assert process.poll() is None, log.read_text()
         assert "nodeloom.cli-test" in log.read_text()
         g = Graph()
@@ -222,7 +222,7 @@ def test_run_resumes_and_finishes_after_redis_restarts_mid_run(
         g.output("y", value)
         with CeleryExecutor(registry, config=config) as executor:
             handle = executor.submit(g, {"x": 10.0}, use_cache=False)
-            wait_for(lambda: bool(markers(tmp_path, "m2")), 30, "the third node to finish")
+            wait_until(lambda: bool(markers(tmp_path, "m2")), 30, "the third node to finish")
             server.kill()
             time.sleep(1.0)
             server.start()
@@ -247,7 +247,7 @@ def test_a_second_message_for_a_running_node_does_not_run_it_again(executor: Cel
     slow = g.add("marker.wait", "slow", folder=str(tmp_path), label="slow", seconds=1.0)
     g.output("value", g.add("math.add", "after", a=slow["value"], b=1)["result"])
     handle = executor.submit(g, use_cache=False)
-    wait_for(lambda: bool(markers(tmp_path, "slow-start")), 20, "the slow node to start")
+    wait_until(lambda: bool(markers(tmp_path, "slow-start")), 20, "the slow node to start")
     # what a re-sent outbox entry looks like to a worker: the same task, not a broker redelivery
     executor.app.send_task("nodeloom.execute_node", args=[handle.run_id, "slow", 1, None], queue="nodeloom.cpu")
     result = handle.result(timeout=30)
@@ -283,7 +283,7 @@ def test_finished_runs_expire_from_redis(registry: NodeRegistry, config: CeleryC
         assert handle.result(timeout=30).ok
         keys = short_lived.store.client.keys(f"{short_lived.store.run_key(handle.run_id)}*")
         assert len(keys) > 5 and all(0 < short_lived.store.client.ttl(key) <= 1 for key in keys)
-        wait_for(lambda: not short_lived.store.client.keys(f"{short_lived.store.run_key(handle.run_id)}*"), 5,
+        wait_until(lambda: not short_lived.store.client.keys(f"{short_lived.store.run_key(handle.run_id)}*"), 5,
                  "the run's keys to expire")
         with pytest.raises(RunNotFoundError):
             handle.result(timeout=1)

@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from marker_nodes import FOLDER, MODULE, markers, wait_for
+from marker_nodes import FOLDER, MODULE, markers
 
 from nodeloom.core import EventKind, Float, Graph, NodeState, RunEvent, RunStatus
 from nodeloom.executors import LocalExecutor
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
-from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet
+from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet, wait_until
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 
 Executor = LocalExecutor | CeleryExecutor
@@ -95,7 +95,7 @@ def test_events_arrive_in_order_through_callback_and_stream(executor: Executor, 
     handle = executor.submit(g, on_event=seen.append, use_cache=False)
     streamed = list(handle.events(timeout=30))
     assert handle.result(timeout=10).ok
-    wait_for(lambda: bool(seen) and seen[-1].kind is EventKind.RUN_FINISHED, 5, "the callback's last event")
+    wait_until(lambda: bool(seen) and seen[-1].kind is EventKind.RUN_FINISHED, 5, "the callback's last event")
     assert [e.seq for e in streamed] == list(range(1, len(streamed) + 1))
     assert [(e.seq, e.kind, e.node) for e in seen] == [(e.seq, e.kind, e.node) for e in streamed]
     kinds = [(e.kind, e.node) for e in streamed]
@@ -116,7 +116,7 @@ def test_cancel_stops_the_running_node_and_its_successors(executor: Executor, tm
     after = g.add("marker.mark", "after", folder=str(tmp_path), label="after", value=slow["value"])
     g.output("value", after["value"])
     handle = executor.submit(g, use_cache=False)
-    wait_for(lambda: bool(markers(tmp_path, "slow-start")), 30, "the slow node to start")
+    wait_until(lambda: bool(markers(tmp_path, "slow-start")), 30, "the slow node to start")
     assert handle.cancel() is True
     result = handle.result(timeout=10)
     assert result.status is RunStatus.CANCELLED
