@@ -11,6 +11,7 @@ from nodeloom.core.artifacts import ArtifactRef, ArtifactStore, load_tensor, put
 from nodeloom.core.errors import RunCancelledError
 
 if TYPE_CHECKING:
+    from nodeloom.core.cache import ResultCache
     from nodeloom.core.validate import NodeCatalog
 
 
@@ -24,6 +25,9 @@ class RunConfig:
     out_dir: Path | None = None
     #: free-form settings for node packs (for example the default LLM provider)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    #: the result cache of the run: True for the executor's own, None or False for none, or a `ResultCache`
+    #: (kept in this process only: `to_json` leaves it out)
+    cache: ResultCache | bool | None = field(default=True, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nodeloom.core.artifacts import LocalArtifactStore, default_artifact_root
 from nodeloom.core.context import RunConfig
+from nodeloom.core.disk_cache import DiskResultCache
 from nodeloom.core.errors import NodeloomError
 from nodeloom.core.events import RunResult
 from nodeloom.core.graph import Graph, as_graph
@@ -21,11 +24,18 @@ _default_lock = threading.Lock()
 
 
 def default_executor() -> LocalExecutor:
-    """The process-wide local executor `run` uses; its result cache spans calls."""
+    """The process-wide local executor `run` and the CLI use.
+
+    Its result cache is the one on disk (`$NODELOOM_HOME/cache.sqlite`), shared by every
+    process, so a re-run in a new process recomputes only what changed.
+    """
     global _default_executor
     with _default_lock:
         if _default_executor is None:
-            _default_executor = LocalExecutor()
+            artifacts = LocalArtifactStore(default_artifact_root())
+            cache = DiskResultCache(artifacts)
+            atexit.register(cache.flush)  # the hit counters and last-used times gathered since the last write
+            _default_executor = LocalExecutor(artifacts=artifacts, cache=cache)
         return _default_executor
 
 
@@ -67,7 +77,9 @@ def run(
 
     Raises `GraphValidationError` before anything runs when the graph or `inputs` are
     invalid, and (with `check=True`) `RunFailedError` when the run fails; the error's
-    `result` still holds the outputs of the branches that finished.
+    `result` still holds the outputs of the branches that finished. Results come from the
+    executor's cache unless `use_cache=False` or `RunConfig(cache=None)`; `RunConfig(cache=...)`
+    also takes another `ResultCache` for this run.
     """
     target = as_graph(graph)
     engine = executor or default_executor()

@@ -319,6 +319,48 @@ def worker(queues: str, concurrency: int, pool: str, broker: str, store: str | N
     os.execvpe(sys.executable, command, env)  # the worker replaces this process: signals reach it directly
 
 
+@main.group()
+def cache() -> None:
+    """The result cache local runs share ($NODELOOM_HOME/cache.sqlite)."""
+
+
+def _open_cache() -> Any:
+    from nodeloom.core.artifacts import LocalArtifactStore, default_artifact_root
+    from nodeloom.core.disk_cache import DiskResultCache
+
+    return DiskResultCache(LocalArtifactStore(default_artifact_root()))
+
+
+@cache.command("info")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def cache_info(as_json: bool) -> None:
+    """Print the cache's size, entries, and hits and misses of every run so far."""
+    store = _open_cache()
+    try:
+        info = store.info()
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    rate = "n/a" if info["hit_rate"] is None else f"{info['hit_rate']:.1%}"
+    out.print(f"{info['path']}\n  entries: {info['entries']}\n"
+              f"  size: {info['bytes'] / 2**20:.2f} MiB of {info['max_bytes'] / 2**20:.0f} MiB\n"
+              f"  hits: {info['hits']}  misses: {info['misses']}  hit rate: {rate}", markup=False)
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Delete every cached result (spilled artifacts stay in the artifact store)."""
+    store = _open_cache()
+    try:
+        entries = store.info()["entries"]
+        store.clear()
+    finally:
+        store.close()
+    out.print(f"cleared {entries} cached results from {store.path}", markup=False)
+
+
 run.epilog = EXIT_CODES_HELP
 validate.epilog = EXIT_CODES_HELP
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from nodeloom.core.cache import value_token
+from nodeloom.core.cache import ResultCache, value_token
 from nodeloom.core.context import NodeContext, RunConfig
 from nodeloom.core.errors import NodeTimeoutError, error_record
 from nodeloom.core.events import EventKind, EventLog, NodeRecord, NodeState, RunEvent, RunResult, RunStatus
@@ -67,7 +67,12 @@ class LocalRun:
         self.input_tokens = {name: value_token(value) for name, value in self.input_values.items()}
         self.config = config
         self.callbacks = callbacks
-        self.use_cache = use_cache
+        chosen = config.cache
+        # a run's cache: RunConfig(cache=...) chooses it, use_cache=False turns it off
+        self.cache: ResultCache | None = (
+            None if not use_cache or chosen is None or chosen is False
+            else executor.cache if chosen is True else chosen
+        )
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.records = {node_id: NodeRecord(node_id, p.definition.spec.type) for node_id, p in plan.nodes.items()}
@@ -157,7 +162,7 @@ class LocalRun:
         """Nodes whose inputs are all ready: complete cache hits now, return the misses to run."""
         to_run: list[str] = []
         work = candidates  # callers hand over a list of their own
-        cache = self.executor.cache if self.use_cache else None
+        cache = self.cache
         nodes = self.plan.nodes
         keys = self.keys
         input_tokens = self.input_tokens
@@ -282,8 +287,8 @@ class LocalRun:
                 now = record.finished_at = time.time()
                 self.values[node_id] = outputs
                 key = self.keys.get(node_id)
-                if key is not None and self.use_cache:
-                    self.executor.cache.put(key, outputs)
+                if key is not None and self.cache is not None:
+                    self.cache.put(key, outputs)
                 self.unfinished -= 1
                 started = record.started_at
                 self.events.add((_NODE_DONE, node_id, now, record.attempts, now - (started or now)))
