@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,20 @@ def display_url(url: httpx.URL) -> str:
     port = f":{url.port}" if url.port is not None else ""
     host = f"[{url.host}]" if ":" in url.host else url.host
     return f"{url.scheme}://{host}{port}{url.path}"
+
+
+def host_matches(host: str, patterns: Iterable[str]) -> bool:
+    """Whether `host` is one of `patterns`: a host name (or IP) exactly, or `*.suffix` for
+    any name under that suffix (not the suffix itself). Letter case and a final dot are ignored."""
+    name = host.lower().rstrip(".").strip("[]")
+    for pattern in patterns:
+        wanted = pattern.strip().lower().rstrip(".").strip("[]")
+        if wanted.startswith("*.") and len(wanted) > 2:
+            if name.endswith(wanted[1:]):
+                return True
+        elif wanted and name == wanted:
+            return True
+    return False
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
