@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +18,8 @@ from nodeloom.core.errors import GraphValidationError, NodeloomError
 log = logging.getLogger("nodeloom.api")
 
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 409: "conflict", 422: "invalid_request"}
+                 405: "method_not_allowed", 409: "conflict", 413: "body_too_large",
+                 422: "invalid_request"}
 
 
 class ApiError(Exception):
@@ -57,6 +59,19 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+#: error types of `nodeloom.api.inputs` that become the response's code
+_EDGE_CODES = ("invalid_unicode", "too_deep")
+
+
+def _location(item: Mapping[str, Any]) -> str:
+    """Where a request problem is: `body.inputs.text` (a path inside a value, from `nodeloom.api.inputs`)."""
+    path = (item.get("ctx") or {}).get("path")
+    loc = [str(part) for part in item.get("loc", ())]
+    if isinstance(path, str) and loc:
+        return ".".join([loc[0], path])
+    return ".".join(loc)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def api_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, ApiError)
@@ -65,13 +80,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def request_invalid(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
         issues = [
-            {"location": ".".join(str(part) for part in item.get("loc", ())), "message": item.get("msg", ""),
-             "type": item.get("type", "")}
+            {"location": _location(item), "message": item.get("msg", ""), "type": item.get("type", "")}
             for item in error.errors()
         ]
-        first = issues[0] if issues else {"location": "", "message": "invalid"}
+        first = issues[0] if issues else {"location": "", "message": "invalid", "type": ""}
         message = f"{first['location']}: {first['message']}" if first["location"] else str(first["message"])
-        return JSONResponse(error_body("invalid_request", message, {"issues": _jsonable(issues)}), status_code=422)
+        code = first["type"] if first["type"] in _EDGE_CODES else "invalid_request"
+        return JSONResponse(error_body(code, message, {"issues": _jsonable(issues)}), status_code=422)
 
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)

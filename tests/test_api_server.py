@@ -515,7 +515,7 @@ def test_runs_in_flight_when_the_api_dies_are_marked_interrupted_and_resumable(a
         resumed = fresh.resume(by_route.id)
         assert resumed.id == by_route.id and resumed.resumes == 1
         # the retried submit with the same Idempotency-Key also runs the lost run again
-        assert fresh.submit(sleeping_graph(30, label + "b"), idempotency_key=key).id == by_submit.id
+        assert fresh.submit(sleeping_graph(30, label + "b"), use_cache=False, idempotency_key=key).id == by_submit.id
         for run_id in (by_route.id, by_submit.id):
             _wait_for(lambda run_id=run_id: fresh.get_run(run_id).nodes["nap"].state == "running")
             fresh.cancel(run_id)  # no need to sleep 30 s: that it runs again is the point
