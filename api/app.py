@@ -19,6 +19,7 @@ from nodeloom.api.db import make_engine, upgrade_database
 from nodeloom.api.deps import AppState
 from nodeloom.api.errors import install_error_handlers
 from nodeloom.api.fastpath import FinishedRunReads
+from nodeloom.api.limits import BodySizeLimit
 from nodeloom.api.metrics import ApiMetrics, QueueDepths
 from nodeloom.api.recorder import RunRecorder
 from nodeloom.api.results import DurableResultCache
@@ -124,6 +125,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app = FastAPI(title="nodeloom", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     install_error_handlers(app)
     app.add_middleware(FinishedRunReads)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for module in (service, nodes, graphs, runs, drafts, keys):
         app.include_router(module.router)
     return app

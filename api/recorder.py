@@ -45,15 +45,35 @@ _NODES = SQLModel.metadata.tables["run_nodes"]
 _EVENTS = SQLModel.metadata.tables["run_events"]
 
 
+def _storable(value: Any) -> Any:
+    """`value` (JSON) with text that is not valid Unicode (lone surrogates) repaired with U+FFFD,
+    which every database and response can hold."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in value)
+        return value
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
+def _json(value: Any) -> Any:
+    return _storable(value_to_json(value, describe_unknown=True))
+
+
 def _node_columns(record: NodeRecord) -> dict[str, Any]:
     return {"state": record.state.value, "attempts": record.attempts, "started_at": record.started_at,
             "finished_at": record.finished_at, "cache_key": record.cache_key,
-            "error": value_to_json(record.error, describe_unknown=True)}
+            "error": _json(record.error)}
 
 
 def _result_columns(result: RunResult) -> dict[str, Any]:
-    return {"status": result.status.value, "outputs": value_to_json(result.outputs, describe_unknown=True),
-            "errors": value_to_json(result.errors(), describe_unknown=True),
+    return {"status": result.status.value, "outputs": _json(result.outputs),
+            "errors": _json(result.errors()),
             "finished_at": result.finished_at or time.time()}
 
 
@@ -126,6 +146,30 @@ class RunRecorder:
         self._writer.close()
 
     def _store(self, batch: list[tuple[str, int, RunEvent]]) -> None:
+        """Store a batch in one transaction; when that fails, each run's events on their own, and a
+        run whose events cannot be stored is marked failed, so none is left `running` for ever."""
+        try:
+            self._store_batch(batch)
+            return
+        except Exception:
+            log.exception("could not store a batch of %d events; storing them run by run", len(batch))
+        for run_id in dict.fromkeys(run_id for run_id, _, _ in batch):
+            try:
+                self._store_batch([item for item in batch if item[0] == run_id])
+            except Exception as error:
+                log.exception("could not store the events of run %s; marking it failed", run_id)
+                self._fail_unstorable(run_id, error)
+
+    def _fail_unstorable(self, run_id: str, error: Exception) -> None:
+        errors = [{"code": "unstorable", "message": f"the run's values could not be stored: {type(error).__name__}"}]
+        with write_lock(self.engine), self.engine.begin() as connection:
+            connection.execute(update(_RUNS).where(_RUNS.c.id == run_id).values(
+                status="failed", errors=errors, outputs=None, finished_at=time.time()))
+            connection.execute(update(_NODES).where(_NODES.c.run_id == run_id,
+                                                    _NODES.c.state.in_(("pending", "running"))).values(state="failed"))
+        self.signals.notify([run_id])
+
+    def _store_batch(self, batch: list[tuple[str, int, RunEvent]]) -> None:
         """Turn a batch of events into a few statements, then run them in one transaction."""
         timings: list[tuple[str, str, float]] = []
         event_rows: list[dict[str, Any]] = []
@@ -135,7 +179,7 @@ class RunRecorder:
         for run_id, base, event in batch:
             event_rows.append({"run_id": run_id, "seq": base + event.seq, "kind": event.kind.value,
                                "time": event.time, "node": event.node,
-                               "data": value_to_json(dict(event.data), describe_unknown=True)})
+                               "data": _json(dict(event.data))})
             if event.node is not None:
                 self._node_event(node_changes.setdefault((run_id, event.node), {}), event)
                 duration = event.data.get("duration")
@@ -195,7 +239,7 @@ class RunRecorder:
             changes["finished_at"] = event.time
             changes["attempts"] = int(data.get("attempts") or 1)
             error: Any = data.get("error")
-            changes["error"] = value_to_json(error, describe_unknown=True) if isinstance(error, dict) \
+            changes["error"] = _json(error) if isinstance(error, dict) \
                 else {"message": str(error)}
         else:
             changes["finished_at"] = event.time

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -29,12 +31,26 @@ _IN_FLIGHT = ("pending", "running")
 _RESUMABLE = ("interrupted", "failed", "cancelled")
 
 
+def request_digest(request: RunSubmit) -> str:
+    """SHA-256 of the submit's canonical JSON: what an `Idempotency-Key` is bound to."""
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def checked_graph(document: Mapping[str, Any], catalog: NodeCatalog) -> Graph:
     """The graph of a document; raises `GraphValidationError` with every problem found."""
     issues = validate_graph(dict(document), catalog)
     if issues:
         raise GraphValidationError(issues)
     return Graph.from_json(dict(document))
+
+
+def check_node_count(document: Mapping[str, Any], max_nodes: int) -> None:
+    """Refuse (422) a graph document with more than `max_nodes` nodes before validating it."""
+    nodes = document.get("nodes")
+    if isinstance(nodes, Mapping | list) and len(nodes) > max_nodes:
+        raise ApiError(422, "too_many_nodes", f"the graph has {len(nodes)} nodes; at most {max_nodes} are allowed",
+                       {"nodes": len(nodes), "max_nodes": max_nodes})
 
 
 class RunService:
@@ -50,8 +66,9 @@ class RunService:
     # -- submit ----------------------------------------------------------------------
     def submit(self, identity: Identity, request: RunSubmit, idempotency_key: str | None) -> tuple[str, bool]:
         """Start a run; returns its id and whether it is new (False: an earlier submit with the same key)."""
+        digest = request_digest(request)
         if idempotency_key is not None:
-            earlier = self._by_idempotency_key(identity.project, idempotency_key)
+            earlier = self._by_idempotency_key(identity.project, idempotency_key, digest)
             if earlier is not None:
                 return earlier, False
         graph_id, version, document = self._document(identity, request)
@@ -63,7 +80,8 @@ class RunService:
         run = RunRow(
             id=run_id, project=identity.project, graph_id=graph_id, graph_version=version,
             graph_name=graph.name[:200], document=dict(document), inputs=dict(request.inputs),
-            use_cache=request.use_cache, idempotency_key=idempotency_key, created_at=time.time(),
+            use_cache=request.use_cache, idempotency_key=idempotency_key,
+            request_digest=digest if idempotency_key is not None else None, created_at=time.time(),
         )
         with Session(self.engine) as session:
             try:
@@ -75,20 +93,25 @@ class RunService:
             except IntegrityError:
                 # a concurrent submit with the same Idempotency-Key won the race
                 session.rollback()
-                earlier = self._by_idempotency_key(identity.project, idempotency_key or "")
+                earlier = self._by_idempotency_key(identity.project, idempotency_key or "", digest)
                 if earlier is None:
                     raise
                 return earlier, False
         self._start(run_id, graph, dict(request.inputs), request.use_cache, base=0)
         return run_id, True
 
-    def _by_idempotency_key(self, project: str, key: str) -> str | None:
+    def _by_idempotency_key(self, project: str, key: str, digest: str) -> str | None:
+        """The run an earlier submit with this key started, if any; 409 when its body was another."""
         with Session(self.engine) as session:
             run = session.exec(
                 select(RunRow).where(RunRow.project == project, RunRow.idempotency_key == key)
             ).first()
             if run is None:
                 return None
+            if run.request_digest is not None and run.request_digest != digest:
+                raise ApiError(409, "idempotency_key_reused", "this Idempotency-Key was used by a submit with "
+                               "another body; use a new key for a different request",
+                               {"idempotency_key": key, "run": run.id})
             run_id, status = run.id, run.status
         if status == "interrupted":  # the retried submit of a run the API lost: run it again
             self.resume(project, run_id)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from nodeloom.api.inputs import MAX_INT, bounded
 
 
 class Scope(StrEnum):
@@ -82,7 +84,10 @@ class NodeCatalogResponse(BaseModel):
 
 # -- graphs --------------------------------------------------------------------------
 
-_TAG = Field(min_length=1, max_length=100)
+#: request values checked at the edge (`nodeloom.api.inputs`): valid Unicode, nesting bounded
+GraphDocument = Annotated[dict[str, Any], AfterValidator(bounded("graph", types=True))]
+RunInputs = Annotated[dict[str, Any], AfterValidator(bounded("inputs"))]
+Tags = Annotated[list[str], AfterValidator(bounded("tags"))]
 
 
 class GraphCreate(BaseModel):
@@ -90,8 +95,8 @@ class GraphCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    graph: dict[str, Any]
-    tags: list[str] = Field(default_factory=list, max_length=50)
+    graph: GraphDocument
+    tags: Tags = Field(default_factory=list, max_length=50)
 
 
 class GraphUpdate(BaseModel):
@@ -99,8 +104,8 @@ class GraphUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    graph: dict[str, Any] | None = None
-    tags: list[str] | None = Field(default=None, max_length=50)
+    graph: GraphDocument | None = None
+    tags: Tags | None = Field(default=None, max_length=50)
 
 
 class GraphSummary(BaseModel):
@@ -140,10 +145,10 @@ class RunSubmit(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    graph_id: str | None = None
-    version: int | None = Field(default=None, ge=1)
-    graph: dict[str, Any] | None = None
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    graph_id: str | None = Field(default=None, max_length=64)
+    version: int | None = Field(default=None, ge=1, le=MAX_INT)
+    graph: GraphDocument | None = None
+    inputs: RunInputs = Field(default_factory=dict)
     use_cache: bool = True
 
     @model_validator(mode="after")
@@ -216,7 +221,7 @@ class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     scopes: list[Scope] = Field(min_length=1)
-    name: str = Field(default="", max_length=200)
+    name: Annotated[str, AfterValidator(bounded("name"))] = Field(default="", max_length=200)
 
 
 class KeyInfo(BaseModel):
@@ -241,7 +246,8 @@ class DraftRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=4000, description="what the graph should do, in words")
+    text: Annotated[str, AfterValidator(bounded("text"))] = Field(
+        min_length=1, max_length=4000, description="what the graph should do, in words")
     max_repairs: int | None = Field(default=None, ge=0, le=5,
                                     description="rounds of feeding validation errors back to the LLM")
 

@@ -43,6 +43,9 @@ class ApiSettings:
     draft_provider: str = "local"
     draft_base_url: str | None = None
     draft_model: str = ""
+    #: the largest request body (413 above it) and the most nodes a graph document may have (422)
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_nodes: int = 5000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -61,4 +64,6 @@ class ApiSettings:
             draft_provider=env.get("NODELOOM_DRAFT_PROVIDER", "local"),
             draft_base_url=env.get("NODELOOM_DRAFT_BASE_URL") or None,
             draft_model=env.get("NODELOOM_DRAFT_MODEL", ""),
+            max_body_bytes=int(env.get("NODELOOM_MAX_BODY_BYTES", 16 * 1024 * 1024)),
+            max_nodes=int(env.get("NODELOOM_MAX_NODES", 5000)),
         )

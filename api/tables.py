@@ -82,6 +82,8 @@ class RunRow(SQLModel, table=True):
     use_cache: bool = True
     status: str = Field(default="pending", max_length=20)
     idempotency_key: str | None = Field(default=None, max_length=200)
+    #: SHA-256 of the canonical submit body the idempotency key was first used with
+    request_digest: str | None = Field(default=None, max_length=64)
     executor_run_id: str | None = Field(default=None, max_length=64)
     #: events recorded before the current execution (a resumed run numbers on from here)
     event_base: int = 0

@@ -12,7 +12,8 @@ from sqlmodel import Session, col, select
 
 from nodeloom.api.deps import DbSession, Reader, Runner, State
 from nodeloom.api.errors import ERROR_RESPONSES, ApiError, not_found
-from nodeloom.api.runner import checked_graph
+from nodeloom.api.inputs import MAX_INT
+from nodeloom.api.runner import check_node_count, checked_graph
 from nodeloom.api.schemas import GraphCreate, GraphInfo, GraphPage, GraphSummary, GraphUpdate, GraphVersionInfo
 from nodeloom.api.tables import GraphRow, GraphTagRow, GraphVersionRow
 
@@ -65,6 +66,7 @@ def _owned(session: Session, project: str, graph_id: str) -> GraphRow:
 
 
 def _validated_document(state: State, document: dict[str, Any]) -> dict[str, Any]:
+    check_node_count(document, state.settings.max_nodes)
     return checked_graph(document, state.registry).to_json()
 
 
@@ -91,7 +93,7 @@ def list_graphs(
     name: Annotated[str | None, Query(max_length=200, description="part of the name, any case")] = None,
     tag: Annotated[str | None, Query(max_length=100, description="graphs carrying this tag")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> GraphPage:
     query = select(GraphRow).where(GraphRow.project == identity.project, col(GraphRow.deleted_at).is_(None))
     if name:
@@ -107,7 +109,7 @@ def list_graphs(
 
 @router.get("/{graph_id}", response_model=GraphInfo, summary="A graph at its newest version, or at `version`")
 def get_graph(
-    graph_id: str, session: DbSession, identity: Reader, version: Annotated[int | None, Query(ge=1)] = None,
+    graph_id: str, session: DbSession, identity: Reader, version: Annotated[int | None, Query(ge=1, le=MAX_INT)] = None,
 ) -> GraphInfo:
     row = _owned(session, identity.project, graph_id)
     stored = session.get(GraphVersionRow, (graph_id, version or row.latest_version))

@@ -19,6 +19,8 @@ from sqlmodel import Session, col, select
 
 from nodeloom.api.deps import DbSession, Reader, Runner, State
 from nodeloom.api.errors import ERROR_RESPONSES, ApiError, not_found
+from nodeloom.api.inputs import MAX_INT
+from nodeloom.api.runner import check_node_count
 from nodeloom.api.schemas import ErrorResponse, NodeRunInfo, RunInfo, RunPage, RunState, RunSubmit, RunSummary
 from nodeloom.api.tables import RunEventRow, RunNodeRow, RunRow
 from nodeloom.core.artifacts import ArtifactRef
@@ -40,8 +42,7 @@ def _summary(run: RunRow) -> RunSummary:
                       finished_at=run.finished_at, duration=duration, resumes=run.resumes)
 
 
-def run_info(session: Session, run: RunRow) -> RunInfo:
-    nodes = session.exec(select(RunNodeRow).where(RunNodeRow.run_id == run.id)).all()
+def run_info(run: RunRow, nodes: list[RunNodeRow]) -> RunInfo:
     return RunInfo(
         **_summary(run).model_dump(), inputs=run.inputs, outputs=run.outputs or {}, errors=run.errors or [],
         idempotency_key=run.idempotency_key,
@@ -58,6 +59,16 @@ def run_info(session: Session, run: RunRow) -> RunInfo:
     )
 
 
+def _snapshot(session: Session, project: str, run_id: str) -> tuple[RunRow, list[RunNodeRow]]:
+    """The run and its nodes read by one statement, so one snapshot: never a pending run with a done node."""
+    query = (select(RunRow, RunNodeRow).outerjoin(RunNodeRow, col(RunNodeRow.run_id) == RunRow.id)
+             .where(RunRow.id == run_id).execution_options(populate_existing=True))
+    rows = session.exec(query).all()
+    if not rows or rows[0][0].project != project:
+        raise not_found("run", run_id)
+    return rows[0][0], [node for _, node in rows if node is not None]
+
+
 def _owned(session: Session, project: str, run_id: str) -> RunRow:
     run = session.get(RunRow, run_id)
     if run is None or run.project != project:
@@ -65,27 +76,30 @@ def _owned(session: Session, project: str, run_id: str) -> RunRow:
     return run
 
 
-def _respond(state: State, session: Session, project: str, run_id: str, status: int = 200) -> Response:
+def _respond(state: State, session: Session, project: str, run_id: str, status: int = 200) -> tuple[Response, str]:
+    """The run's response and the run status it shows (one consistent snapshot)."""
     cached = state.finished_runs.get(run_id)
     if cached is not None:
         if cached[0] != project:
             raise not_found("run", run_id)
-        return Response(cached[1], status_code=status, media_type="application/json")
-    run = _owned(session, project, run_id)
-    body = run_info(session, run).model_dump_json().encode()
+        return Response(cached[1], status_code=status, media_type="application/json"), "finished"
+    run, nodes = _snapshot(session, project, run_id)
+    body = run_info(run, nodes).model_dump_json().encode()
     if RunState(run.status).terminal and len(body) <= _CACHED_BODY_LIMIT:
         # finished runs change only when resumed, which forgets them
         if len(state.finished_runs) >= _CACHED_RUNS:
             state.finished_runs.clear()
         state.finished_runs[run_id] = (project, body)
-    return Response(body, status_code=status, media_type="application/json")
+    return Response(body, status_code=status, media_type="application/json"), run.status
 
 
 @router.post(
     "", response_model=RunInfo, status_code=201,
     summary="Submit a run of a saved graph or an inline graph",
     responses={200: {"model": RunInfo, "description": "an earlier submit with the same Idempotency-Key"},
-               409: {"model": ErrorResponse, "description": "conflict"}},
+               400: {"model": ErrorResponse, "description": "an empty Idempotency-Key"},
+               409: {"model": ErrorResponse, "description": "the Idempotency-Key was used with another body "
+                     "(code idempotency_key_reused)"}},
 )
 def submit_run(
     body: RunSubmit,
@@ -94,9 +108,13 @@ def submit_run(
     idempotency_key: Annotated[str | None, Header(max_length=200, description="a retried submit with the same "
                                                   "key returns the same run instead of starting another")] = None,
 ) -> Response:
+    if idempotency_key is not None and not idempotency_key.strip():
+        raise ApiError(400, "idempotency_key_empty", "Idempotency-Key must not be empty; leave the header out instead")
+    if body.graph is not None:
+        check_node_count(body.graph, state.settings.max_nodes)
     run_id, created = state.runs.submit(identity, body, idempotency_key)
     with Session(state.engine) as session:
-        return _respond(state, session, identity.project, run_id, 201 if created else 200)
+        return _respond(state, session, identity.project, run_id, 201 if created else 200)[0]
 
 
 @router.get("", response_model=RunPage, summary="List runs, newest first; filter by graph, state and time")
@@ -108,7 +126,7 @@ def list_runs(
     since: Annotated[datetime | None, Query(description="created at or after (ISO 8601 or epoch seconds)")] = None,
     until: Annotated[datetime | None, Query(description="created before (ISO 8601 or epoch seconds)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> RunPage:
     conditions: list[Any] = [RunRow.project == identity.project]
     if graph_id is not None:
@@ -163,11 +181,8 @@ async def get_run(
 def _read_run(state: State, project: str, run_id: str) -> tuple[Response, bool]:
     """The run's response, and whether it has settled (finished or interrupted)."""
     with Session(state.engine) as session:
-        response = _respond(state, session, project, run_id)
-        if run_id in state.finished_runs:  # answered from the stored body: finished
-            return response, True
-        run = session.get(RunRow, run_id)  # loaded by `_respond`: no second query
-        return response, run is not None and run.status not in ("pending", "running")
+        response, status = _respond(state, session, project, run_id)
+        return response, status not in ("pending", "running")  # the status of the body sent
 
 
 @router.post("/{run_id}/cancel", response_model=RunInfo, summary="Cancel a run (a finished run is left as it is)")
@@ -175,7 +190,7 @@ def cancel_run(run_id: str, state: State, identity: Runner) -> Response:
     state.runs.cancel(identity.project, run_id)
     state.forget_run(run_id)
     with Session(state.engine) as session:
-        return _respond(state, session, identity.project, run_id)
+        return _respond(state, session, identity.project, run_id)[0]
 
 
 @router.post(
@@ -188,7 +203,7 @@ def resume_run(run_id: str, state: State, identity: Runner) -> Response:
     state.runs.resume(identity.project, run_id)
     state.forget_run(run_id)  # a read that raced with the resume may have cached the old body
     with Session(state.engine) as session:
-        return _respond(state, session, identity.project, run_id)
+        return _respond(state, session, identity.project, run_id)[0]
 
 
 def _events_after(state: State, run_id: str, after: int) -> tuple[list[RunEventRow], str]:
@@ -237,17 +252,17 @@ def run_events(
     state: State,
     session: DbSession,
     identity: Reader,
-    after: Annotated[int | None, Query(ge=0, description="send events with seq > after")] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_INT, description="send events with seq > after")] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> StreamingResponse:
     _owned(session, identity.project, run_id)
     start = after or 0
     if last_event_id is not None:
-        try:
-            start = max(start, int(last_event_id))
-        except ValueError:
-            raise ApiError(422, "invalid_request", "Last-Event-ID must be an event seq (an integer)",
-                           {"last_event_id": last_event_id}) from None
+        seq = last_event_id.strip()
+        if not seq.isdigit() or not seq.isascii() or int(seq) > MAX_INT:
+            raise ApiError(422, "invalid_request", f"Last-Event-ID must be an event seq (an integer 0..{MAX_INT})",
+                           {"last_event_id": last_event_id})
+        start = max(start, int(seq))
     return StreamingResponse(_event_stream(state, run_id, start), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
