@@ -63,7 +63,7 @@ def test_unknown_input_port_suggests_the_nearest(registry: NodeRegistry) -> None
     doc["nodes"]["size"]["inputs"]["bb"] = 2
     [issue] = validate_graph(doc, registry)
     assert (issue.code, issue.node, issue.port) == ("unknown_port", "size", "bb")
-    assert issue.hint is not None and "b" in issue.hint
+    assert issue.hint == "did you mean b?"
 
 
 def test_link_to_unknown_output(registry: NodeRegistry) -> None:
@@ -109,7 +109,7 @@ def test_dangling_links_to_nodes_and_graph_inputs(registry: NodeRegistry) -> Non
         ("dangling_link", "size", "a"),
     ]
     by_port = {issue.port: issue for issue in issues}
-    assert by_port["first"].hint is not None and "greet" in by_port["first"].hint
+    assert by_port["first"].hint == "nodes: greet"
 
 
 def test_cycle_is_reported_with_its_path(registry: NodeRegistry) -> None:
