@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from typing import Annotated, NamedTuple
 
 import httpx
 import pytest
+from netutil import free_port
 
 from nodeloom.core import NodeContext, Range, RetryPolicy, node
 from nodeloom.executors import LocalExecutor
@@ -194,12 +194,6 @@ def openai_key(monkeypatch: pytest.MonkeyPatch) -> str:
     """The `llama_server` key, set where the openai provider reads it (`NODELOOM_OPENAI_API_KEY`)."""
     monkeypatch.setenv("NODELOOM_OPENAI_API_KEY", SERVER_KEY)
     return SERVER_KEY
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from netutil import free_port
 
 from nodeloom.api.client import Client
 from nodeloom.api.schemas import RunState
@@ -26,13 +26,6 @@ pytestmark = pytest.mark.slow
 
 TESTS = Path(__file__).resolve().parent
 REDIS = "redis://127.0.0.1:6379/13"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Deployment:
@@ -58,7 +51,7 @@ class Deployment:
                                   "--loglevel", "WARNING", log="worker.log")
 
     def start_api(self) -> None:
-        port = _free_port()
+        port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         self.api = self._spawn("serve", "--port", str(port), "--db-url", self.db_url, "--executor", "celery",
                                "--node-module", "conftest", "--log-level", "warning", log="api.log")

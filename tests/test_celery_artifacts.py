@@ -18,12 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from netutil import free_port
 from PIL import Image
 
 from nodeloom.core import Graph
 from nodeloom.core.artifacts import FsspecArtifactStore, LocalArtifactStore
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
-from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet, free_port, wait_until
+from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet, wait_until
 
 pytestmark = pytest.mark.slow
 

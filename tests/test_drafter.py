@@ -6,11 +6,11 @@ OpenAI-compatible server (llama-cpp-python's, on 127.0.0.1, serving the same GGU
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from netutil import free_port
 
 from nodeloom.agents import draft
 from nodeloom.agents.benchmark import SampleValues, load_cases, run_draft, sample_server, stand_in_diffusion
@@ -213,9 +213,7 @@ def test_the_openai_provider_drafts_through_a_local_server(
 def test_an_unreachable_openai_server_still_gets_a_valid_graph_from_the_planner(
     registry: NodeRegistry, openai_key: str
 ) -> None:
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    closed = f"http://127.0.0.1:{free_port()}/v1"  # a port nobody listens on
     drafter = Drafter(registry, ProviderChoice("openai", closed, "smollm2"), max_repairs=0)
     result = drafter.run("Write a short poem about the sea")
     assert result.graph is not None and validate_graph(result.graph, registry) == []
