@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Any
 
@@ -58,10 +58,23 @@ def inside(root: Path, candidate: Path, filename: str) -> Path:
     return resolved
 
 
+def _create_temporary(folder: Path) -> tuple[int, Path]:
+    """A new file in `folder`, created as open() creates files: mode 0666 less the umask
+    (tempfile.mkstemp would make it 0600, unreadable to the user's group whatever their umask)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        candidate = folder / f".tmp-{secrets.token_hex(8)}"
+        try:
+            return os.open(candidate, flags, 0o666), candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"file.save: no free temporary file name in {folder}")
+
+
 def _write(data: Any, target: Path, artifacts: ArtifactStore) -> None:
     """Write atomically: a temporary file in the same folder, then a rename, which replaces a
     symbolic link planted at `target` instead of writing through it."""
-    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    fd, temporary = _create_temporary(target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             if isinstance(data, ArtifactRef):
