@@ -94,13 +94,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code,
                             headers=getattr(error, "headers", None))
 
-    async def graph_invalid(request: Request, error: Exception) -> JSONResponse:
-        assert isinstance(error, GraphValidationError)
-        return JSONResponse(error.to_dict(), status_code=422)
-
     async def nodeloom_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, NodeloomError)
-        return JSONResponse(error_body(error.code, error.message, _jsonable(error.details)), status_code=400)
+        status = 422 if isinstance(error, GraphValidationError) else 400
+        return JSONResponse(_jsonable(error.to_dict()), status_code=status)
 
     async def data_error(request: Request, error: Exception) -> JSONResponse:
         # e.g. a NUL character, which PostgreSQL refuses in text
@@ -115,7 +112,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(RequestValidationError, request_invalid)
     app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(GraphValidationError, graph_invalid)
     app.add_exception_handler(NodeloomError, nodeloom_error)
     app.add_exception_handler(DataError, data_error)
     app.add_exception_handler(Exception, internal_error)

@@ -9,13 +9,16 @@ from nodeloom.core.cache import ResultCache
 from nodeloom.core.context import NodeContext, RunConfig
 from nodeloom.core.errors import (
     ArtifactNotFoundError,
+    ArtifactStoreError,
     GraphValidationError,
     NodeDefinitionError,
     NodeExecutionError,
     NodeloomError,
     NodeTimeoutError,
     RunCancelledError,
+    RunFailedError,
     RunNotFoundError,
+    RunTimeoutError,
     UnknownNodeTypeError,
 )
 from nodeloom.core.events import (
@@ -23,7 +26,6 @@ from nodeloom.core.events import (
     NodeRecord,
     NodeState,
     RunEvent,
-    RunFailedError,
     RunResult,
     RunStatus,
 )
@@ -67,6 +69,7 @@ __all__ = [
     "ArtifactNotFoundError",
     "ArtifactRef",
     "ArtifactStore",
+    "ArtifactStoreError",
     "Audio",
     "AudioRef",
     "Bool",
@@ -116,6 +119,7 @@ __all__ = [
     "RunNotFoundError",
     "RunResult",
     "RunStatus",
+    "RunTimeoutError",
     "Tensor",
     "TensorRef",
     "Text",

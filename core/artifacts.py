@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from nodeloom.core.errors import ArtifactNotFoundError, NodeloomError
+from nodeloom.core.errors import ArtifactNotFoundError, ArtifactStoreError
 
 # kind -> the kind it is a special case of; `can_connect` and value checks follow this chain.
 ARTIFACT_KIND_PARENTS: dict[str, str | None] = {
@@ -41,12 +41,6 @@ _EXTENSIONS = {
     "audio/mpeg": ".mp3", "video/mp4": ".mp4", "application/json": ".json", "text/plain": ".txt",
 }
 _CHUNK = 1 << 20
-
-
-class ArtifactStoreError(NodeloomError):
-    """An artifact store cannot be opened or holds content that does not match its digest."""
-
-    code = "artifact_store_error"
 
 
 def default_artifact_root() -> Path:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from nodeloom.core.events import RunResult
     from nodeloom.core.validate import ValidationIssue
 
 
@@ -103,6 +104,54 @@ class RunNotFoundError(NodeloomError):
     code = "run_not_found"
 
 
+class RunFailedError(NodeloomError):
+    """A run ended failed or cancelled; `result` holds what it produced."""
+
+    code = "run_failed"
+
+    def __init__(self, result: RunResult) -> None:
+        from nodeloom.core.events import NodeState, RunStatus  # events imports this module
+
+        self.result = result
+        failed = [r for r in result.nodes.values() if r.state is NodeState.FAILED]
+        if result.status is RunStatus.CANCELLED:
+            message = f"run {result.run_id} was cancelled"
+        elif failed and failed[0].error:
+            message = f"run {result.run_id} failed: node {failed[0].id!r}: {failed[0].error.get('message')}"
+        else:
+            message = f"run {result.run_id} failed"
+        super().__init__(message, details={"run_id": result.run_id, "status": result.status.value,
+                                           "errors": result.errors()})
+
+
+class RunTimeoutError(NodeloomError, TimeoutError):
+    """Waiting for a run (or its next event) took longer than the caller's timeout; the run goes on."""
+
+    code = "run_timeout"
+
+    def __init__(self, message: str, *, run_id: str, timeout: float | None) -> None:
+        super().__init__(message, details={"run_id": run_id, "timeout": timeout})
+        self.run_id = run_id
+
+
+class GraphFileError(NodeloomError):
+    """A graph file is missing or cannot be read."""
+
+    code = "graph_file_unreadable"
+
+
+class InputValueError(NodeloomError):
+    """A value given for a graph input on the command line (`--set name=value`) cannot be read."""
+
+    code = "invalid_input_value"
+
+
+class NodeNotRegisteredError(NodeloomError):
+    """A graph uses node types the executor's workers cannot run (defined locally, not registered)."""
+
+    code = "node_not_registered"
+
+
 def error_record(error: BaseException) -> tuple[dict[str, Any], bool]:
     """The JSON record of a failed node attempt, and whether trying again may help.
 
@@ -122,3 +171,9 @@ class ArtifactNotFoundError(NodeloomError):
     """An artifact reference points at content the store does not hold."""
 
     code = "artifact_not_found"
+
+
+class ArtifactStoreError(NodeloomError):
+    """An artifact store cannot be opened or holds content that does not match its digest."""
+
+    code = "artifact_store_error"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from nodeloom.core.errors import NodeloomError
+from nodeloom.core.errors import RunFailedError
 
 
 class NodeState(StrEnum):
@@ -175,24 +175,6 @@ def value_to_json(value: Any, *, describe_unknown: bool = False) -> Any:
     if describe_unknown and not (value is None or isinstance(value, str | int | float | bool)):
         return repr(value)
     return value
-
-
-class RunFailedError(NodeloomError):
-    """A run ended failed or cancelled; `result` holds what it produced."""
-
-    code = "run_failed"
-
-    def __init__(self, result: RunResult) -> None:
-        self.result = result
-        failed = [r for r in result.nodes.values() if r.state is NodeState.FAILED]
-        if result.status is RunStatus.CANCELLED:
-            message = f"run {result.run_id} was cancelled"
-        elif failed and failed[0].error:
-            message = f"run {result.run_id} failed: node {failed[0].id!r}: {failed[0].error.get('message')}"
-        else:
-            message = f"run {result.run_id} failed"
-        super().__init__(message, details={"run_id": result.run_id, "status": result.status.value,
-                                           "errors": result.errors()})
 
 
 @dataclass

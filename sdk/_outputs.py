@@ -8,17 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.core.artifacts import ArtifactRef, ArtifactStore
-from nodeloom.core.errors import NodeloomError
+from nodeloom.core.errors import InputValueError
 from nodeloom.core.events import RunResult, value_to_json
 from nodeloom.core.graph import Graph
 from nodeloom.core.types import ArtifactType, JsonType, List, PortType, ScalarType
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
-
-
-class InputValueError(NodeloomError):
-    code = "invalid_input_value"
 
 
 def _read_file_argument(text: str, name: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from nodeloom.core.artifacts import LocalArtifactStore, default_artifact_root
 from nodeloom.core.context import RunConfig
 from nodeloom.core.disk_cache import DiskResultCache
-from nodeloom.core.errors import NodeloomError
+from nodeloom.core.errors import GraphFileError
 from nodeloom.core.events import RunResult
 from nodeloom.core.graph import Graph, as_graph
 from nodeloom.core.validate import NodeCatalog, ValidationIssue, validate_graph
@@ -45,9 +45,9 @@ def load(path: str | os.PathLike[str]) -> Graph:
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise NodeloomError(f"no graph file at {source}", details={"path": str(source)}) from None
+        raise GraphFileError(f"no graph file at {source}", details={"path": str(source)}) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise NodeloomError(f"cannot read {source}: {error}", details={"path": str(source)}) from None
+        raise GraphFileError(f"cannot read {source}: {error}", details={"path": str(source)}) from None
     return Graph.loads(text)
 
 

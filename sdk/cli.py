@@ -88,7 +88,8 @@ class _Cli(click.Group):
             sys.exit(EXIT_INVALID)
         except NodeloomError as error:
             err.print(f"[red]error:[/] {error.message}", markup=True)
-            sys.exit(EXIT_USAGE if error.code in ("nodeloom_error", "invalid_input_value") else EXIT_INVALID)
+            usage = error.code in ("nodeloom_error", "invalid_input_value", "graph_file_unreadable")
+            sys.exit(EXIT_USAGE if usage else EXIT_INVALID)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
         except ImportError as error:  # a command of an optional extra that is not installed

@@ -20,7 +20,8 @@ from nodeloom.core import (
     TensorRef,
     node,
 )
-from nodeloom.core.artifacts import ArtifactStoreError, FsspecArtifactStore, open_artifact_store
+from nodeloom.core.artifacts import FsspecArtifactStore, open_artifact_store
+from nodeloom.core.errors import ArtifactStoreError
 from nodeloom.executors import LocalExecutor
 
 

@@ -19,6 +19,7 @@ from nodeloom.core import (
     RunFailedError,
     RunNotFoundError,
     RunStatus,
+    RunTimeoutError,
     Text,
     node,
 )
@@ -299,8 +300,9 @@ def test_result_wait_can_time_out_and_unknown_runs_are_errors(executor: LocalExe
     g = Graph()
     g.output("v", g.add("test.sleep", label="w", seconds=0.5)["value"])
     handle = executor.submit(g)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(TimeoutError) as caught:
         handle.result(timeout=0.05)
+    assert isinstance(caught.value, RunTimeoutError) and caught.value.to_dict()["error"]["code"] == "run_timeout"
     assert handle.result(timeout=5).ok
     with pytest.raises(RunNotFoundError):
         executor.result("nope")

@@ -15,7 +15,7 @@ from celery import Celery  # type: ignore[import-untyped]
 
 from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import NodeloomError, RunNotFoundError
+from nodeloom.core.errors import NodeNotRegisteredError, RunNotFoundError, RunTimeoutError
 from nodeloom.core.events import EventKind, RunEvent, RunResult, RunStatus
 from nodeloom.core.graph import Graph
 from nodeloom.core.plan import prepare_run
@@ -76,7 +76,7 @@ class CeleryExecutor:
         plan, values = prepare_run(graph, self.registry, inputs)
         unknown = sorted(name for name in graph.local_definitions if self.registry.find(name) is None)
         if unknown:
-            raise NodeloomError(
+            raise NodeNotRegisteredError(
                 f"node types {', '.join(unknown)} are not registered: Celery workers cannot run them",
                 details={"types": unknown, "hint": "register their module on the workers (NODELOOM_NODE_MODULES)"},
             )
@@ -118,7 +118,8 @@ class CeleryExecutor:
                 if self._closed.is_set():
                     return
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(f"no event of run {run_id} within {timeout} s")
+                    raise RunTimeoutError(f"no event of run {run_id} within {timeout} s", run_id=run_id,
+                                          timeout=timeout)
                 notice.wait(self._wait_step(deadline))
 
     def cancel(self, run_id: str) -> bool:
@@ -143,7 +144,8 @@ class CeleryExecutor:
                 if status is not None and status.terminal:
                     return self.status(run_id)
                 if deadline is not None and time.monotonic() >= deadline:
-                    raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
+                    raise RunTimeoutError(f"run {run_id} did not finish within {timeout} s", run_id=run_id,
+                                          timeout=timeout)
                 notice.wait(self._wait_step(deadline))
 
     def _wait_step(self, deadline: float | None) -> float:

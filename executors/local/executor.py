@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from nodeloom.core.artifacts import ArtifactStore, LocalArtifactStore, default_artifact_root
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import RunNotFoundError
+from nodeloom.core.errors import RunNotFoundError, RunTimeoutError
 from nodeloom.core.events import RunEvent, RunResult
 from nodeloom.core.graph import Graph
 from nodeloom.core.plan import prepare_run
@@ -153,7 +153,7 @@ class LocalExecutor:
     def result(self, run_id: str, timeout: float | None = None) -> RunResult:
         run = self._run(run_id)
         if not run.done.wait(timeout):
-            raise TimeoutError(f"run {run_id} did not finish within {timeout} s")
+            raise RunTimeoutError(f"run {run_id} did not finish within {timeout} s", run_id=run_id, timeout=timeout)
         return run.snapshot()
 
     def status(self, run_id: str) -> RunResult:
