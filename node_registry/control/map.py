@@ -4,7 +4,10 @@ The target node type is looked up in the run's catalog, and the items and consta
 inputs are checked against its ports before anything runs. Each item runs in a thread
 of a pool of `concurrency` threads, with a `NodeContext` of its own (node id
 `map_id[index]`) and the target's own retry policy; results keep the order of the items.
-The first failing item stops the map: items not started are dropped, running ones see
+Items of one run share a cap, `MAX_RUN_ITEMS` running at once across all its maps,
+nested ones included: a map inside a map's item runs an item in its own thread (the slot
+its item already holds) when no slot is free, so nesting neither multiplies threads nor
+deadlocks. The first failing item stops the map: items not started are dropped, running ones see
 their context report cancellation, and the error names the item's index.
 
 Two limits of a node running nodes: the target's results are not cached one by one (and
@@ -16,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -29,6 +34,37 @@ from nodeloom.core.validate import NAME_PATTERN
 
 #: how often the map looks for a cancelled run while its items are running
 _POLL_SECONDS = 0.05
+
+#: items running at once in one run, across all its maps (nested maps share it)
+MAX_RUN_ITEMS = max(4, os.cpu_count() or 1)
+
+
+class _RunSlots:
+    """The item slots of one run, and how many maps of the run are using them."""
+
+    def __init__(self) -> None:
+        self.semaphore = threading.BoundedSemaphore(MAX_RUN_ITEMS)
+        self.users = 0
+
+
+_slots_lock = threading.Lock()
+_slots_by_run: dict[str, _RunSlots] = {}
+#: the slots whose semaphore the current thread holds while it runs an item
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def _run_slots(run_id: str) -> Iterator[_RunSlots]:
+    with _slots_lock:
+        slots = _slots_by_run.setdefault(run_id, _RunSlots())
+        slots.users += 1
+    try:
+        yield slots
+    finally:
+        with _slots_lock:
+            slots.users -= 1
+            if slots.users == 0:
+                del _slots_by_run[run_id]
 
 
 def _failure(message: str, **details: Any) -> NodeExecutionError:
@@ -144,6 +180,15 @@ def _run_item(plan: MapPlan, index: int, parent: NodeContext, stop: threading.Ev
             attempt += 1
 
 
+def _run_slotted(slots: _RunSlots, plan: MapPlan, index: int, parent: NodeContext, stop: threading.Event) -> Any:
+    """An item in a pool thread, holding one of the run's slots (released when its future is done)."""
+    _held.slots = slots
+    try:
+        return _run_item(plan, index, parent, stop)
+    finally:
+        _held.slots = None
+
+
 def _describe(error: BaseException) -> tuple[str, dict[str, Any]]:
     if isinstance(error, NodeloomError):
         details = {k: v for k, v in error.details.items() if k != "node" and v is not None}
@@ -179,21 +224,47 @@ def control_map(
         return []
     if definition.spec.resources.kind == "gpu":
         concurrency = 1  # outside the GPU lanes, one at a time is the only safe share of a device
+    with _run_slots(ctx.run_id) as slots:
+        return _map_items(ctx, plan, node, concurrency, slots)
+
+
+def _map_items(ctx: NodeContext, plan: MapPlan, node: str, concurrency: int, slots: _RunSlots) -> list[Any]:
+    items = plan.items
     results: list[Any] = [None] * len(items)
     stop = threading.Event()
+    # inside another map's item, this thread holds a slot: it runs items itself when none is free
+    nested = getattr(_held, "slots", None) is slots
     pool = concurrent.futures.ThreadPoolExecutor(
         max_workers=min(concurrency, len(items)), thread_name_prefix=f"map-{ctx.node_id}"
     )
     finished = False
     try:
-        futures = {pool.submit(_run_item, plan, index, ctx, stop): index for index in range(len(items))}
-        pending = set(futures)
-        while pending:
-            done, pending = concurrent.futures.wait(
-                pending, timeout=_POLL_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED
-            )
+        futures: dict[concurrent.futures.Future[Any], int] = {}
+        pending: set[concurrent.futures.Future[Any]] = set()
+        next_index = 0
+        while pending or next_index < len(items):
+            while next_index < len(items) and len(pending) < concurrency and slots.semaphore.acquire(
+                timeout=0 if pending or nested else _POLL_SECONDS
+            ):
+                future = pool.submit(_run_slotted, slots, plan, next_index, ctx, stop)
+                future.add_done_callback(lambda _: slots.semaphore.release())
+                futures[future] = next_index
+                pending.add(future)
+                next_index += 1
+            inline: dict[int, BaseException] = {}
+            if nested and next_index < len(items) and len(pending) < concurrency:
+                try:
+                    results[next_index] = _run_item(plan, next_index, ctx, stop)
+                except Exception as error:
+                    inline[next_index] = error
+                next_index += 1
+            done: set[concurrent.futures.Future[Any]] = set()
+            if pending:
+                done, pending = concurrent.futures.wait(
+                    pending, timeout=0 if inline else _POLL_SECONDS, return_when=concurrent.futures.FIRST_COMPLETED
+                )
             ctx.check_cancelled()
-            errors = {futures[f]: error for f in done if (error := f.exception()) is not None}
+            errors = {futures[f]: error for f in done if (error := f.exception()) is not None} | inline
             if errors:
                 index = min(errors)
                 error = errors[index]
@@ -205,8 +276,8 @@ def control_map(
                 ) from error
             for future in done:
                 results[futures[future]] = future.result()
-            if done:
-                count = len(items) - len(pending)
+            if done or inline:
+                count = next_index - len(pending)
                 ctx.progress(count, len(items), f"{count} of {len(items)} items done")
         finished = True
     finally:
