@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,8 @@ def main(debug: bool) -> None:
                    "true/false, JSON for Json/List inputs, a file path for Image/Audio/Video/File. "
                    "@path reads a text value from a file.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the outputs and run.json [default: ./nodeloom-out/<date-time>].")
+              help="Folder for the outputs and run.json [default: ./nodeloom-out/<date-time>]; created, "
+                   "and checked writable before any node runs.")
 @click.option("--no-cache", is_flag=True, help="Run every node, ignoring cached results.")
 @click.option("--allow-private-network", is_flag=True,
               help="Let network nodes reach private, loopback and link-local addresses.")
@@ -157,6 +159,7 @@ def run(graph_file: str, assignments: tuple[str, ...], out_dir: str | None, no_c
     executor = default_executor()
     values = parse_assignments(graph, list(assignments), executor.artifacts)
     target = Path(out_dir) if out_dir else Path("nodeloom-out") / time.strftime("%Y%m%d-%H%M%S")
+    _check_writable(target)  # before any node runs, not after the whole graph did
     config = RunConfig(allow_private_network=allow_private_network, out_dir=target)
     display = RunDisplay(err, {node_id: n.type for node_id, n in graph.nodes.items()},
                          live=False if quiet else None)
@@ -180,6 +183,16 @@ def run(graph_file: str, assignments: tuple[str, ...], out_dir: str | None, no_c
         _print_summary(result.status, result.run_id, time.monotonic() - started, target, files, result.errors())
     if result.status is not RunStatus.SUCCEEDED:
         sys.exit(EXIT_RUN_FAILED)
+
+
+def _check_writable(folder: Path) -> None:
+    """Create `folder` if needed and prove a file can be written there; else a usage error (exit 2)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise NodeloomError(f"cannot write to the output folder {folder}: {error.strerror or error}") from None
 
 
 def _print_summary(status: RunStatus, run_id: str, seconds: float, target: Path,
@@ -224,21 +237,25 @@ def validate(graph_file: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("query", required=False)
+@click.argument("words", metavar="[QUERY]...", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the catalog (JSON Schemas included) as JSON.")
 @click.option("--category", default=None, help="Only nodes of this category (e.g. text, math).")
-def nodes(query: str | None, as_json: bool, category: str | None) -> None:
-    """List node types, optionally those matching QUERY words.
+def nodes(words: tuple[str, ...], as_json: bool, category: str | None) -> None:
+    """List node types, optionally those matching QUERY words (nodeloom nodes condition branch).
 
     With --json, prints the catalog: one entry per node with a JSON Schema for its inputs
-    and one for its outputs.
+    and one for its outputs. Exits 1 when no node type matches, like grep, naming the
+    nearest type names.
     """
     from nodeloom.node_registry import default_registry
 
     registry = default_registry()
+    query = " ".join(words)
     specs = registry.search(query, limit=50) if query else [definition.spec for definition in registry]
     if category:
         specs = [spec for spec in specs if spec.category == category]
+    if not specs:
+        _no_match(query, category, registry.suggest(query) if query else [])
     if as_json:
         catalog = registry.catalog()
         wanted = {spec.type for spec in specs}
@@ -259,11 +276,17 @@ def nodes(query: str | None, as_json: bool, category: str | None) -> None:
         table.add_row(*(RichText(cell) for cell in (spec.type, inputs, outputs, spec.resources.kind,
                                                     spec.description)))
     out.print(table)
-    if not specs:
-        out.print(f"no node matches {query!r}" if query else "no nodes registered")
     for problem in registry.plugin_problems:
         err.print(f"[yellow]warning:[/] node pack {problem.entry_point} ({problem.target}) "
                   f"was not loaded: {problem.message}", markup=True)
+
+
+def _no_match(query: str, category: str | None, nearest: list[str]) -> None:
+    scope = f" in category {category!r}" if category else ""
+    err.print(f"no node types match {query!r}{scope}" if query else f"no node types{scope}", markup=False)
+    if nearest:
+        err.print(f"  did you mean: {', '.join(nearest)}?", markup=False)
+    sys.exit(EXIT_INVALID)
 
 
 @main.command()
