@@ -22,7 +22,7 @@ import random
 import re
 import threading
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, UnionType
 from typing import Annotated, Any, Generic, Literal, ParamSpec, TypeVar, get_type_hints
@@ -127,6 +127,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+@dataclass(frozen=True, slots=True)
+class InputProblem:
+    """A problem a node's own `check` finds in its literal inputs; validation reports it for the node."""
+
+    code: str
+    message: str
+    port: str | None = None
+    hint: str | None = None
+
+
+#: a node's own check of its literal inputs, run by validation before any node runs:
+#: (literal inputs by port name, the run's node catalog) -> problems
+InputCheck = Callable[[Mapping[str, Any], Any], Iterable[InputProblem]]
+
+
 class NodeDefinition:
     """A spec plus the code that runs it. Registries hold these; executors call `invoke`."""
 
@@ -139,8 +154,11 @@ class NodeDefinition:
         context_param: str | None = None,
         model_params: Mapping[str, type[BaseModel]] | None = None,
         output_mode: OutputMode = "single",
+        check: InputCheck | None = None,
     ) -> None:
         self.spec = spec
+        #: the node's own check of its literal inputs (for example that a named node type exists)
+        self.check = check
         self.func = func
         self.owner = owner
         self.context_param = context_param
@@ -353,6 +371,7 @@ def build_definition(
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
     output: str = "result",
+    check: InputCheck | None = None,
 ) -> NodeDefinition:
     """Build the definition of a node from a function or a class with a `run` method."""
     where = f"node {type_name!r}"
@@ -423,6 +442,7 @@ def build_definition(
         context_param=context_param,
         model_params=model_params,
         output_mode=mode,
+        check=check,
     )
 
 
@@ -437,11 +457,13 @@ def node(
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
     output: str = "result",
+    check: InputCheck | None = None,
 ) -> Callable[[Any], Any]:
     """Declare a node. Use on a function (returns a callable `NodeFunction`) or a class.
 
     `type_name` defaults to `custom.<function name>`. Bump `version` whenever the node's
-    behaviour changes: it is part of every cache key.
+    behaviour changes: it is part of every cache key. `check` is the node's own check of
+    its literal inputs, which validation runs (see `InputCheck`).
     """
 
     def decorate(target: Any) -> Any:
@@ -457,6 +479,7 @@ def node(
             retry=retry,
             timeout=timeout,
             output=output,
+            check=check,
         )
         if isinstance(target, type):
             target.__nodeloom_node__ = definition  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@
 in this process with llama.cpp; `openai` talks to any OpenAI-compatible server.
 """
 
+from nodeloom.node_registry.llm.critique import llm_critique
 from nodeloom.node_registry.llm.nodes import llm_chat, llm_structured
 from nodeloom.node_registry.llm.provider import (
     ChatRequest,
@@ -20,6 +21,7 @@ __all__ = [
     "LLMProvider",
     "StreamObserver",
     "llm_chat",
+    "llm_critique",
     "llm_structured",
     "open_provider",
     "provider_name",

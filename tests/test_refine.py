@@ -1,0 +1,311 @@
+"""The refine loop and `control.refine`, over real generator nodes and real critics.
+
+Rule critics need no model; the LLM critic is the embedded SmolLM2 (two turns, short
+answers); the vision critic talks to a local OpenAI-compatible server process started
+here, a stand-in for a vision model that judges the brightness of the image it receives
+as a data URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from nodeloom.agents.refine import (
+    Attempt,
+    Critique,
+    DistinctItems,
+    ImageBrightness,
+    ImageSize,
+    MatchesSchema,
+    MaxLength,
+    RefineOptions,
+    RequiredWords,
+    combine,
+    refine,
+)
+from nodeloom.core import EventKind, Graph, LocalArtifactStore, RunEvent
+from nodeloom.core.validate import validate_graph
+from nodeloom.executors import LocalExecutor
+from nodeloom.node_registry import NodeRegistry, builtin_registry
+from tests.conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def catalog() -> NodeRegistry:
+    return builtin_registry()
+
+
+@pytest.fixture
+def engine(catalog: NodeRegistry, tmp_path: Path) -> Iterator[LocalExecutor]:
+    with LocalExecutor(catalog, artifacts=tmp_path / "artifacts") as executor:
+        yield executor
+
+
+def refine_graph(**inputs: Any) -> Graph:
+    g = Graph()
+    refined = g.add("control.refine", "r", **inputs)
+    g.output("result", refined["result"])
+    g.output("score", refined["score"])
+    g.output("trajectory", refined["trajectory"])
+    return g
+
+
+def issues_of(**inputs: Any) -> list[tuple[str, str | None]]:
+    return [(i.code, i.port) for i in validate_graph(refine_graph(**inputs), builtin_registry())]
+
+
+# -- the loop ---------------------------------------------------------------------------
+
+
+def template(text: str) -> str:
+    """A real generator: the text.template node."""
+    return str(builtin_registry().find("text.template").invoke("g", {"template": text})["text"])  # type: ignore[union-attr]
+
+
+def exclamation_critic(attempt: Attempt) -> Critique:
+    """Likes excitement, then asks for calm: its second answer scores lower than its first."""
+    excited = "!" in attempt.result
+    return Critique(9 if excited else 3, 9 if excited else 3, "excited" if excited else "flat",
+                    attempt.instruction.replace("!", "."))
+
+
+def test_keep_best_returns_the_highest_scoring_turn() -> None:
+    refinement = refine(template, exclamation_critic, "Announce the launch", "Launch day!",
+                        RefineOptions(threshold=10, max_turns=2, keep="best"))
+    assert (refinement.result, refinement.score, refinement.turn) == ("Launch day!", 9.0, 1)
+    assert [t.instruction for t in refinement.trajectory] == ["Launch day!", "Launch day."]
+
+
+def test_keep_last_returns_the_final_turn_even_when_worse() -> None:
+    refinement = refine(template, exclamation_critic, "Announce the launch", "Launch day!",
+                        RefineOptions(threshold=10, max_turns=2, keep="last"))
+    assert (refinement.result, refinement.score, refinement.turn) == ("Launch day.", 3.0, 2)
+    assert refinement.stopped_by == "max_turns"
+
+
+def test_the_loop_stops_once_the_threshold_is_reached() -> None:
+    refinement = refine(template, exclamation_critic, "Announce", "Go!", RefineOptions(threshold=8, max_turns=5))
+    assert len(refinement.trajectory) == 1 and refinement.stopped_by == "threshold"
+
+
+def test_decide_by_picks_the_score_that_decides() -> None:
+    critique = Critique(quality=9, alignment=4)
+    assert (critique.score("quality"), critique.score("alignment"), critique.score("mean")) == (9, 4, 6.5)
+
+
+@pytest.mark.parametrize("options", [{"threshold": 10.5}, {"threshold": -1}, {"max_turns": 0}])
+def test_bad_loop_options_are_refused(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        RefineOptions(**options)
+
+
+# -- rule critics -----------------------------------------------------------------------
+
+
+def attempt(result: Any, instruction: str = "Write a tagline.", store: LocalArtifactStore | None = None) -> Attempt:
+    return Attempt(result, "a tagline", instruction, store)
+
+
+def test_a_failed_rule_writes_a_concrete_instruction() -> None:
+    critique = RequiredWords(("launch", "today"))(attempt("Our launch is near"))
+    assert critique.quality == 5.0 and not critique.stop
+    assert critique.instruction == "Write a tagline. Use the words: today."
+
+
+def test_max_length_scores_by_how_far_over_it_is() -> None:
+    assert MaxLength(10)(attempt("x" * 20)).quality == 5.0
+    assert MaxLength(10)(attempt("short")).stop
+
+
+def test_json_schema_and_distinct_items_rules() -> None:
+    schema = {"type": "object", "required": ["title"]}
+    assert MatchesSchema(schema)(attempt('{"title": "x"}')).quality == 10
+    failed = MatchesSchema(schema)(attempt('{"name": "x"}'))
+    assert failed.quality < 10 and "'title' is a required property" in failed.instruction
+    repeated = DistinctItems()(attempt(["Fast", "cheap", "fast"]))
+    assert repeated.quality < 10 and repeated.instruction.endswith("do not repeat: fast.")
+
+
+def test_image_rules_read_the_artifact(tmp_path: Path) -> None:
+    store = LocalArtifactStore(tmp_path)
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (20, 20, 20)).save(buffer, format="PNG")
+    ref = store.put_bytes(buffer.getvalue(), "image/png")
+    small = ImageSize(80, 30)(attempt(ref, store=store))
+    assert small.quality == 5.0 and small.instruction.endswith("Make it at least 80x30 pixels.")
+    dark = ImageBrightness(60, 200)(attempt(ref, store=store))
+    assert "too dark" in dark.reasoning and dark.instruction.endswith("Make it brighter.")
+
+
+def test_combined_critics_take_the_mean_or_the_minimum_and_join_the_fixes() -> None:
+    rules = [RequiredWords(("launch",)), MaxLength(100)]
+    mean = combine(rules, "mean")(attempt("soon"))
+    assert mean.quality == 5.0 and mean.instruction == "Write a tagline. Use the words: launch."
+    assert combine(rules, "min")(attempt("soon")).quality == 0.0
+
+
+# -- control.refine ---------------------------------------------------------------------
+
+
+def test_rule_critic_loop_reaches_the_required_word(engine: LocalExecutor) -> None:
+    events: list[RunEvent] = []
+    graph = refine_graph(generator="text.template", instruction_port="template", request="Announce the launch",
+                         instruction="Big news today.", threshold=10, max_turns=3,
+                         critic={"rules": {"required_words": ["nodeloom"], "max_length": 80}})
+    result = engine.run(graph, on_event=events.append)
+    assert result.ok, result.errors()
+    assert result.outputs["result"] == "Big news today. Use the words: nodeloom."
+    assert result.outputs["score"] == 10.0
+    trajectory = result.outputs["trajectory"]
+    assert [(t["turn"], t["score"], t["result"]) for t in trajectory] == [
+        (1, 5.0, "Big news today."), (2, 10.0, "Big news today. Use the words: nodeloom.")]
+    assert trajectory[0]["reasoning"].startswith("missing words: nodeloom")
+    progress = [e.data["done"] for e in events if e.kind is EventKind.NODE_PROGRESS]
+    assert progress == [1, 2]
+
+
+def test_the_embedded_llm_critic_scores_each_turn(engine: LocalExecutor) -> None:
+    graph = refine_graph(generator="text.template", instruction_port="template", request="a product tagline",
+                         instruction="Fast tea for busy people.", threshold=10, max_turns=2,
+                         critic={"llm": {"max_tokens": 160, "seed": 7}})
+    result = engine.run(graph)
+    assert result.ok, result.errors()
+    trajectory = result.outputs["trajectory"]
+    assert 1 <= len(trajectory) <= 2 and trajectory[0]["instruction"] == "Fast tea for busy people."
+    for turn in trajectory:
+        assert 0 <= turn["scores"]["quality"] <= 10 and 0 <= turn["scores"]["alignment"] <= 10
+        assert isinstance(turn["reasoning"], str) and turn["result"] == turn["instruction"]
+    assert result.outputs["score"] == max(t["score"] for t in trajectory)
+
+
+VISION_STANDIN = r'''
+"""A stand-in vision model: OpenAI chat completions; judges the brightness of the data-URL image."""
+import base64, io, json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from PIL import Image, ImageStat
+
+LOG = sys.argv[2]
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self._answer({"data": [{"id": "standin-vision"}]})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        with open(LOG, "a") as log:
+            log.write(json.dumps(body) + "\n")
+        parts = body["messages"][-1]["content"]
+        url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
+        image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+        bright = ImageStat.Stat(image.convert("L")).mean[0] >= 128
+        critique = {"scores": {"quality": 9 if bright else 2, "alignment": 9 if bright else 3},
+                    "reasoning": "bright enough" if bright else "too dark",
+                    "instruction": "white", "stop": bright}
+        self._answer({"id": "c", "object": "chat.completion", "model": body["model"], "choices": [
+            {"index": 0, "finish_reason": "stop",
+             "message": {"role": "assistant", "content": json.dumps(critique)}}]})
+
+    def _answer(self, data):
+        raw = json.dumps(data).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+'''
+
+
+@pytest.fixture
+def vision_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The stand-in vision model's base URL, and the file where it logs each request body."""
+    script, log = tmp_path / "vision_standin.py", tmp_path / "requests.jsonl"
+    script.write_text(VISION_STANDIN)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(script), str(port), str(log)])
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{base_url}/models").status_code == 200:
+                    break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    pytest.fail("the stand-in vision server did not start")
+                time.sleep(0.05)
+        yield base_url, log
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_the_vision_critic_receives_the_image_as_a_data_url(
+    engine: LocalExecutor, vision_server: tuple[str, Path]
+) -> None:
+    base_url, log = vision_server
+    graph = refine_graph(generator="image.title_card", instruction_port="background", request="a bright launch card",
+                         instruction="#101820", inputs={"text": "Launch", "width": 64, "height": 48},
+                         threshold=8, max_turns=3, critic={"vision": {"base_url": base_url, "model": "standin-vision"}})
+    result = engine.run(graph)
+    assert result.ok, result.errors()
+    trajectory = result.outputs["trajectory"]
+    assert [(t["instruction"], t["score"], t["reasoning"]) for t in trajectory] == [
+        ("#101820", 2.5, "too dark"), ("white", 9.0, "bright enough")]
+    assert result.outputs["score"] == 9.0 and result.outputs["result"].media_type == "image/png"
+    assert trajectory[1]["result"]["$artifact"] == f"sha256:{result.outputs['result'].digest}"
+    bodies = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(bodies) == 2 and {b["model"] for b in bodies} == {"standin-vision"}
+    url = bodies[1]["messages"][-1]["content"][1]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    assert Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size == (64, 48)
+
+
+# -- bad options are validation errors --------------------------------------------------
+
+GOOD: dict[str, Any] = {"generator": "text.template", "instruction_port": "template", "request": "x",
+                        "critic": {"rules": {"max_length": 10}}}
+
+
+def test_good_options_validate() -> None:
+    assert issues_of(**GOOD) == []
+
+
+def test_a_threshold_outside_0_to_10_is_a_validation_error() -> None:
+    assert issues_of(**GOOD, threshold=10.5) == [("out_of_range", "threshold")]
+
+
+def test_max_turns_below_one_is_a_validation_error() -> None:
+    assert issues_of(**GOOD, max_turns=0) == [("out_of_range", "max_turns")]
+
+
+def test_a_generator_without_the_instruction_port_is_a_validation_error() -> None:
+    assert issues_of(**{**GOOD, "generator": "image.title_card", "instruction_port": "prompt",
+                        "inputs": {"text": "x"}}) == [
+        ("unknown_port", "instruction_port")]
+
+
+def test_an_unknown_generator_type_is_a_validation_error_with_suggestions() -> None:
+    issues = validate_graph(refine_graph(**{**GOOD, "generator": "text.templat"}), builtin_registry())
+    assert [(i.code, i.port) for i in issues] == [("unknown_node_type", "generator")]
+    assert issues[0].hint == "did you mean 'text.template'?"
+
+
+def test_an_unknown_critic_rule_is_a_validation_error() -> None:
+    assert issues_of(**{**GOOD, "critic": {"rules": {"max_words": 3}}}) == [("invalid_format", "critic")]
