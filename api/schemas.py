@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -126,10 +127,18 @@ class GraphInfo(GraphSummary):
 
 
 class GraphPage(BaseModel):
+    """One page of graphs; iterating it yields the graphs (`for graph in api.list_graphs()`)."""
+
     items: list[GraphSummary]
     total: int
     limit: int
     offset: int
+
+    def __iter__(self) -> Iterator[GraphSummary]:  # type: ignore[override]  # items, not pydantic's field pairs
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 class GraphVersionInfo(BaseModel):
@@ -196,10 +205,18 @@ class RunInfo(RunSummary):
 
 
 class RunPage(BaseModel):
+    """One page of runs; iterating it yields the runs (`for run in api.list_runs()`)."""
+
     items: list[RunSummary]
     total: int
     limit: int
     offset: int
+
+    def __iter__(self) -> Iterator[RunSummary]:  # type: ignore[override]  # items, not pydantic's field pairs
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
 
 
 class RunEventInfo(BaseModel):
