@@ -255,8 +255,8 @@ def _map_items(ctx: NodeContext, plan: MapPlan, node: str, concurrency: int, slo
             if nested and next_index < len(items) and len(pending) < concurrency:
                 try:
                     results[next_index] = _run_item(plan, next_index, ctx, stop)
-                except Exception as error:
-                    inline[next_index] = error
+                except Exception as failed:
+                    inline[next_index] = failed
                 next_index += 1
             done: set[concurrent.futures.Future[Any]] = set()
             if pending:
