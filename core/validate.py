@@ -540,9 +540,8 @@ def _check_node(
             else:
                 literals[port_name] = port.type.coerce(value) if value is not None else None
     if definition.check is not None:
-        for problem in definition.check(literals, catalog):
-            issues.append(ValidationIssue(problem.code, problem.message, node=node_id, port=problem.port,
-                                          hint=problem.hint))
+        for own in definition.check(literals, catalog):
+            issues.append(ValidationIssue(own.code, own.message, node=node_id, port=own.port, hint=own.hint))
     given_inputs = instance._given
     if not given_inputs.keys() >= spec.required_names:  # one set test; the loop only to report what is missing
         for port in spec.required_inputs:

@@ -122,13 +122,16 @@ def _critic(ctx: NodeContext, config: Mapping[str, Any]) -> Critic:
                 max_tokens=int(text_config.get("max_tokens", 256)), seed=text_config.get("seed"),
             ))
         critics.append(llm_critic)
-    if vision is not None:
+    if vision is not None and vision_config is not None:
+        vision_settings: Mapping[str, Any] = vision_config
+
         def vision_critic(attempt: Attempt) -> Critique:
             if not isinstance(attempt.result, ArtifactRef):
                 raise NodeExecutionError("the vision critic needs an image result", retryable=False)
             return Critique.from_json(critique_image(
                 ctx, attempt.result, attempt.request, attempt.instruction, vision,
-                model=str(vision_config.get("model", "")), max_tokens=int(vision_config.get("max_tokens", 256)),
+                model=str(vision_settings.get("model", "")),
+                max_tokens=int(vision_settings.get("max_tokens", 256)),
             ))
         critics.append(vision_critic)
     if not critics:

@@ -133,7 +133,7 @@ def critique_image(
     model: str = "", max_tokens: int = 256, seed: int | None = None,
 ) -> dict[str, Any]:
     """A critique of an image by a vision model: the image goes in the user message as a data URL."""
-    content = [
+    content: list[dict[str, Any]] = [
         {"type": "text", "text": _prompt(request, instruction, "the attached image")},
         {"type": "image_url", "image_url": {"url": image_data_url(ctx, image)}},
     ]
