@@ -1,6 +1,7 @@
 """`control.refine`: run a generator node type, critique its result, rewrite its instruction, repeat.
 
-The loop is `nodeloom.agents.refine.refine`; this node runs the generator (any node type
+The loop is `refine_loop.refine` beside this node (node packs import nothing from `agents`;
+`nodeloom.agents.refine` re-exports it); this node runs the generator (any node type
 with an instruction input) through the run's catalog, each turn with a context of its own
 (node id `refine_id[turn n]`), and builds the critic from `critic`:
 
@@ -23,7 +24,14 @@ import asyncio
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal, NamedTuple
 
-from nodeloom.agents.refine import (
+from nodeloom.core.artifacts import ArtifactRef
+from nodeloom.core.context import NodeContext
+from nodeloom.core.errors import NodeExecutionError
+from nodeloom.core.ports import Range
+from nodeloom.core.spec import InputProblem, NodeDefinition, node
+from nodeloom.core.types import Json, List
+from nodeloom.core.validate import NAME_PATTERN
+from nodeloom.node_registry.control.refine_loop import (
     RULE_NAMES,
     Attempt,
     Critic,
@@ -34,13 +42,6 @@ from nodeloom.agents.refine import (
     refine,
     rule_critics,
 )
-from nodeloom.core.artifacts import ArtifactRef
-from nodeloom.core.context import NodeContext
-from nodeloom.core.errors import NodeExecutionError
-from nodeloom.core.ports import Range
-from nodeloom.core.spec import InputProblem, NodeDefinition, node
-from nodeloom.core.types import Json, List
-from nodeloom.core.validate import NAME_PATTERN
 
 
 class Refined(NamedTuple):
