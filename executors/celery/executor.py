@@ -14,12 +14,12 @@ from typing import Any
 from celery import Celery  # type: ignore[import-untyped]
 
 from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
+from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
 from nodeloom.core.errors import NodeNotRegisteredError, RunNotFoundError, RunTimeoutError
 from nodeloom.core.events import EventKind, RunEvent, RunResult, RunStatus
 from nodeloom.core.graph import Graph
 from nodeloom.core.plan import prepare_run
-from nodeloom.core.validate import NodeCatalog
 from nodeloom.core.values import decode_outputs, revive, to_json_text
 from nodeloom.executors.base import EventCallback, RunHandle
 from nodeloom.executors.celery.app import CeleryConfig, make_app
