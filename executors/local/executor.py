@@ -17,7 +17,7 @@ from nodeloom.core.errors import RunNotFoundError, RunTimeoutError
 from nodeloom.core.events import RunEvent, RunResult
 from nodeloom.core.graph import Graph
 from nodeloom.core.plan import prepare_run
-from nodeloom.executors.base import EventCallback, RunHandle
+from nodeloom.executors.base import EventCallback, ExecutorConveniences, RunHandle
 from nodeloom.executors.local.lanes import AsyncLoop, Lane, Timers
 from nodeloom.executors.local.run import LocalRun
 
@@ -37,7 +37,7 @@ def detect_gpu_devices() -> list[str]:
     return [f"cuda:{index}" for index in range(count)] or ["cpu"]
 
 
-class LocalExecutor:
+class LocalExecutor(ExecutorConveniences):
     """Runs graphs in this process: a lane of threads per resource kind, one per GPU device.
 
     >>> with LocalExecutor() as executor:
@@ -145,9 +145,10 @@ class LocalExecutor:
     ) -> RunResult:
         """Submit and wait: the result of the finished run.
 
-        While it waits, the calling thread runs the run's cpu nodes itself (saving two
-        thread hand-offs per run) — unless a node has a timeout, since a thread inside a
-        node cannot return before the node does; then everything runs on the lanes.
+        Overrides `ExecutorConveniences.run`: while it waits, the calling thread runs the
+        run's cpu nodes itself (saving two thread hand-offs per run) — unless a node has a
+        timeout, since a thread inside a node cannot return before the node does; then
+        everything runs on the lanes.
         """
         run = self._create(graph, inputs, config, on_event, use_cache)
         ready = run.start()
@@ -169,12 +170,6 @@ class LocalExecutor:
         self.timers.close()
         self.async_loop.close()
         self.cache.close()
-
-    def __enter__(self) -> LocalExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- used by runs --------------------------------------------------------------
     def dispatch(self, run: LocalRun, ready: list[str], current: Lane | None) -> str | None:
