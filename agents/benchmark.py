@@ -36,7 +36,7 @@ from nodeloom.core.errors import NodeloomError
 from nodeloom.core.events import RunStatus
 from nodeloom.core.graph import Graph
 from nodeloom.core.types import List, PortType
-from nodeloom.executors import LocalExecutor
+from nodeloom.executors import Executor, LocalExecutor
 from nodeloom.node_registry import NodeRegistry, default_registry
 
 DEFAULT_RUN_TIMEOUT = 120.0
@@ -136,7 +136,7 @@ class _SampleHandler(http.server.BaseHTTPRequestHandler):
 class SampleValues:
     """Values for the graph inputs a user would fill, made on first use inside one folder."""
 
-    def __init__(self, folder: Path, executor: LocalExecutor, url: str) -> None:
+    def __init__(self, folder: Path, executor: Executor, url: str) -> None:
         self.folder = folder
         self.executor = executor
         self.url = url
@@ -246,7 +246,7 @@ def stand_in_diffusion(graph: Graph) -> Graph:
     return Graph.from_json(document)
 
 
-def run_draft(graph: Graph, executor: LocalExecutor, samples: SampleValues, folder: Path,
+def run_draft(graph: Graph, executor: Executor, samples: SampleValues, folder: Path,
               timeout: float) -> tuple[bool, str | None]:
     """Run a drafted graph on embedded defaults; (succeeded, the first error message)."""
     config = RunConfig(allow_private_network=True, out_dir=folder / "files", settings={"llm.provider": "local"})
@@ -322,7 +322,7 @@ def run_benchmark(
     return report
 
 
-def _one_case(case: BenchCase, drafter: Drafter, executor: LocalExecutor, samples: SampleValues, folder: Path,
+def _one_case(case: BenchCase, drafter: Drafter, executor: Executor, samples: SampleValues, folder: Path,
               run_timeout: float, execute: bool) -> CaseResult:
     drafted: Draft = drafter.run(case.request)
     ran: bool | None = None

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodeloom.core.errors import GraphValidationError
-from nodeloom.core.graph import Graph, InputRef, Link, NodeInstance, as_graph, value_to_json
+from nodeloom.core.graph import Graph, InputRef, Link, NodeInstance, as_graph
+from nodeloom.core.graph_parts import literal_to_json
 from nodeloom.core.ports import REQUIRED
 from nodeloom.core.validate import NodeCatalog, ValidationIssue, read_graph_document
 
@@ -292,7 +293,7 @@ class _Compiler:
             if option in given:
                 literal = self.literal(given[option], var, option)
                 complete = complete and literal is not _INVALID
-                declared[option] = value_to_json(literal) if option == "default" else literal
+                declared[option] = literal_to_json(literal) if option == "default" else literal
         if not isinstance(name, str):
             return
         if any(b.kind == "input" and b.target == name for b in self.bindings.values()):
@@ -380,7 +381,7 @@ class _Compiler:
         if isinstance(expr, ast.Subscript):
             return self.named_output(expr, var, port)
         literal = self.literal(expr, var, port)
-        return _INVALID if literal is _INVALID else value_to_json(literal)
+        return _INVALID if literal is _INVALID else literal_to_json(literal)
 
     def reference(self, expr: ast.Name, var: str | None, port: str) -> Any:
         binding = self.bindings.get(expr.id)
@@ -711,7 +712,7 @@ def decompile(graph: Graph | Mapping[str, Any], *, catalog: NodeCatalog | None =
         lines.append(repr(loaded.description))
     for input_name, declared in loaded.inputs.items():
         data = declared.to_json()
-        arguments = [repr(input_name), _literal_source(data.pop("type"))]
+        arguments = [repr(input_name), _literal_source(declared.type.to_json())]
         if declared.default is not REQUIRED:
             default = declared.default
             if isinstance(default, Link | InputRef):

@@ -22,7 +22,8 @@ from nodeloom.api import tables  # noqa: F401 - defines the tables of SQLModel.m
 from nodeloom.api.db import write_lock
 from nodeloom.api.writer import BatchWriter
 from nodeloom.core.errors import NodeloomError
-from nodeloom.core.events import EventKind, NodeRecord, RunEvent, RunResult, value_to_json
+from nodeloom.core.events import EventKind, NodeRecord, RunEvent, RunResult
+from nodeloom.core.values import value_to_json
 from nodeloom.executors.base import EventCallback, Executor
 
 log = logging.getLogger("nodeloom.api")

@@ -242,11 +242,8 @@ class RunService:
         return interrupted
 
     def _follow(self, run_id: str, executor_run_id: str, after: int, base: int) -> bool:
-        status = getattr(self.executor, "status", None)
-        if status is None:
-            return False
-        try:
-            status(executor_run_id)  # raises when this executor does not know the run (it died with the API)
+        try:  # status raises when this executor does not know the run (it died with the API)
+            self.executor.status(executor_run_id)
         except RunNotFoundError:
             return False
         listener = self.recorder.listener(run_id, base)

@@ -6,7 +6,9 @@ Knows no backend, no model and no web framework.
 
 from nodeloom.core.artifacts import ArtifactRef, ArtifactStore, LocalArtifactStore
 from nodeloom.core.cache import ResultCache
+from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import NodeContext, RunConfig
+from nodeloom.core.document import FORMAT_VERSION
 from nodeloom.core.errors import (
     ArtifactNotFoundError,
     ArtifactStoreError,
@@ -29,9 +31,12 @@ from nodeloom.core.events import (
     RunResult,
     RunStatus,
 )
-from nodeloom.core.graph import FORMAT_VERSION, Graph, InputRef, Link, NodeInstance
+from nodeloom.core.graph import Graph
+from nodeloom.core.graph_parts import InputRef, Link, NodeInstance
+from nodeloom.core.issues import ValidationIssue
 from nodeloom.core.plan import ExecutionPlan, plan_execution
 from nodeloom.core.ports import REQUIRED, Choices, Pattern, Port, Range
+from nodeloom.core.run_inputs import check_run_inputs
 from nodeloom.core.spec import NodeDefinition, NodeSpec, Resources, RetryPolicy, definition_of, node
 from nodeloom.core.types import (
     Any,
@@ -60,7 +65,7 @@ from nodeloom.core.types import (
     can_connect,
     parse_type,
 )
-from nodeloom.core.validate import NodeCatalog, ValidationIssue, check_run_inputs, validate_graph
+from nodeloom.core.validate import validate_graph
 
 __all__ = [
     "FORMAT_VERSION",

@@ -12,7 +12,7 @@ from nodeloom.core.errors import RunCancelledError
 
 if TYPE_CHECKING:
     from nodeloom.core.cache import ResultCache
-    from nodeloom.core.validate import NodeCatalog
+    from nodeloom.core.catalog import NodeCatalog
 
 
 @dataclass(frozen=True)

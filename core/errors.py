@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from nodeloom.core.events import RunResult
-    from nodeloom.core.validate import ValidationIssue
+    from nodeloom.core.issues import ValidationIssue
 
 
 class NodeloomError(Exception):
@@ -110,18 +110,9 @@ class RunFailedError(NodeloomError):
     code = "run_failed"
 
     def __init__(self, result: RunResult) -> None:
-        from nodeloom.core.events import NodeState, RunStatus  # events imports this module
-
         self.result = result
-        failed = [r for r in result.nodes.values() if r.state is NodeState.FAILED]
-        if result.status is RunStatus.CANCELLED:
-            message = f"run {result.run_id} was cancelled"
-        elif failed and failed[0].error:
-            message = f"run {result.run_id} failed: node {failed[0].id!r}: {failed[0].error.get('message')}"
-        else:
-            message = f"run {result.run_id} failed"
-        super().__init__(message, details={"run_id": result.run_id, "status": result.status.value,
-                                           "errors": result.errors()})
+        super().__init__(result.failure_message(), details={"run_id": result.run_id, "status": result.status.value,
+                                                            "errors": result.errors()})
 
 
 class RunTimeoutError(NodeloomError, TimeoutError):

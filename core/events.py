@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from nodeloom.core.errors import RunFailedError
+from nodeloom.core.values import value_to_json
 
 
 class NodeState(StrEnum):
@@ -159,24 +160,6 @@ class NodeRecord:
         }
 
 
-def value_to_json(value: Any, *, describe_unknown: bool = False) -> Any:
-    """The JSON form of a run value: artifacts as references, containers recursively.
-
-    A value with no JSON form (an in-process model handle) is returned as is, or, with
-    `describe_unknown`, replaced by its `repr` so a record can always be written.
-    """
-    to_json = getattr(value, "to_json", None)
-    if callable(to_json):
-        return to_json()
-    if isinstance(value, list | tuple):
-        return [value_to_json(item, describe_unknown=describe_unknown) for item in value]
-    if isinstance(value, dict):
-        return {key: value_to_json(item, describe_unknown=describe_unknown) for key, item in value.items()}
-    if describe_unknown and not (value is None or isinstance(value, str | int | float | bool)):
-        return repr(value)
-    return value
-
-
 @dataclass
 class RunResult:
     """A finished (or, for a snapshot, a running) run: status, graph outputs, per-node records."""
@@ -198,6 +181,15 @@ class RunResult:
 
     def errors(self) -> list[dict[str, Any]]:
         return [{"node": r.id, **r.error} for r in self.nodes.values() if r.error is not None]
+
+    def failure_message(self) -> str:
+        """Why the run did not succeed, in one line: cancelled, or the first failed node's error."""
+        failed = [r for r in self.nodes.values() if r.state is NodeState.FAILED]
+        if self.status is RunStatus.CANCELLED:
+            return f"run {self.run_id} was cancelled"
+        if failed and failed[0].error:
+            return f"run {self.run_id} failed: node {failed[0].id!r}: {failed[0].error.get('message')}"
+        return f"run {self.run_id} failed"
 
     def raise_for_status(self) -> RunResult:
         if self.status in (RunStatus.FAILED, RunStatus.CANCELLED):

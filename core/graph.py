@@ -5,141 +5,40 @@ per run) and named graph outputs. A node input is a literal, a link to another n
 output `{"node": id, "output": name}`, or a reference to a graph input `{"input": name}`.
 A literal object that has exactly the shape of a link or a reference is written wrapped,
 `{"literal": {...}}`, so the round trip is lossless. See docs/graph-format.md.
+
+The parts (`NodeInstance`, `GraphInput`, `Link`, `InputRef`) live in `graph_parts.py`,
+the reader of the JSON document in `document.py`; this module assembles them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
+from nodeloom.core.document import FORMAT_VERSION, GraphDocument, parse_json_text, read_document
 from nodeloom.core.errors import GraphValidationError
-from nodeloom.core.ports import REQUIRED, Port, constraints_from_json, constraints_to_json
-from nodeloom.core.spec import NodeDefinition, RetryPolicy, definition_of
+from nodeloom.core.graph_parts import GraphInput, InputRef, Link, NodeInstance, parse_value
+from nodeloom.core.issues import ValidationIssue
+from nodeloom.core.ports import REQUIRED
+from nodeloom.core.spec import NodeDefinition, definition_of
 from nodeloom.core.types import PortType, parse_type
 
-FORMAT_VERSION = 1
-_LINK_KEYS = frozenset({"node", "output"})
-_INPUT_KEYS = frozenset({"input"})
-_LITERAL_KEYS = frozenset({"literal"})
-NODE_OPTION_KEYS = ("retry", "timeout", "queue", "label")
-
-
-class Link(NamedTuple):
-    """An edge: the value of `output` of node `node`.
-
-    A named tuple of two strings: large graphs hold one per edge, and tuples of strings
-    are left alone by the cyclic garbage collector.
-    """
-
-    node: str
-    output: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"node": self.node, "output": self.output}
-
-
-class InputRef(NamedTuple):
-    """A reference to the graph input `name`."""
-
-    name: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"input": self.name}
-
-
-def parse_value(raw: Any) -> Any:
-    """Read one node input from JSON: a Link, an InputRef, or a literal."""
-    if isinstance(raw, dict):
-        keys = raw.keys()
-        if keys == _LINK_KEYS:
-            return Link(raw["node"], raw["output"])
-        if keys == _INPUT_KEYS:
-            return InputRef(raw["input"])
-        if keys == _LITERAL_KEYS:
-            return raw["literal"]
-    return raw
-
-
-def value_to_json(value: Any) -> Any:
-    if isinstance(value, Link | InputRef):
-        return value.to_json()
-    if isinstance(value, dict) and value.keys() in (_LINK_KEYS, _INPUT_KEYS, _LITERAL_KEYS):
-        return {"literal": value}
-    to_json = getattr(value, "to_json", None)
-    return to_json() if callable(to_json) else value
-
-
-@dataclass(frozen=True)
-class NodeInstance:
-    """One node of a graph: its type, its inputs and per-node options. Immutable."""
-
-    id: str
-    type: str
-    inputs: Mapping[str, Any] = field(default_factory=dict)
-    #: overrides the spec's retry policy, e.g. {"max_attempts": 3}
-    retry: Mapping[str, Any] | None = None
-    #: overrides the spec's timeout, in seconds
-    timeout: float | None = None
-    #: overrides the distributed queue
-    queue: str | None = None
-    label: str | None = None
-    #: the dict behind `inputs`, for core's own loops (iterating a mappingproxy is slow)
-    _given: dict[str, Any] = field(init=False, repr=False, compare=False, default_factory=dict)
-
-    def __post_init__(self) -> None:
-        given = dict(self.inputs)
-        object.__setattr__(self, "_given", given)
-        object.__setattr__(self, "inputs", MappingProxyType(given))
-        if self.retry is not None:
-            object.__setattr__(self, "retry", MappingProxyType(dict(self.retry)))
-
-    def links(self) -> list[tuple[str, Link]]:
-        return [(port, value) for port, value in self._given.items() if isinstance(value, Link)]
-
-    def retry_policy(self, default: RetryPolicy) -> RetryPolicy:
-        if not self.retry:
-            return default
-        return RetryPolicy(**{**default.to_json(), **self.retry})
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "type": self.type,
-            "inputs": {name: value_to_json(value) for name, value in self.inputs.items()},
-        }
-        for key in NODE_OPTION_KEYS:
-            option = getattr(self, key)
-            if option is not None:
-                data[key] = dict(option) if isinstance(option, Mapping) else option
-        return data
-
-
-@dataclass
-class GraphInput:
-    """A named parameter of the graph, set per run."""
-
-    name: str
-    type: PortType
-    default: Any = REQUIRED
-    description: str = ""
-    port: Port = field(init=False, repr=False, compare=False)
-    raw_constraints: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.port = Port(
-            self.name, self.type, self.default, constraints_from_json(self.raw_constraints), self.description
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"type": self.type.to_json()}
-        if self.default is not REQUIRED:
-            data["default"] = value_to_json(self.default)
-        if self.description:
-            data["description"] = self.description
-        data.update(constraints_to_json(self.port.constraints))
-        return data
+#: the parts of a graph, importable from here as well (they were defined here before graph_parts.py)
+__all__ = [
+    "FORMAT_VERSION",
+    "Graph",
+    "GraphInput",
+    "InputRef",
+    "Link",
+    "NodeHandle",
+    "NodeInstance",
+    "as_graph",
+    "parse_value",
+    "read_graph_document",
+]
 
 
 class NodeHandle:
@@ -286,10 +185,6 @@ class Graph:
         self._nodes[instance.id] = instance
         self._changed()
 
-    def _put_input(self, declared: GraphInput) -> None:
-        self._inputs[declared.name] = declared
-        self._changed()
-
     def _fresh_id(self, type_name: str) -> str:
         stem = type_name.rsplit(".", 1)[-1]
         index = 1
@@ -318,8 +213,6 @@ class Graph:
 
         This checks the format only; `validate_graph` checks it against a registry.
         """
-        from nodeloom.core.validate import read_graph_document
-
         graph, issues = read_graph_document(data)
         if graph is None or issues:
             raise GraphValidationError(issues)
@@ -327,12 +220,20 @@ class Graph:
 
     @classmethod
     def loads(cls, text: str | bytes) -> Graph:
-        from nodeloom.core.validate import parse_json_text
-
         data, issues = parse_json_text(text)
         if issues:
             raise GraphValidationError(issues)
         return cls.from_json(data)
+
+    @classmethod
+    def _from_document(cls, document: GraphDocument) -> Graph:
+        graph = cls(document.name, document.description)
+        graph.metadata = document.metadata
+        graph._inputs = {declared.name: declared for declared in document.inputs}
+        graph._nodes = {instance.id: instance for instance in document.nodes}
+        graph._outputs = dict(document.outputs)
+        graph.revision = 1
+        return graph
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Graph) and self.to_json() == other.to_json()
@@ -345,6 +246,12 @@ def _refuse_handles(inputs: Mapping[str, Any]) -> None:
     for port, value in inputs.items():
         if isinstance(value, NodeHandle):
             raise TypeError(f"input {port!r}: pass one output of node {value.id!r}, e.g. handle['result']")
+
+
+def read_graph_document(data: Any) -> tuple[Graph | None, list[ValidationIssue]]:
+    """Turn parsed JSON into a `Graph`, with every problem of shape at once (the graph is None when unreadable)."""
+    document, issues = read_document(data)
+    return (None if document is None else Graph._from_document(document)), issues
 
 
 def as_graph(source: Graph | Mapping[str, Any] | str | bytes) -> Graph:

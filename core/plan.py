@@ -13,18 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from nodeloom.core.cache import cache_key, linked_cache_key, static_part
+from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.errors import GraphValidationError, NodeExecutionError
-from nodeloom.core.graph import Graph, Link
+from nodeloom.core.graph import Graph
+from nodeloom.core.graph_parts import Link
 from nodeloom.core.ports import Port
+from nodeloom.core.run_inputs import check_run_inputs
 from nodeloom.core.spec import NodeDefinition, Resources, RetryPolicy
-from nodeloom.core.validate import (
-    NodeAnalysis,
-    NodeCatalog,
-    analyze_graph,
-    catalog_for,
-    check_run_inputs,
-    cycle_issues,
-)
+from nodeloom.core.validate import NodeAnalysis, analyze_graph, catalog_for, cycle_issues
 
 
 @dataclass(slots=True)

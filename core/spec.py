@@ -31,6 +31,8 @@ from pydantic import BaseModel, ValidationError
 
 from nodeloom.core.context import NodeContext
 from nodeloom.core.errors import NodeDefinitionError, NodeExecutionError
+from nodeloom.core.issues import InputProblem as InputProblem  # re-exported: node packs take it from here
+from nodeloom.core.issues import ValidationIssue
 from nodeloom.core.ports import REQUIRED, Choices, Constraint, Pattern, Port, Range
 from nodeloom.core.types import Int, PortType, Text, type_from_annotation
 
@@ -127,19 +129,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-@dataclass(frozen=True, slots=True)
-class InputProblem:
-    """A problem a node's own `check` finds in its literal inputs; validation reports it for the node."""
-
-    code: str
-    message: str
-    port: str | None = None
-    hint: str | None = None
-
-
 #: a node's own check of its literal inputs, run by validation before any node runs:
 #: (literal inputs by port name, the run's node catalog) -> problems
-InputCheck = Callable[[Mapping[str, Any], Any], Iterable[InputProblem]]
+InputCheck = Callable[[Mapping[str, Any], Any], Iterable[ValidationIssue]]
 
 
 class NodeDefinition:

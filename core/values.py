@@ -1,4 +1,7 @@
-"""Run values stored outside the process that made them: JSON inline when small, an artifact when large.
+"""Run values in JSON: their JSON form, and storage outside the process that made them.
+
+`value_to_json` is the JSON form of any run value (artifacts as references). Values stored
+outside the process that made them are JSON inline when small, an artifact when large.
 
 Used by the Celery executor (values travel between workers through Redis) and by the API's
 durable result cache (values outlive the API process in its database). Artifact references
@@ -15,9 +18,26 @@ from typing import Any
 
 from nodeloom.core.artifacts import ArtifactRef, ArtifactStore
 from nodeloom.core.errors import NodeExecutionError
-from nodeloom.core.events import value_to_json
 
 _SPILLED = "$spilled"
+
+
+def value_to_json(value: Any, *, describe_unknown: bool = False) -> Any:
+    """The JSON form of a run value: artifacts as references, containers recursively.
+
+    A value with no JSON form (an in-process model handle) is returned as is, or, with
+    `describe_unknown`, replaced by its `repr` so a record can always be written.
+    """
+    to_json = getattr(value, "to_json", None)
+    if callable(to_json):
+        return to_json()
+    if isinstance(value, list | tuple):
+        return [value_to_json(item, describe_unknown=describe_unknown) for item in value]
+    if isinstance(value, dict):
+        return {key: value_to_json(item, describe_unknown=describe_unknown) for key, item in value.items()}
+    if describe_unknown and not (value is None or isinstance(value, str | int | float | bool)):
+        return repr(value)
+    return value
 
 
 def to_json_text(values: Mapping[str, Any], node_id: str | None = None) -> str:

@@ -1,13 +1,16 @@
-"""The executor protocol: `submit`, `events`, `cancel`, `result`.
+"""The executor protocol: `submit`, `events`, `cancel`, `result`, `status`, `close`.
 
 Executors are transports for runs: the local one runs nodes in this process, the Celery
-one on workers. Callers hold a `RunHandle` and do not care which executor is behind it.
+one on workers. Callers (the SDK, the API, the agents) type what they hold as `Executor`
+and hold a `RunHandle` per run; they do not care which executor is behind it.
+`ExecutorConveniences` writes the conveniences (`run`, `with executor:`) once, on top of
+the protocol methods; each backend inherits them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 from nodeloom.core.context import RunConfig
 from nodeloom.core.events import RunEvent, RunResult
@@ -42,7 +45,48 @@ class Executor(Protocol):
         """Wait for a run to finish and return it; `RunTimeoutError` (a `TimeoutError`) after `timeout` s."""
         ...
 
-    def close(self) -> None: ...
+    def status(self, run_id: str) -> RunResult:
+        """A snapshot of the run now, finished or not; `RunNotFoundError` when the executor does not know it."""
+        ...
+
+    def close(self) -> None:
+        """Release the executor's threads and connections; runs in flight are not waited for."""
+        ...
+
+    def run(
+        self,
+        graph: Graph,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        config: RunConfig | None = None,
+        on_event: EventCallback | None = None,
+        use_cache: bool = True,
+    ) -> RunResult:
+        """Submit and wait: the result of the finished run (see `ExecutorConveniences.run`)."""
+        ...
+
+
+class ExecutorConveniences:
+    """What every executor offers on top of the protocol methods, written once (a backend may
+    override one for speed, keeping its signature)."""
+
+    def run(
+        self: Executor,
+        graph: Graph,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        config: RunConfig | None = None,
+        on_event: EventCallback | None = None,
+        use_cache: bool = True,
+    ) -> RunResult:
+        """Submit and wait: the result of the finished run."""
+        return self.submit(graph, inputs, config=config, on_event=on_event, use_cache=use_cache).result()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self: Executor, *exc: object) -> None:
+        self.close()
 
 
 class RunHandle:

@@ -9,9 +9,10 @@ from typing import Any
 
 from nodeloom.core.artifacts import ArtifactRef, ArtifactStore
 from nodeloom.core.errors import InputValueError
-from nodeloom.core.events import RunResult, value_to_json
+from nodeloom.core.events import RunResult
 from nodeloom.core.graph import Graph
 from nodeloom.core.types import ArtifactType, JsonType, List, PortType, ScalarType
+from nodeloom.core.values import value_to_json
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}

@@ -10,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from nodeloom.core.artifacts import LocalArtifactStore, default_artifact_root
+from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
 from nodeloom.core.disk_cache import DiskResultCache
 from nodeloom.core.errors import GraphFileError
 from nodeloom.core.events import RunResult
 from nodeloom.core.graph import Graph, as_graph
-from nodeloom.core.validate import NodeCatalog, ValidationIssue, validate_graph
+from nodeloom.core.issues import ValidationIssue
+from nodeloom.core.validate import validate_graph
 from nodeloom.executors.base import EventCallback, Executor
 from nodeloom.executors.local import LocalExecutor
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text as RichText
 
@@ -22,7 +23,8 @@ from nodeloom.core.context import RunConfig
 from nodeloom.core.errors import GraphValidationError, NodeloomError
 from nodeloom.core.events import RunStatus
 from nodeloom.core.graph import Graph
-from nodeloom.core.validate import ValidationIssue, validate_graph
+from nodeloom.core.issues import ValidationIssue
+from nodeloom.core.validate import validate_graph
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -46,7 +48,8 @@ def _print_issues(issues: list[ValidationIssue], source: str) -> None:
     err.print(f"[red]✗[/] {source}: {len(issues)} problem{'s' if len(issues) != 1 else ''}")
     for issue in issues:
         where = ".".join(part for part in (issue.node, issue.port) if part) or "graph"
-        err.print(f"  [bold]{where}[/]: {issue.message} [dim]({issue.code})[/]", markup=True)
+        # the message quotes user text ("Json[schema]"): escaped, so rich does not read it as markup
+        err.print(f"  [bold]{escape(where)}[/]: {escape(issue.message)} [dim]({issue.code})[/]", markup=True)
         if issue.expected or issue.received:
             err.print(f"      expected {issue.expected or '?'}, received {issue.received or '?'}", markup=False)
         if issue.hint:

@@ -240,3 +240,18 @@ def test_live_progress_display_on_a_terminal(tmp_path: Path, cli_env: dict[str, 
     assert "s (slow.steps)" in screen  # the running node's own bar
     assert "\x1b[" in screen  # drawn with terminal control sequences, not plain lines
     assert "[1/1] done" not in screen
+
+
+def test_a_json_input_value_is_checked_against_the_inputs_schema(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    schema = {"type": "object", "required": ["audience"]}
+    pick = {"type": "json.extract", "inputs": {"data": {"input": "brief"}, "path": "audience"}}
+    graph = write_graph(tmp_path / "g.json", {"pick": pick}, {"audience": {"node": "pick", "output": "value"}},
+                        {"brief": {"type": "Json", "schema": schema}})
+    done = nodeloom("run", str(graph), "--set", "brief=42", "--out", str(tmp_path / "o"), env=cli_env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "brief: graph input 'brief': does not match the Json[schema] schema: 42 is not of type 'object'" in " ".join(
+        done.stderr.split())
+    done = nodeloom("run", str(graph), "--set", 'brief={"audience": "tea lovers"}', "--out", str(tmp_path / "o"),
+                    env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["outputs"] == {"audience": "tea lovers"}

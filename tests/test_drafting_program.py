@@ -103,7 +103,7 @@ def test_graph_inputs_keep_type_default_description_and_constraints(catalog: Nod
         "scenes": {"type": "Int", "default": 3, "description": "how many", "min": 1, "max": 8},
         "tone": {"type": "Text", "default": "warm", "choices": ["warm", "bold"]},
         "sku": {"type": "Text", "pattern": "[A-Z]{3}"},
-        "brief": {"type": {"type": "Json", "schema": {"type": "object"}}, "default": {"a": [1, -2.5, None]}},
+        "brief": {"type": "Json", "schema": {"type": "object"}, "default": {"a": [1, -2.5, None]}},
         "tags": {"type": "List[Text]", "default": []},
     }
     assert graph.nodes["t"].inputs["n"] == InputRef("scenes")

@@ -16,12 +16,11 @@ import pytest
 from marker_nodes import FOLDER, MODULE, markers
 
 from nodeloom.core import EventKind, Float, Graph, NodeState, RunEvent, RunStatus
-from nodeloom.executors import LocalExecutor
+from nodeloom.core.errors import RunNotFoundError
+from nodeloom.executors import Executor, LocalExecutor
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
 from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet, wait_until
 from nodeloom.node_registry import NodeRegistry, builtin_registry
-
-Executor = LocalExecutor | CeleryExecutor
 
 
 @pytest.fixture(scope="session")
@@ -177,10 +176,28 @@ def test_rerun_executes_only_what_changed(executor: Executor, tmp_path: Path) ->
 
 
 def test_unknown_runs_are_clear_errors(executor: Executor) -> None:
-    from nodeloom.core.errors import RunNotFoundError
-
     with pytest.raises(RunNotFoundError):
         executor.result("no-such-run", timeout=1)
+    with pytest.raises(RunNotFoundError):
+        executor.status("no-such-run")
+    with pytest.raises(RunNotFoundError):
+        executor.cancel("no-such-run")
+    with pytest.raises(RunNotFoundError):
+        next(iter(executor.events("no-such-run")))
+
+
+def test_status_is_a_snapshot_while_running_and_the_result_once_finished(executor: Executor, tmp_path: Path) -> None:
+    g = Graph()
+    slow = g.add("marker.wait", "slow", folder=str(tmp_path), label="slow", seconds=0.6)
+    after = g.add("marker.mark", "after", folder=str(tmp_path), label="after", value=slow["value"])
+    g.output("value", after["value"])
+    handle = executor.submit(g, use_cache=False)
+    wait_until(lambda: bool(markers(tmp_path, "slow-start")), 30, "the slow node to start")
+    now = executor.status(handle.run_id)
+    assert now.status is RunStatus.RUNNING and now.finished_at is None and now.outputs == {}
+    assert (now.nodes["slow"].state, now.nodes["after"].state) == (NodeState.RUNNING, NodeState.PENDING)
+    finished = handle.result(timeout=30)
+    assert executor.status(handle.run_id) == finished and finished.outputs == {"value": 0.6}
 
 
 def test_outputs_travel_as_values_of_every_json_kind(executor: Executor) -> None:

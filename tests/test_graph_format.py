@@ -111,3 +111,29 @@ def test_float_default_round_trip_keeps_type() -> None:
     g = Graph()
     g.input("x", Float, default=0.5)
     assert Graph.from_json(g.to_json()).inputs["x"].default == 0.5
+
+
+def test_a_schema_bound_input_is_written_as_the_docs_show_and_read_back() -> None:
+    schema = {"type": "object", "required": ["audience"]}
+    g = Graph("brief")
+    g.input("brief", Json(schema))
+    g.input("briefs", List(Json(schema)), default=[])
+    written = g.to_json()["inputs"]
+    assert written["brief"] == {"type": "Json", "schema": schema}
+    assert written["briefs"] == {"type": "List", "item": {"type": "Json", "schema": schema}, "default": []}
+    again = Graph.loads(g.dumps())
+    assert again.inputs["brief"].type == Json(schema) and again.inputs["briefs"].type == List(Json(schema))
+    assert again == g
+    # the older nested form, {"type": {"type": "Json", "schema": ...}}, still reads
+    nested = Graph.from_json({"inputs": {"brief": {"type": {"type": "Json", "schema": schema}}}, "nodes": {},
+                              "outputs": {}})
+    assert nested.inputs["brief"].type == Json(schema)
+
+
+def test_the_graph_input_example_of_the_format_docs_reads_with_its_schema() -> None:
+    text = (Path(__file__).resolve().parent.parent / "docs" / "graph-format.md").read_text()
+    block = text[text.index('"inputs": {\n  "product"'):]
+    block = "{" + block[: block.index("\n}\n") + 2] + "}"
+    graph = Graph.from_json({**json.loads(block), "nodes": {}, "outputs": {}})
+    assert graph.inputs["brief"].type == Json({"type": "object", "required": ["audience"]})
+    assert graph.inputs["scenes"].port.check_value(9) is not None

@@ -296,3 +296,57 @@ def test_every_issue_code_is_produced_by_some_document(registry: NodeRegistry, c
     doc = examples[code]
     source = doc if isinstance(doc, str) else json.dumps(doc)
     assert code in codes(validate_graph(source, registry))
+
+
+# -- a graph input bound to a JSON Schema (the form docs/graph-format.md shows) ---------
+
+BRIEF_SCHEMA = {"type": "object", "required": ["audience"], "properties": {"audience": {"type": "string"}}}
+
+
+def brief_document(**declaration: Any) -> dict[str, Any]:
+    doc = valid_document()
+    doc["inputs"]["brief"] = {"type": "Json", "schema": BRIEF_SCHEMA, **declaration}
+    return doc
+
+
+def test_a_json_input_keeps_its_schema_and_run_values_are_checked_against_it() -> None:
+    graph = Graph.from_json(brief_document())
+    assert graph.inputs["brief"].type.json_schema() == BRIEF_SCHEMA
+    values, issues = check_run_inputs(graph, {"brief": {"audience": "tea lovers"}})
+    assert (issues, values["brief"]) == ([], {"audience": "tea lovers"})
+    _, [issue] = check_run_inputs(graph, {"brief": 42})
+    assert (issue.code, issue.port, issue.expected, issue.received) == ("type_mismatch", "brief", "Json[schema]", "Int")
+    assert issue.message == "graph input 'brief': does not match the Json[schema] schema: 42 is not of type 'object'"
+    _, [issue] = check_run_inputs(graph, {"brief": {"audience": 3}})
+    assert issue.message == ("graph input 'brief': does not match the Json[schema] schema at audience: "
+                             "3 is not of type 'string'")
+
+
+def test_a_json_input_default_is_checked_against_its_schema(registry: NodeRegistry) -> None:
+    [issue] = validate_graph(brief_document(default={"tone": "warm"}), registry)
+    assert (issue.code, issue.port) == ("type_mismatch", "brief")
+    assert issue.message == "graph input 'brief': default does not match the Json[schema] schema: " \
+                            "'audience' is a required property"
+
+
+@pytest.mark.parametrize(
+    ("declaration", "code", "message"),
+    [
+        ({"type": "Text", "schema": {"type": "object"}}, "invalid_format",
+         "graph input 'brief': \"schema\" belongs to a Json type, not 'Text'"),
+        ({"type": "Json", "schema": {"type": "no such type"}}, "invalid_type",
+         "graph input 'brief': invalid JSON Schema: 'no such type' is not valid under any of the given schemas"),
+        ({"type": "Json", "schema": []}, "invalid_type",
+         "graph input 'brief': \"schema\" of a Json type must be a JSON object"),
+        ({"type": "Json", "scheme": {"type": "object"}}, "invalid_format",
+         "graph input 'brief': unknown keys ['scheme']; allowed: type, schema, item, default, description, "
+         "min, max, choices, pattern"),
+    ],
+)
+def test_a_schema_that_cannot_apply_is_reported_not_dropped(
+    registry: NodeRegistry, declaration: dict[str, Any], code: str, message: str
+) -> None:
+    doc = valid_document()
+    doc["inputs"]["brief"] = declaration
+    [issue] = validate_graph(doc, registry)
+    assert (issue.code, issue.port, issue.message) == (code, "brief", message)

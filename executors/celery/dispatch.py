@@ -16,11 +16,11 @@ from celery import Celery  # type: ignore[import-untyped]
 
 from nodeloom.core.artifacts import ArtifactStore
 from nodeloom.core.cache import value_token
+from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
 from nodeloom.core.errors import NodeExecutionError
 from nodeloom.core.graph import Graph
 from nodeloom.core.plan import ExecutionPlan, PlannedNode, plan_execution
-from nodeloom.core.validate import NodeCatalog
 from nodeloom.core.values import decode_outputs, revive
 from nodeloom.executors.celery.app import EXECUTE_NODE
 from nodeloom.executors.celery.store import RunDocument, RunStore, task_id

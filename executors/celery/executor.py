@@ -14,14 +14,14 @@ from typing import Any
 from celery import Celery  # type: ignore[import-untyped]
 
 from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
+from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
 from nodeloom.core.errors import NodeNotRegisteredError, RunNotFoundError, RunTimeoutError
 from nodeloom.core.events import EventKind, RunEvent, RunResult, RunStatus
 from nodeloom.core.graph import Graph
 from nodeloom.core.plan import prepare_run
-from nodeloom.core.validate import NodeCatalog
 from nodeloom.core.values import decode_outputs, revive, to_json_text
-from nodeloom.executors.base import EventCallback, RunHandle
+from nodeloom.executors.base import EventCallback, ExecutorConveniences, RunHandle
 from nodeloom.executors.celery.app import CeleryConfig, make_app
 from nodeloom.executors.celery.dispatch import DistributedRun
 from nodeloom.executors.celery.store import RunDocument, RunNotices, RunStore, task_id
@@ -29,7 +29,7 @@ from nodeloom.executors.celery.store import RunDocument, RunNotices, RunStore, t
 log = logging.getLogger(__name__)
 
 
-class CeleryExecutor:
+class CeleryExecutor(ExecutorConveniences):
     """Runs graphs on Celery workers started with `celery -A nodeloom.executors.celery.app worker`.
 
     >>> with CeleryExecutor(config=CeleryConfig(broker_url="redis://127.0.0.1:6379/0")) as executor:
@@ -177,10 +177,6 @@ class CeleryExecutor:
             finished_at=float(finished) if finished else None,
         )
 
-    def run(self, graph: Graph, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
-        """Submit and wait: the result of the finished run."""
-        return self.submit(graph, inputs, **options).result()
-
     def workers(self) -> list[dict[str, Any]]:
         """What each worker process reported after its tasks: `worker` (Celery node name), `pid`,
         `models` (what it holds loaded: `kind` "image" with model, dtype, device for diffusion
@@ -200,12 +196,6 @@ class CeleryExecutor:
             watcher.join(timeout=1)
         self.store.close()
         self.app.close()
-
-    def __enter__(self) -> CeleryExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- internals -----------------------------------------------------------------
     def _known(self, run_id: str) -> None:

@@ -9,7 +9,6 @@ worker process, after the pool forked, and kept between tasks.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -27,11 +26,10 @@ from celery.exceptions import SoftTimeLimitExceeded  # type: ignore[import-untyp
 from celery.signals import worker_process_shutdown  # type: ignore[import-untyped]
 
 from nodeloom.core.artifacts import open_artifact_store
-from nodeloom.core.context import NodeContext
-from nodeloom.core.errors import NodeTimeoutError, error_record
+from nodeloom.core.attempt import call_node, failure_outcome, timeout_error
+from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.events import RunStatus
 from nodeloom.core.plan import ExecutionPlan
-from nodeloom.core.validate import NodeCatalog
 from nodeloom.core.values import encode_outputs
 from nodeloom.executors.celery.app import EXECUTE_NODE, CeleryConfig, app
 from nodeloom.executors.celery.dispatch import DistributedRun
@@ -103,33 +101,20 @@ class NodeWorker:
             if waiting:
                 run.send(app, list(zip(waiting, run.store.attempts(run_id, waiting), strict=True)))
             return verdict
-        definition = planned.definition
         started = time.monotonic()
         error: BaseException | None = None
         encoded = ""
         try:
             inputs = run.gather(planned, texts=texts)
-            ctx = None
-            if definition.context_param is not None:
-                ctx = NodeContext(
-                    run_id=run_id,
-                    node_id=node_id,
-                    artifacts=self.artifacts,
-                    config=run.config,
-                    attempt=attempt,
-                    device=os.environ.get("NODELOOM_DEVICE"),
-                    on_progress=lambda done, total, message: self._progress(run_id, node_id, attempt,
-                                                                            done, total, message),
-                    is_cancelled=lambda: self.store.status(run_id) is not RunStatus.RUNNING,
-                    catalog=run.plan.catalog,
-                )
-            if definition.is_async:
-                outputs = asyncio.run(definition.invoke_async(node_id, inputs, ctx))
-            else:
-                outputs = definition.invoke(node_id, inputs, ctx)
+            outputs = call_node(
+                planned.definition, node_id, inputs, run_id=run_id, attempt=attempt, artifacts=self.artifacts,
+                config=run.config, catalog=run.plan.catalog, device=os.environ.get("NODELOOM_DEVICE"),
+                on_progress=lambda done, total, message: self._progress(run_id, node_id, attempt, done, total, message),
+                is_cancelled=lambda: self.store.status(run_id) is not RunStatus.RUNNING,
+            )
             encoded = encode_outputs(outputs, self.artifacts, self.config.inline_limit, node_id)
         except SoftTimeLimitExceeded:
-            error = NodeTimeoutError(f"node {node_id!r} did not finish within {planned.timeout:g} s", node=node_id)
+            error = timeout_error(node_id, planned.timeout)
         except Exception as failure:
             error = failure
             log.debug("node %s of run %s failed", node_id, run_id, exc_info=True)
@@ -139,9 +124,7 @@ class NodeWorker:
             if ready:
                 run.send(app, ready)
             return "done"
-        info, retryable = error_record(error)
-        retry = planned.retry
-        delay = retry.delay(attempt) if retryable and attempt < retry.max_attempts else None
+        info, delay = failure_outcome(error, attempt, planned.retry)
         outcome = self.store.fail(run_id, node_id, attempt, info, delay)
         if outcome is not None and outcome[0] == "retry":
             run.send(app, [(node_id, outcome[1])], countdown=delay)

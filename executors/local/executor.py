@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import os
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from nodeloom.core.artifacts import ArtifactStore, LocalArtifactStore, default_artifact_root
 from nodeloom.core.cache import ResultCache
+from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
 from nodeloom.core.errors import RunNotFoundError, RunTimeoutError
 from nodeloom.core.events import RunEvent, RunResult
 from nodeloom.core.graph import Graph
 from nodeloom.core.plan import prepare_run
-from nodeloom.core.validate import NodeCatalog
-from nodeloom.executors.base import EventCallback, RunHandle
-from nodeloom.executors.local.lanes import Lane, Timers
+from nodeloom.executors.base import EventCallback, ExecutorConveniences, RunHandle
+from nodeloom.executors.local.lanes import AsyncLoop, Lane, Timers
 from nodeloom.executors.local.run import LocalRun
-
-T = TypeVar("T")
 
 
 def _on_lane_thread() -> bool:
@@ -41,29 +37,7 @@ def detect_gpu_devices() -> list[str]:
     return [f"cuda:{index}" for index in range(count)] or ["cpu"]
 
 
-class _AsyncLoop:
-    """An event loop on its own thread, for `async def` nodes."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="nodeloom-async", daemon=True).start()
-                self._loop = loop
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._loop = None
-
-
-class LocalExecutor:
+class LocalExecutor(ExecutorConveniences):
     """Runs graphs in this process: a lane of threads per resource kind, one per GPU device.
 
     >>> with LocalExecutor() as executor:
@@ -100,7 +74,7 @@ class LocalExecutor:
         self.config = config or RunConfig()
         self.keep_runs = keep_runs
         self.timers = Timers()
-        self.async_loop = _AsyncLoop()
+        self.async_loop = AsyncLoop()
         self._lanes = {
             "cpu": Lane("cpu", cpu_workers or max(2, os.cpu_count() or 2), self.timers),
             "io": Lane("io", io_workers, self.timers),
@@ -171,9 +145,10 @@ class LocalExecutor:
     ) -> RunResult:
         """Submit and wait: the result of the finished run.
 
-        While it waits, the calling thread runs the run's cpu nodes itself (saving two
-        thread hand-offs per run) — unless a node has a timeout, since a thread inside a
-        node cannot return before the node does; then everything runs on the lanes.
+        Overrides `ExecutorConveniences.run`: while it waits, the calling thread runs the
+        run's cpu nodes itself (saving two thread hand-offs per run) — unless a node has a
+        timeout, since a thread inside a node cannot return before the node does; then
+        everything runs on the lanes.
         """
         run = self._create(graph, inputs, config, on_event, use_cache)
         ready = run.start()
@@ -195,12 +170,6 @@ class LocalExecutor:
         self.timers.close()
         self.async_loop.close()
         self.cache.close()
-
-    def __enter__(self) -> LocalExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- used by runs --------------------------------------------------------------
     def dispatch(self, run: LocalRun, ready: list[str], current: Lane | None) -> str | None:

@@ -8,14 +8,18 @@ ready successor of the same lane itself, so a chain runs without thread hand-off
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import heapq
 import itertools
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -271,3 +275,25 @@ class Timers:
                 action()
             except Exception:
                 log.exception("timer action failed")
+
+
+class AsyncLoop:
+    """An event loop on its own thread, for `async def` nodes."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="nodeloom-async", daemon=True).start()
+                self._loop = loop
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None

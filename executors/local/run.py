@@ -12,18 +12,16 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from typing import Any, Protocol
 
+from nodeloom.core.artifacts import ArtifactStore
+from nodeloom.core.attempt import call_node, failure_outcome, timeout_error
 from nodeloom.core.cache import ResultCache, value_token
-from nodeloom.core.context import NodeContext, RunConfig
-from nodeloom.core.errors import NodeTimeoutError, error_record
+from nodeloom.core.context import RunConfig
 from nodeloom.core.events import EventKind, EventLog, NodeRecord, NodeState, RunEvent, RunResult, RunStatus
 from nodeloom.core.plan import ExecutionPlan, PlannedNode
-
-if TYPE_CHECKING:
-    from nodeloom.executors.local.executor import LocalExecutor
-    from nodeloom.executors.local.lanes import Lane
+from nodeloom.executors.local.lanes import AsyncLoop, Lane, Timers
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +30,26 @@ _NODE_STARTED = EventKind.NODE_STARTED.value
 _NODE_DONE = EventKind.NODE_DONE.value
 
 
+class RunHost(Protocol):
+    """What a run needs of the executor that runs it (`LocalExecutor`)."""
+
+    cache: ResultCache
+    artifacts: ArtifactStore
+    timers: Timers
+    async_loop: AsyncLoop
+
+    def dispatch(self, run: LocalRun, ready: list[str], current: Lane | None) -> str | None: ...
+
+    def run_finished(self, run: LocalRun) -> None: ...
+
+
 class _Attempt:
     """One try of one node. `abandoned` is set on timeout or cancel: its result is then ignored."""
 
-    __slots__ = ("abandoned", "future", "lane", "node_id", "number", "sync")
+    __slots__ = ("abandoned", "future", "lane", "node_id", "number", "run", "sync")
 
-    def __init__(self, node_id: str, number: int, lane: Lane, sync: bool) -> None:
+    def __init__(self, run: LocalRun, node_id: str, number: int, lane: Lane, sync: bool) -> None:
+        self.run = run
         self.node_id = node_id
         self.number = number
         self.lane = lane
@@ -48,11 +60,22 @@ class _Attempt:
     def is_abandoned(self) -> bool:
         return self.abandoned
 
+    def progress(self, done: float, total: float | None, message: str) -> None:
+        self.run._on_progress(self, done, total, message)
+
+    def run_async(self, coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+        """Run an async node on the executor's event loop thread, cancellable through `future`."""
+        future = self.run.executor.async_loop.submit(coroutine)
+        self.future = future
+        if self.abandoned:  # timed out or cancelled before the future existed
+            future.cancel()
+        return future.result()
+
 
 class LocalRun:
     def __init__(
         self,
-        executor: LocalExecutor,
+        executor: RunHost,
         plan: ExecutionPlan,
         run_id: str,
         input_values: Mapping[str, Any],
@@ -210,7 +233,7 @@ class LocalRun:
                 return None  # cancelled or skipped while queued
             record.state = NodeState.RUNNING
             number = record.attempts = record.attempts + 1
-            attempt = _Attempt(node_id, number, lane, not definition.is_async)
+            attempt = _Attempt(self, node_id, number, lane, not definition.is_async)
             self.running[node_id] = attempt
             now = time.time()
             if record.started_at is None:
@@ -230,27 +253,10 @@ class LocalRun:
         error: BaseException | None = None
         try:
             inputs = planned.gather_inputs(self.input_values, self.values, True)
-            ctx = None
-            if definition.context_param is not None:
-                ctx = NodeContext(
-                    run_id=self.run_id,
-                    node_id=node_id,
-                    artifacts=self.executor.artifacts,
-                    config=self.config,
-                    attempt=attempt.number,
-                    device=lane.device,
-                    on_progress=lambda done, total, message: self._on_progress(attempt, done, total, message),
-                    is_cancelled=attempt.is_abandoned,
-                    catalog=self.plan.catalog,
-                )
-            if definition.is_async:
-                future = self.executor.async_loop.submit(definition.invoke_async(node_id, inputs, ctx))
-                attempt.future = future
-                if attempt.abandoned:  # timed out or cancelled before the future existed
-                    future.cancel()
-                outputs = future.result()
-            else:
-                outputs = definition.invoke(node_id, inputs, ctx)
+            outputs = call_node(definition, node_id, inputs, run_id=self.run_id, attempt=number,
+                                artifacts=self.executor.artifacts, config=self.config, catalog=self.plan.catalog,
+                                device=lane.device, on_progress=attempt.progress, is_cancelled=attempt.is_abandoned,
+                                run_async=attempt.run_async)
         except (concurrent.futures.CancelledError, asyncio.CancelledError) as cancelled:
             error = cancelled
         except Exception as failure:
@@ -309,11 +315,8 @@ class LocalRun:
     def _fail_attempt(self, planned: PlannedNode, attempt: _Attempt, error: BaseException) -> None:
         node_id = planned.id
         record = self.records[node_id]
-        info, retryable = error_record(error)
-        if isinstance(error, concurrent.futures.CancelledError | asyncio.CancelledError):
-            retryable = False
-        if retryable and attempt.number < planned.retry.max_attempts and not self.done.is_set():
-            delay = planned.retry.delay(attempt.number)
+        info, delay = failure_outcome(error, attempt.number, planned.retry)
+        if delay is not None and not self.done.is_set():
             record.state = NodeState.PENDING
             self._emit(EventKind.NODE_RETRYING, node_id, time.time(), attempt.number, delay, info)
             self.executor.timers.call_at(time.monotonic() + delay, lambda: self._retry(node_id))
@@ -356,10 +359,7 @@ class LocalRun:
             if attempt.abandoned or self.running.get(attempt.node_id) is not attempt:
                 return
             self._abandon(attempt)
-            error = NodeTimeoutError(
-                f"node {attempt.node_id!r} did not finish within {timeout:g} s", node=attempt.node_id
-            )
-            self._fail_attempt(self.plan.nodes[attempt.node_id], attempt, error)
+            self._fail_attempt(self.plan.nodes[attempt.node_id], attempt, timeout_error(attempt.node_id, timeout))
             self._maybe_finish()
 
     def cancel(self) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from nodeloom.core.errors import NodeExecutionError
-from nodeloom.node_registry.llm.provider import ChatRequest, Completion, StreamObserver
+from nodeloom.node_registry.llm.chat import ChatRequest, Completion, StreamObserver
 
 if TYPE_CHECKING:
     from llama_cpp import Llama

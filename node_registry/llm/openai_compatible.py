@@ -27,7 +27,7 @@ import httpx
 
 from nodeloom.core.errors import NodeExecutionError
 from nodeloom.core.spec import RetryPolicy
-from nodeloom.node_registry.llm.provider import ChatRequest, Completion, StreamObserver
+from nodeloom.node_registry.llm.chat import ChatRequest, Completion, StreamObserver
 
 log = logging.getLogger(__name__)
 

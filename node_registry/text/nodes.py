@@ -17,8 +17,8 @@ from jinja2.sandbox import SandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from nodeloom.core.errors import NodeExecutionError
-from nodeloom.core.events import value_to_json
 from nodeloom.core.spec import node
+from nodeloom.core.values import value_to_json
 
 #: the longest rendered text, in characters
 MAX_TEMPLATE_OUTPUT = 1_000_000

@@ -21,8 +21,8 @@ from pydantic import BaseModel
 from nodeloom.core.artifacts import ArtifactRef, ArtifactStore
 from nodeloom.core.context import NodeContext
 from nodeloom.core.errors import NodeExecutionError
-from nodeloom.core.events import value_to_json
 from nodeloom.core.spec import node
+from nodeloom.core.values import value_to_json
 
 
 def _refused(filename: str, why: str) -> NodeExecutionError:

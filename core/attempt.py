@@ -1,0 +1,66 @@
+"""One attempt of one node, as every executor makes it: build the node's context, call the
+node (sync or async), word a timeout, and decide whether a failure is tried again.
+
+The local executor (`executors/local/run.py`) and the Celery worker
+(`executors/celery/tasks.py`) differ in where inputs come from and where outcomes go (the
+run's memory, or the run store); what happens between is this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from nodeloom.core.artifacts import ArtifactStore
+from nodeloom.core.catalog import NodeCatalog
+from nodeloom.core.context import NodeContext, RunConfig
+from nodeloom.core.errors import NodeTimeoutError, error_record
+from nodeloom.core.spec import NodeDefinition, RetryPolicy
+
+Outputs = dict[str, Any]
+#: runs an async node's coroutine to its outputs (the local executor uses its event loop thread)
+AsyncRunner = Callable[[Coroutine[Any, Any, Outputs]], Outputs]
+ProgressCallback = Callable[[float, float | None, str], None]
+
+
+def call_node(
+    definition: NodeDefinition,
+    node_id: str,
+    inputs: Mapping[str, Any],
+    *,
+    run_id: str,
+    attempt: int,
+    artifacts: ArtifactStore,
+    config: RunConfig,
+    catalog: NodeCatalog | None,
+    device: str | None,
+    on_progress: ProgressCallback,
+    is_cancelled: Callable[[], bool],
+    run_async: AsyncRunner = asyncio.run,
+) -> Outputs:
+    """Call the node once and return its checked outputs; a node that takes a `NodeContext` gets one."""
+    ctx = None
+    if definition.context_param is not None:
+        ctx = NodeContext(run_id=run_id, node_id=node_id, artifacts=artifacts, config=config, attempt=attempt,
+                          device=device, on_progress=on_progress, is_cancelled=is_cancelled, catalog=catalog)
+    if definition.is_async:
+        return run_async(definition.invoke_async(node_id, inputs, ctx))
+    return definition.invoke(node_id, inputs, ctx)
+
+
+def timeout_error(node_id: str, seconds: float | None) -> NodeTimeoutError:
+    """The error of an attempt that ran past the node's timeout."""
+    return NodeTimeoutError(f"node {node_id!r} did not finish within {seconds:g} s", node=node_id)
+
+
+def failure_outcome(error: BaseException, attempt: int, retry: RetryPolicy) -> tuple[dict[str, Any], float | None]:
+    """The record of a failed attempt, and the delay before trying again (None: the node has failed).
+
+    A retryable error is tried again while attempts are left; a cancelled attempt never is.
+    """
+    info, retryable = error_record(error)
+    if isinstance(error, concurrent.futures.CancelledError | asyncio.CancelledError):
+        retryable = False
+    return info, (retry.delay(attempt) if retryable and attempt < retry.max_attempts else None)
