@@ -19,9 +19,10 @@ from nodeloom.core import EventKind, Float, Graph, NodeState, RunEvent, RunStatu
 from nodeloom.executors import LocalExecutor
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
 from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet, wait_until
+from nodeloom.executors.pool import PoolExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 
-Executor = LocalExecutor | CeleryExecutor
+Executor = LocalExecutor | CeleryExecutor | PoolExecutor
 
 
 @pytest.fixture(scope="session")
@@ -41,11 +42,14 @@ def celery_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryCo
             yield config
 
 
-@pytest.fixture(params=["local", pytest.param("celery", marks=pytest.mark.slow)])
+@pytest.fixture(params=["local", "pool", pytest.param("celery", marks=pytest.mark.slow)])
 def executor(request: pytest.FixtureRequest, conformance_registry: NodeRegistry, tmp_path: Path) -> Iterator[Executor]:
     running: Executor
     if request.param == "local":
         running = LocalExecutor(conformance_registry, artifacts=tmp_path / "artifacts")
+    elif request.param == "pool":
+        running = PoolExecutor(conformance_registry, node_modules=(MODULE,), workers=1,
+                               artifacts=tmp_path / "artifacts")
     else:
         running = CeleryExecutor(conformance_registry, config=request.getfixturevalue("celery_config"))
     with running:

@@ -38,7 +38,9 @@ def _client(url: str, tmp_path: Path, **limits: int) -> Iterator[TestClient]:
     upgrade_database(engine)
     key, _ = create_key(engine, "acme", [Scope.ADMIN])
     engine.dispose()
-    app = create_app(ApiSettings(db_url=url, artifacts=tmp_path / "artifacts", **limits))  # type: ignore[arg-type]
+    # the in-process executor: these cases check the edge, and a worker pool per test would cost seconds each
+    app = create_app(ApiSettings(db_url=url, artifacts=tmp_path / "artifacts", executor="local",
+                                 **limits))  # type: ignore[arg-type]
     with TestClient(app, raise_server_exceptions=False) as client:
         client.headers["Authorization"] = f"Bearer {key}"
         yield client
