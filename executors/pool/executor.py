@@ -406,6 +406,9 @@ class PoolExecutor:
         if worker is not None:
             worker.send(("cancel", run_id))
         self._wake()
+        # as on the local executor, the run has ended when cancel returns: its worker answers at
+        # once, or is killed `kill_grace` seconds from now
+        run.done.wait(self.kill_grace + 10)
         return True
 
     def result(self, run_id: str, timeout: float | None = None) -> RunResult:
