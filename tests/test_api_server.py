@@ -576,7 +576,8 @@ def _events_until_nap_started(api: Client, run_id: str) -> list[int]:
 def test_schemathesis_finds_no_server_error_or_schema_violation(server: ApiServer, admin_key: str,
                                                                 tmp_path: Path) -> None:
     command = [str(Path(sys.executable).parent / "schemathesis"), "run", f"{server.url}/openapi.json",
-               "--checks", "not_a_server_error,response_schema_conformance", "--max-examples", "15",
+               "--checks", "not_a_server_error,status_code_conformance,response_schema_conformance",
+               "--max-examples", "15",
                "--phases", "coverage,fuzzing", "--generation-database", "none", "--request-timeout", "10",
                "--header", f"Authorization: Bearer {admin_key}", "--seed", "1",
                # every valid draft request runs the embedded LLM for 10-30 s; the drafts route's

@@ -59,6 +59,7 @@ from nodeloom.core.graph import Graph
 from nodeloom.core.plan import prepare_run
 from nodeloom.core.validate import NodeCatalog
 from nodeloom.executors.base import EventCallback, RunHandle
+from nodeloom.executors.local.run import copy_record
 from nodeloom.executors.pool import worker as worker_main
 
 log = logging.getLogger(__name__)
@@ -216,7 +217,7 @@ class _PoolRun:
                 return self.result
             return RunResult(
                 run_id=self.run_id, status=status or self.status, outputs=dict(self.outputs),
-                nodes={node_id: _copy(record) for node_id, record in self.records.items()},
+                nodes={node_id: copy_record(record) for node_id, record in self.records.items()},
                 started_at=self.started_at, finished_at=finished_at or self.finished_at,
             )
 
@@ -237,11 +238,6 @@ class _PoolRun:
             index += len(batch)
             if finished and index >= len(self.events):
                 return
-
-
-def _copy(record: NodeRecord) -> NodeRecord:
-    return NodeRecord(record.id, record.type, record.state, record.attempts, record.started_at,
-                      record.finished_at, record.cache_key, dict(record.error) if record.error else None)
 
 
 class _Worker:
