@@ -1,6 +1,7 @@
 """One set of behaviour tests that every executor passes: the executor protocol, as a specification.
 
-Each test runs against `LocalExecutor` (threads in this process) and `CeleryExecutor`
+Each test runs against `LocalExecutor` (threads in this process), `PoolExecutor` (one worker
+process) and `CeleryExecutor`
 (a test-owned `redis-server` and a real `celery worker` with two pool processes). The
 nodes are in marker_nodes.py, which this process and the workers import; each execution
 leaves a marker file, so tests count executions across processes.
