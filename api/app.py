@@ -51,8 +51,10 @@ def build_executor(
 ) -> tuple[Executor, ArtifactStore, QueueDepths | None]:
     """The executor named by the settings, its artifact store, and (Celery) a queue-depth reader.
 
-    The local executor's result cache is kept in the database too (`DurableResultCache`), so
-    a run resumed after a restart does not redo finished nodes; Celery's lives in Redis.
+    The pool (the default: worker processes, so no node runs in the API process) and the local
+    executor keep their result cache in the database too (`DurableResultCache`, in this process;
+    pool workers ask it over their pipes), so a run resumed after a restart does not redo finished
+    nodes; Celery's lives in Redis.
     """
     if settings.executor == "celery":
         import dataclasses
@@ -67,12 +69,18 @@ def build_executor(
             config = dataclasses.replace(config, node_modules=settings.node_modules)
         celery = CeleryExecutor(registry, config=config)
         return celery, celery.artifacts, _celery_queue_depths(config.broker_url)
-    from nodeloom.executors import LocalExecutor
-
     artifacts = LocalArtifactStore(settings.artifacts or default_artifact_root())
     cache = DurableResultCache(engine, artifacts, ttl=settings.result_ttl_seconds)
-    local = LocalExecutor(registry, artifacts=artifacts, cache=cache, cpu_workers=settings.cpu_workers)
-    return local, artifacts, None
+    if settings.executor == "local":
+        from nodeloom.executors import LocalExecutor
+
+        local = LocalExecutor(registry, artifacts=artifacts, cache=cache, cpu_workers=settings.cpu_workers)
+        return local, artifacts, None
+    from nodeloom.executors.pool import PoolExecutor
+
+    pool = PoolExecutor(registry, node_modules=settings.node_modules, workers=settings.workers,
+                        artifacts=artifacts.root, cache=cache, cpu_workers=settings.cpu_workers)
+    return pool, artifacts, None
 
 
 def _celery_queue_depths(broker_url: str) -> QueueDepths:

@@ -11,7 +11,7 @@ import click
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-from nodeloom.api.settings import ApiSettings, default_db_url
+from nodeloom.api.settings import EXECUTOR_KINDS, ApiSettings, default_db_url
 
 _DB_HELP = "Database URL: sqlite:///path.db or postgresql://user@host:5432/db [env NODELOOM_DB_URL]."
 
@@ -21,24 +21,29 @@ _DB_HELP = "Database URL: sqlite:///path.db or postgresql://user@host:5432/db [e
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
 @click.option("--db-url", envvar="NODELOOM_DB_URL", default=None,
               help=_DB_HELP + " Default: ~/.local/share/nodeloom/nodeloom.db.")
-@click.option("--executor", type=click.Choice(["local", "celery"]), envvar="NODELOOM_EXECUTOR", default="local",
+@click.option("--executor", type=click.Choice(["pool", "celery", "local"]), envvar="NODELOOM_EXECUTOR", default="pool",
               show_default=True,
-              help="local: run graphs in this process; celery: only enqueue them for `nodeloom worker`s "
-                   "[env NODELOOM_EXECUTOR].")
+              help="pool: run graphs in worker processes of this server (no node code runs in the process "
+                   "answering HTTP); celery: only enqueue them for `nodeloom worker`s; local: run them inside "
+                   "the API process (development only: a busy node slows every request) [env NODELOOM_EXECUTOR].")
+@click.option("--workers", type=click.IntRange(1, 256), envvar="NODELOOM_WORKERS", default=None,
+              help="Worker processes of the pool executor; each runs one run at a time "
+                   "[env NODELOOM_WORKERS; default: one per core, at least 2].")
 @click.option("--artifacts", envvar="NODELOOM_ARTIFACTS", type=click.Path(file_okay=False), default=None,
               help="Artifact folder [env NODELOOM_ARTIFACTS; default $NODELOOM_HOME/artifacts].")
 @click.option("--node-module", "node_modules", multiple=True, metavar="MODULE",
               help="Also register the nodes of this Python module (repeatable).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
-def serve(host: str, port: int, db_url: str | None, executor: str, artifacts: str | None,
+def serve(host: str, port: int, db_url: str | None, executor: str, workers: int | None, artifacts: str | None,
           node_modules: tuple[str, ...], log_level: str) -> None:
-    """Run the REST API server (one process; the local executor runs graphs inside it).
+    """Run the REST API server; runs execute in its worker processes (or on Celery workers).
 
     \b
-    Start-up upgrades the database schema, keeping its data. Runs that were in flight when
-    the server last stopped are followed again (Celery) or marked `interrupted` (local; run
-    them again with POST /v1/runs/{id}/resume).
+    Start-up upgrades the database schema, keeping its data, and starts the worker processes
+    (a node past its timeout has its worker killed and replaced). Runs that were in flight when
+    the server last stopped are followed again (Celery) or marked `interrupted` (pool, local;
+    run them again with POST /v1/runs/{id}/resume).
     Create the first key with `nodeloom keys create --project NAME --scopes admin`.
     API docs: http://HOST:PORT/docs, schema: /openapi.json.
     """
@@ -46,17 +51,26 @@ def serve(host: str, port: int, db_url: str | None, executor: str, artifacts: st
 
     from nodeloom.api.app import create_app
 
+    kind = next(known for known in EXECUTOR_KINDS if known == executor)
     settings = ApiSettings(
-        db_url=db_url or default_db_url(), executor="celery" if executor == "celery" else "local",
+        db_url=db_url or default_db_url(), executor=kind, workers=workers,
         artifacts=Path(artifacts) if artifacts else None, node_modules=node_modules,
     )
     _engine(settings.db_url).dispose()  # a bad URL or an unreachable database: a message, not a traceback
-    click.echo(f"nodeloom API on http://{host}:{port} ({settings.executor} executor, {_redacted(settings.db_url)})",
-               err=True)
+    click.echo(f"nodeloom API on http://{host}:{port} ({settings.executor} executor"
+               f"{_worker_count(settings)}, {_redacted(settings.db_url)})", err=True)
     # the standard asyncio loop, not uvloop: under 100 saturating clients uvloop left ~1 % of reads
     # waiting 150-600 ms (p99 145-320 ms) where asyncio serves them in order (p99 17 ms) at the
     # same throughput (bench/api_load.py, wrk --latency)
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level, loop="asyncio")
+
+
+def _worker_count(settings: ApiSettings) -> str:
+    if settings.executor != "pool":
+        return ""
+    from nodeloom.executors.pool import default_worker_count
+
+    return f", {settings.workers or default_worker_count()} worker processes"
 
 
 def _redacted(url: str) -> str:

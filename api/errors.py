@@ -59,6 +59,9 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+#: the detail of the HTTPException FastAPI raises for a request body it cannot decode
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
 #: error types of `nodeloom.api.inputs` that become the response's code
 _EDGE_CODES = ("invalid_unicode", "too_deep")
 
@@ -90,6 +93,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 400 and error.detail == _UNPARSABLE_BODY:
+            # FastAPI's answer to a body that is not UTF-8 text: the same 422 as a body that is not JSON,
+            # the status every route documents for a bad body
+            return JSONResponse(error_body("invalid_request", "the request body is not JSON text in UTF-8",
+                                           {"issues": [{"location": "body", "message": "not UTF-8 JSON text",
+                                                        "type": "json_invalid"}]}), status_code=422)
         code = _STATUS_CODES.get(error.status_code, "http_error")
         return JSONResponse(error_body(code, str(error.detail)), status_code=error.status_code,
                             headers=getattr(error, "headers", None))

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-ExecutorKind = Literal["local", "celery"]
+ExecutorKind = Literal["pool", "local", "celery"]
+EXECUTOR_KINDS: tuple[ExecutorKind, ...] = ("pool", "local", "celery")
 
 
 def default_db_url() -> str:
@@ -26,13 +27,16 @@ class ApiSettings:
 
     #: SQLAlchemy-style URL: `sqlite:///path.db` or `postgresql://user@host:5432/db`
     db_url: str = field(default_factory=default_db_url)
-    #: `local` runs graphs inside the API process; `celery` only enqueues them for workers
-    executor: ExecutorKind = "local"
+    #: `pool` runs graphs in worker processes of its own; `celery` only enqueues them for
+    #: `nodeloom worker`s; `local` runs them inside the API process (no isolation: development only)
+    executor: ExecutorKind = "pool"
+    #: worker processes of the pool executor (None: one per core, at least two)
+    workers: int | None = None
     #: the artifact folder (None: the executor's default, `$NODELOOM_HOME/artifacts`)
     artifacts: Path | None = None
     #: extra Python modules whose nodes are registered next to the built-in packs
     node_modules: tuple[str, ...] = ()
-    #: threads of the local executor's cpu lane (None: one per core, at least two)
+    #: threads of the cpu lane of the local executor (of each pool worker) (None: one per core, at least two)
     cpu_workers: int | None = None
     #: how long a checked API key is trusted without reading the database again
     key_cache_seconds: float = 5.0
@@ -50,14 +54,17 @@ class ApiSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
         env = os.environ if environ is None else environ
-        executor = env.get("NODELOOM_EXECUTOR", "local")
-        if executor not in ("local", "celery"):
-            raise ValueError(f"NODELOOM_EXECUTOR must be local or celery, not {executor!r}")
+        executor = env.get("NODELOOM_EXECUTOR", "pool")
+        kind = next((known for known in EXECUTOR_KINDS if known == executor), None)
+        if kind is None:
+            raise ValueError(f"NODELOOM_EXECUTOR must be one of {', '.join(EXECUTOR_KINDS)}, not {executor!r}")
+        workers = env.get("NODELOOM_WORKERS")
         modules = tuple(name.strip() for name in env.get("NODELOOM_NODE_MODULES", "").split(",") if name.strip())
         artifacts = env.get("NODELOOM_ARTIFACTS")
         return cls(
             db_url=env.get("NODELOOM_DB_URL") or default_db_url(),
-            executor="celery" if executor == "celery" else "local",
+            executor=kind,
+            workers=int(workers) if workers else None,
             artifacts=Path(artifacts) if artifacts else None,
             node_modules=modules,
             result_ttl_seconds=float(env.get("NODELOOM_RESULT_TTL", 7 * 86400)),

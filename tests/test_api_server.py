@@ -41,9 +41,10 @@ def _env(home: Path) -> dict[str, str]:
 class ApiServer:
     """`nodeloom serve` in a child process; `kill` stops it the hard way, as a crash would."""
 
-    def __init__(self, db_url: str, home: Path) -> None:
+    def __init__(self, db_url: str, home: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.db_url = db_url
         self.home = home
+        self.extra_args = extra_args
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -53,7 +54,7 @@ class ApiServer:
         log = (self.home / "server.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "nodeloom.cli", "serve", "--port", str(port), "--db-url", self.db_url,
-             "--node-module", "conftest", "--log-level", "warning"],
+             "--node-module", "conftest", "--log-level", "warning", *self.extra_args],
             env=_env(self.home), stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 90
@@ -575,7 +576,8 @@ def _events_until_nap_started(api: Client, run_id: str) -> list[int]:
 def test_schemathesis_finds_no_server_error_or_schema_violation(server: ApiServer, admin_key: str,
                                                                 tmp_path: Path) -> None:
     command = [str(Path(sys.executable).parent / "schemathesis"), "run", f"{server.url}/openapi.json",
-               "--checks", "not_a_server_error,response_schema_conformance", "--max-examples", "15",
+               "--checks", "not_a_server_error,status_code_conformance,response_schema_conformance",
+               "--max-examples", "15",
                "--phases", "coverage,fuzzing", "--generation-database", "none", "--request-timeout", "10",
                "--header", f"Authorization: Bearer {admin_key}", "--seed", "1",
                # every valid draft request runs the embedded LLM for 10-30 s; the drafts route's

@@ -1,6 +1,7 @@
 """One set of behaviour tests that every executor passes: the executor protocol, as a specification.
 
-Each test runs against `LocalExecutor` (threads in this process) and `CeleryExecutor`
+Each test runs against `LocalExecutor` (threads in this process), `PoolExecutor` (one worker
+process) and `CeleryExecutor`
 (a test-owned `redis-server` and a real `celery worker` with two pool processes). The
 nodes are in marker_nodes.py, which this process and the workers import; each execution
 leaves a marker file, so tests count executions across processes.
@@ -20,6 +21,7 @@ from nodeloom.core.errors import RunNotFoundError
 from nodeloom.executors import Executor, LocalExecutor
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
 from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet, wait_until
+from nodeloom.executors.pool import PoolExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 
 
@@ -40,11 +42,14 @@ def celery_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryCo
             yield config
 
 
-@pytest.fixture(params=["local", pytest.param("celery", marks=pytest.mark.slow)])
+@pytest.fixture(params=["local", "pool", pytest.param("celery", marks=pytest.mark.slow)])
 def executor(request: pytest.FixtureRequest, conformance_registry: NodeRegistry, tmp_path: Path) -> Iterator[Executor]:
     running: Executor
     if request.param == "local":
         running = LocalExecutor(conformance_registry, artifacts=tmp_path / "artifacts")
+    elif request.param == "pool":
+        running = PoolExecutor(conformance_registry, node_modules=(MODULE,), workers=1,
+                               artifacts=tmp_path / "artifacts")
     else:
         running = CeleryExecutor(conformance_registry, config=request.getfixturevalue("celery_config"))
     with running:

@@ -393,13 +393,14 @@ class LocalRun:
                 run_id=self.run_id,
                 status=self.status,
                 outputs=outputs,
-                nodes=dict(self.records) if finished else {k: _copy(r) for k, r in self.records.items()},
+                nodes=dict(self.records) if finished else {k: copy_record(r) for k, r in self.records.items()},
                 started_at=self.started_at,
                 finished_at=self.finished_at,
             )
 
 
-def _copy(record: NodeRecord) -> NodeRecord:
+def copy_record(record: NodeRecord) -> NodeRecord:
+    """A copy of `record` that later changes to it do not reach (for a snapshot of a running run)."""
     return NodeRecord(
         record.id, record.type, record.state, record.attempts, record.started_at,
         record.finished_at, record.cache_key, dict(record.error) if record.error else None,
