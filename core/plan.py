@@ -162,7 +162,10 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             static: str | None = static_part(spec.type, spec.version, literals)
         except TypeError:
             static = None  # a literal without a stable form (builder-made graphs only)
-        if not spec.deterministic and "seed" not in spec.input_map:
+        repeatable = spec.deterministic or (
+            definition.repeatable is not None and definition.repeatable(literals, catalog)
+        )
+        if not repeatable and "seed" not in spec.input_map:
             static = None  # non-deterministic and no seed: never repeatable
         resources = spec.resources
         if instance.queue is not None:
@@ -187,7 +190,7 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             timeout,
             resources,
             static,
-            not spec.deterministic,
+            not repeatable,
         )
     children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
     for planned in nodes.values():

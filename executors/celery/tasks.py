@@ -35,6 +35,7 @@ from nodeloom.core.validate import NodeCatalog
 from nodeloom.core.values import encode_outputs
 from nodeloom.executors.celery.app import EXECUTE_NODE, CeleryConfig, app
 from nodeloom.executors.celery.dispatch import DistributedRun
+from nodeloom.executors.celery.results import StoredResults
 from nodeloom.executors.celery.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,8 @@ class NodeWorker:
                                                                             done, total, message),
                     is_cancelled=lambda: self.store.status(run_id) is not RunStatus.RUNNING,
                     catalog=run.plan.catalog,
+                    cache=StoredResults(self.store, self.artifacts, self.config.inline_limit) if run.use_cache
+                    else None,
                 )
             if definition.is_async:
                 outputs = asyncio.run(definition.invoke_async(node_id, inputs, ctx))

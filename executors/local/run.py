@@ -242,6 +242,7 @@ class LocalRun:
                     on_progress=lambda done, total, message: self._on_progress(attempt, done, total, message),
                     is_cancelled=attempt.is_abandoned,
                     catalog=self.plan.catalog,
+                    cache=self.cache,
                 )
             if definition.is_async:
                 future = self.executor.async_loop.submit(definition.invoke_async(node_id, inputs, ctx))
