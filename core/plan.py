@@ -162,9 +162,11 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             static: str | None = static_part(spec.type, spec.version, literals)
         except TypeError:
             static = None  # a literal without a stable form (builder-made graphs only)
-        repeatable = spec.deterministic or (
-            definition.repeatable is not None and definition.repeatable(literals, catalog)
-        )
+        repeatable = spec.deterministic
+        if not repeatable and definition.repeatable is not None:
+            token = definition.repeatable(literals, catalog)
+            if token is not None and static is not None:
+                repeatable, static = True, f"{static}\x00{token}"
         if not repeatable and "seed" not in spec.input_map:
             static = None  # non-deterministic and no seed: never repeatable
         resources = spec.resources

@@ -163,8 +163,10 @@ class NodePreflight:
 PreflightCheck = Callable[[NodePreflight], Iterable[InputProblem]]
 #: whether one use of a node declared non-deterministic gives the same outputs for the same
 #: inputs after all, judged from its literal inputs and the run's node catalog (control.map of
-#: a deterministic node type): such a use is cached like a deterministic node
-RepeatableCheck = Callable[[Mapping[str, Any], Any], bool]
+#: a deterministic node type): None when not; else a text that joins the use's cache key (the
+#: type and version of what it runs, so a new version of that changes the key). Such a use is
+#: cached like a deterministic node.
+RepeatableCheck = Callable[[Mapping[str, Any], Any], str | None]
 
 
 class NodeDefinition:

@@ -99,6 +99,29 @@ def test_a_non_deterministic_target_is_never_cached(registry: NodeRegistry, tmp_
     assert len(list(tmp_path.glob("loose.*"))) == 6
 
 
+def _versioned(version: int) -> Any:
+    @node("test.versioned", version=version, output="value")
+    def versioned(folder: str, value: float) -> float:
+        Path(folder, f"v{version}.{value}.{os.urandom(4).hex()}").touch()
+        return value * version
+
+    return versioned
+
+
+def test_a_new_version_of_the_target_runs_the_map_again(tmp_path: Path) -> None:
+    cache = ResultCache()
+    graph = map_graph(tmp_path, "test.versioned")
+    results = []
+    for version in (1, 2, 2):
+        registry = builtin_registry()
+        registry.register(_versioned(version))
+        with LocalExecutor(registry, artifacts=tmp_path / "artifacts", cache=cache) as executor:
+            results.append(executor.run(graph, {"items": [1.0, 2.0]}))
+    assert [r.outputs["results"] for r in results] == [[1.0, 2.0], [2.0, 4.0], [2.0, 4.0]]
+    assert [r.nodes["each"].state for r in results] == [NodeState.DONE, NodeState.DONE, NodeState.CACHED]
+    assert len(list(tmp_path.glob("v1.*"))) == 2 and len(list(tmp_path.glob("v2.*"))) == 2
+
+
 # -- two `nodeloom run` processes --------------------------------------------------------
 
 

@@ -278,11 +278,14 @@ def _describe(error: BaseException) -> tuple[str, dict[str, Any]]:
     return text, {"code": "node_error", "message": text}
 
 
-def _repeatable(literals: Mapping[str, Any], catalog: Any) -> bool:
-    """A map is repeatable when its literal `node` names a deterministic node type."""
+def _repeatable(literals: Mapping[str, Any], catalog: Any) -> str | None:
+    """A map is repeatable when its literal `node` names a deterministic node type; the target's
+    version joins the map's cache key, so a new version of it runs the map again."""
     target = literals.get("node")
     definition = catalog.find(target) if isinstance(target, str) and catalog is not None else None
-    return definition is not None and bool(definition.spec.deterministic)
+    if definition is None or not definition.spec.deterministic:
+        return None
+    return f"{definition.spec.type}@{definition.spec.version}"
 
 
 #: the map's own inputs; any other input is a constant for the target (`**linked`)
