@@ -18,9 +18,9 @@ Runs, per graph and executor, against one fresh cache:
 
 Figures are medians of --repeat runs; "beyond start-up" is a run's wall time minus the
 start-up's, i.e. what the run itself cost; the ratio is run wall / start-up wall.
-"changed" runs alternate between two values, so each one misses on the changed part only.
+Each "changed" run uses a value not seen before, so it misses on the changed part only.
 
-Usage: python bench/cache.py [--repeat 3] [--no-celery] [--marketing-input width=320]
+Usage: python bench/cache.py [--repeat 3] [--no-celery] [--no-marketing] [--marketing-input width]
 Celery rows start their own redis-server on a free port and real worker processes.
 """
 
@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,15 +138,18 @@ def items_run(report: dict[str, Any]) -> str:
     return "; ".join(counts) or "no map ran"
 
 
-def bench(name: str, graph: Path, kind: str, first: dict[str, Any], second: dict[str, Any], expected: set[str],
-          repeat: int, env: dict[str, str]) -> None:
-    startup = statistics.median(timed(graph, kind, first, env, run=False)[0] for _ in range(repeat))
+def bench(name: str, graph: Path, kind: str, first: dict[str, Any], changed: Callable[[int], dict[str, Any]],
+          expected: set[str], repeat: int, env: dict[str, str]) -> None:
+    # start-up samples between the runs, so a machine whose load changes weighs on both alike
+    startups = [timed(graph, kind, first, env, run=False)[0]]
     cold, cold_report = timed(graph, kind, first, env)
-    reruns = [timed(graph, kind, first, env) for _ in range(repeat)]
-    changes = []
+    reruns, changes = [], []
     for index in range(repeat):
-        # alternate the changed value, so each change misses on the changed part and hits the rest
-        changes.append(timed(graph, kind, second if index % 2 == 0 else first, env))
+        startups.append(timed(graph, kind, first, env, run=False)[0])
+        reruns.append(timed(graph, kind, first, env))
+        # a new value each time, so each change misses on the changed part and hits the rest
+        changes.append(timed(graph, kind, changed(index), env))
+    startup = statistics.median(startups)
     rerun = statistics.median(s for s, _ in reruns)
     change = statistics.median(s for s, _ in changes)
     total = len(cold_report["states"])
@@ -158,8 +162,9 @@ def bench(name: str, graph: Path, kind: str, first: dict[str, Any], second: dict
     ran = [set(executed(r)) for _, r in changes]
     exact = all(r == expected for r in ran)
     print(f"  changed  {change:7.2f}s  {change - startup:+7.2f}s beyond start-up  x{change / startup:5.2f}  "
-          f"{len(ran[-1])}/{total} executed, {'exactly' if exact else 'NOT exactly'} the descendants "
-          f"{sorted(expected)}; {items_run(changes[-1][1])}")
+          f"{'/'.join(str(len(r)) for r in ran)} of {total} executed in the {repeat} runs, "
+          f"{'each exactly' if exact else 'NOT exactly'} the descendants {sorted(expected)}; "
+          f"{' | '.join(items_run(r) for _, r in changes)}")
 
 
 def main() -> None:
@@ -170,16 +175,26 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-celery", action="store_true", help="only the local executor")
     parser.add_argument("--no-marketing", action="store_true", help="only the 10-item map")
-    parser.add_argument("--marketing-input", default="width=320",
-                        help="the input changed in the marketing rows, NAME=JSON (default width=320)")
+    parser.add_argument("--marketing-input", default="width",
+                        help="the input changed in the marketing rows (default width): a number input gets "
+                             "its default + 2, + 4, ...; a text one its default with ' (1)', ' (2)', ... added")
     options = parser.parse_args()
-    name, _, text = options.marketing_input.partition("=")
+    name = options.marketing_input
     marketing = json.loads(MARKETING.read_text())
+    default = marketing["inputs"][name].get("default")
+
+    def marketing_change(index: int) -> dict[str, Any]:
+        if isinstance(default, int | float) and not isinstance(default, bool):
+            return {name: default + 2 * (index + 1)}
+        return {name: f"{default} ({index + 1})"}
+
+    def map_change(index: int) -> dict[str, Any]:
+        return {"items": [*ITEMS[:4], f"a new scene {index}", *ITEMS[5:]]}
+
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         map_graph = work / "map10.json"
         map_graph.write_text(json.dumps(MAP10))
-        changed_items = [*ITEMS[:4], "a new scene", *ITEMS[5:]]
         kinds = ["local"] if options.no_celery else ["local", "celery"]
         for kind in kinds:
             env = dict(os.environ, NODELOOM_HOME=str(work / kind / "home"), NO_COLOR="1")
@@ -187,10 +202,9 @@ def main() -> None:
             servers = _celery(work / kind, env) if kind == "celery" else None
             try:
                 if not options.no_marketing:
-                    bench("marketing", MARKETING, kind, {}, {name: json.loads(text)}, descendants(marketing, name),
+                    bench("marketing", MARKETING, kind, {}, marketing_change, descendants(marketing, name),
                           options.repeat, env)
-                bench("map10", map_graph, kind, {"items": ITEMS}, {"items": changed_items}, {"cards"},
-                      options.repeat, env)
+                bench("map10", map_graph, kind, {"items": ITEMS}, map_change, {"cards"}, options.repeat, env)
             finally:
                 if servers is not None:
                     servers[1].stop_all()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from marker_nodes import FOLDER, MODULE, markers
+from marker_nodes import FOLDER, MODULE, installed_pack_env, markers
 
 from nodeloom.core import EventKind, Graph, NodeState, RunEvent
 from nodeloom.core.cache import ResultCache
@@ -127,16 +127,7 @@ def test_a_new_version_of_the_target_runs_the_map_again(tmp_path: Path) -> None:
 
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
-    """The environment of a `nodeloom` process that finds marker_nodes as an installed node pack."""
-    site = tmp_path / "site"
-    info = site / "markerpack-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: markerpack\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[nodeloom.nodes]\nmarker = {MODULE}\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(FOLDER)]),
-               NODELOOM_HOME=str(tmp_path / "home"), NO_COLOR="1")
-    env.pop("NODELOOM_CACHE_MAX_BYTES", None)
-    return env
+    return installed_pack_env(tmp_path)
 
 
 def cli_run(graph: Path, items: list[float], out: Path, env: dict[str, str]) -> dict[str, Any]:

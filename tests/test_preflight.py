@@ -9,7 +9,6 @@ query and starts no program).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from marker_nodes import FOLDER, MODULE, markers
+from marker_nodes import MODULE, installed_pack_env, markers
 
 import nodeloom
 from nodeloom.core import Graph, RunEvent
@@ -286,13 +285,7 @@ def test_a_graph_without_preflight_problems_runs(executor: LocalExecutor, tmp_pa
 
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
-    site = tmp_path / "site"
-    info = site / "markerpack-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: markerpack\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[nodeloom.nodes]\nmarker = {MODULE}\n")
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(FOLDER)]),
-                NODELOOM_HOME=str(tmp_path / "home"), NO_COLOR="1", COLUMNS="200")
+    return installed_pack_env(tmp_path)
 
 
 def test_cli_validate_and_run_report_preflight_problems(tmp_path: Path, cli_env: dict[str, str]) -> None:
