@@ -22,6 +22,7 @@ from nodeloom.api.schemas import RunState, RunSubmit
 from nodeloom.api.tables import GraphRow, GraphVersionRow, RunEventRow, RunNodeRow, RunRow
 from nodeloom.core.errors import GraphValidationError, NodeloomError, RunNotFoundError
 from nodeloom.core.graph import Graph
+from nodeloom.core.preflight import preflight
 from nodeloom.core.validate import NodeCatalog, check_run_inputs, validate_graph
 from nodeloom.executors.base import Executor
 
@@ -74,6 +75,7 @@ class RunService:
         graph_id, version, document = self._document(identity, request)
         graph = checked_graph(document, self.catalog)
         _, issues = check_run_inputs(graph, request.inputs)
+        issues = issues or preflight(graph, self.catalog, request.inputs)  # before anything is queued
         if issues:
             raise GraphValidationError(issues)
         run_id = uuid.uuid4().hex

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from nodeloom.core.artifacts import ArtifactStore
+from nodeloom.core.cache import ResultCache
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import NodeContext, RunConfig
 from nodeloom.core.errors import NodeTimeoutError, error_record
@@ -39,12 +40,14 @@ def call_node(
     on_progress: ProgressCallback,
     is_cancelled: Callable[[], bool],
     run_async: AsyncRunner = asyncio.run,
+    cache: ResultCache | None = None,
 ) -> Outputs:
     """Call the node once and return its checked outputs; a node that takes a `NodeContext` gets one."""
     ctx = None
     if definition.context_param is not None:
         ctx = NodeContext(run_id=run_id, node_id=node_id, artifacts=artifacts, config=config, attempt=attempt,
-                          device=device, on_progress=on_progress, is_cancelled=is_cancelled, catalog=catalog)
+                          device=device, on_progress=on_progress, is_cancelled=is_cancelled, catalog=catalog,
+                          cache=cache)
     if definition.is_async:
         return run_async(definition.invoke_async(node_id, inputs, ctx))
     return definition.invoke(node_id, inputs, ctx)

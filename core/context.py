@@ -58,7 +58,8 @@ class NodeContext:
     """Passed to a node function that declares a parameter annotated `NodeContext`."""
 
     __slots__ = (
-        "_is_cancelled", "_on_progress", "artifacts", "attempt", "catalog", "config", "device", "node_id", "run_id",
+        "_is_cancelled", "_on_progress", "artifacts", "attempt", "cache", "catalog", "config", "device", "node_id",
+        "run_id",
     )
 
     def __init__(
@@ -73,6 +74,7 @@ class NodeContext:
         on_progress: Callable[[float, float | None, str], None] = _ignore_progress,
         is_cancelled: Callable[[], bool] = _never_cancelled,
         catalog: NodeCatalog | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         self.run_id = run_id
         self.node_id = node_id
@@ -85,6 +87,9 @@ class NodeContext:
         self._is_cancelled = is_cancelled
         #: the node types of the run, for nodes that run other nodes (control.map)
         self.catalog = catalog
+        #: the run's result cache (None when the run is not cached), for nodes that run other
+        #: nodes and cache each of those calls (control.map's items)
+        self.cache = cache
 
     @property
     def cancelled(self) -> bool:

@@ -158,7 +158,12 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             static: str | None = static_part(spec.type, spec.version, literals)
         except TypeError:
             static = None  # a literal without a stable form (builder-made graphs only)
-        if not spec.deterministic and "seed" not in spec.input_map:
+        repeatable = spec.deterministic
+        if not repeatable and definition.repeatable is not None:
+            token = definition.repeatable(literals, catalog)
+            if token is not None and static is not None:
+                repeatable, static = True, f"{static}\x00{token}"
+        if not repeatable and "seed" not in spec.input_map:
             static = None  # non-deterministic and no seed: never repeatable
         resources = spec.resources
         if instance.queue is not None:
@@ -183,7 +188,7 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             timeout,
             resources,
             static,
-            not spec.deterministic,
+            not repeatable,
         )
     children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
     for planned in nodes.values():

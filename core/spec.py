@@ -29,7 +29,7 @@ from typing import Annotated, Any, Generic, Literal, ParamSpec, TypeVar, get_typ
 
 from pydantic import BaseModel, ValidationError
 
-from nodeloom.core.context import NodeContext
+from nodeloom.core.context import NodeContext, RunConfig
 from nodeloom.core.errors import NodeDefinitionError, NodeExecutionError
 from nodeloom.core.issues import InputProblem as InputProblem  # re-exported: node packs take it from here
 from nodeloom.core.issues import ValidationIssue
@@ -134,6 +134,33 @@ R = TypeVar("R")
 InputCheck = Callable[[Mapping[str, Any], Any], Iterable[ValidationIssue]]
 
 
+@dataclass(frozen=True, slots=True)
+class NodePreflight:
+    """What a node's `preflight` hook sees of one use of the node before its run starts."""
+
+    node_id: str
+    #: the inputs known before the run: literals and graph-input values, coerced to their
+    #: port types; an input that arrives over a link (known only at run time) is absent
+    inputs: Mapping[str, Any]
+    #: the run's settings (`allow_private_network`, `out_dir`, ...)
+    config: RunConfig
+    #: the run's node catalog (a `NodeCatalog`)
+    catalog: Any
+    #: the inputs that arrive over links: given, but known only at run time
+    linked: frozenset[str] = frozenset()
+
+
+#: a node's check of what its run will need from the machine and the run's policy (a program
+#: installed, a folder there, a destination allowed), run by preflight before any node runs
+PreflightCheck = Callable[[NodePreflight], Iterable[InputProblem]]
+#: whether one use of a node declared non-deterministic gives the same outputs for the same
+#: inputs after all, judged from its literal inputs and the run's node catalog (control.map of
+#: a deterministic node type): None when not; else a text that joins the use's cache key (the
+#: type and version of what it runs, so a new version of that changes the key). Such a use is
+#: cached like a deterministic node.
+RepeatableCheck = Callable[[Mapping[str, Any], Any], str | None]
+
+
 class NodeDefinition:
     """A spec plus the code that runs it. Registries hold these; executors call `invoke`."""
 
@@ -147,10 +174,16 @@ class NodeDefinition:
         model_params: Mapping[str, type[BaseModel]] | None = None,
         output_mode: OutputMode = "single",
         check: InputCheck | None = None,
+        preflight: PreflightCheck | None = None,
+        repeatable: RepeatableCheck | None = None,
     ) -> None:
         self.spec = spec
         #: the node's own check of its literal inputs (for example that a named node type exists)
         self.check = check
+        #: the node's check of what a run needs from the machine (see `PreflightCheck`)
+        self.preflight = preflight
+        #: for a non-deterministic node: whether a use of it is repeatable after all (see `RepeatableCheck`)
+        self.repeatable = repeatable
         self.func = func
         self.owner = owner
         self.context_param = context_param
@@ -364,6 +397,8 @@ def build_definition(
     timeout: float | None = None,
     output: str = "result",
     check: InputCheck | None = None,
+    preflight: PreflightCheck | None = None,
+    repeatable: RepeatableCheck | None = None,
 ) -> NodeDefinition:
     """Build the definition of a node from a function or a class with a `run` method."""
     where = f"node {type_name!r}"
@@ -435,6 +470,8 @@ def build_definition(
         model_params=model_params,
         output_mode=mode,
         check=check,
+        preflight=preflight,
+        repeatable=repeatable,
     )
 
 
@@ -450,12 +487,17 @@ def node(
     timeout: float | None = None,
     output: str = "result",
     check: InputCheck | None = None,
+    preflight: PreflightCheck | None = None,
+    repeatable: RepeatableCheck | None = None,
 ) -> Callable[[Any], Any]:
     """Declare a node. Use on a function (returns a callable `NodeFunction`) or a class.
 
     `type_name` defaults to `custom.<function name>`. Bump `version` whenever the node's
     behaviour changes: it is part of every cache key. `check` is the node's own check of
-    its literal inputs, which validation runs (see `InputCheck`).
+    its literal inputs, which validation runs (see `InputCheck`); `preflight` checks what a
+    run of it needs from the machine (a program, a folder, an allowed destination) before
+    any node runs (see `PreflightCheck`); `repeatable` lets a non-deterministic node be
+    cached where its literal inputs make it deterministic (see `RepeatableCheck`).
     """
 
     def decorate(target: Any) -> Any:
@@ -472,6 +514,8 @@ def node(
             timeout=timeout,
             output=output,
             check=check,
+            preflight=preflight,
+            repeatable=repeatable,
         )
         if isinstance(target, type):
             target.__nodeloom_node__ = definition  # type: ignore[attr-defined]

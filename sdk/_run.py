@@ -17,6 +17,7 @@ from nodeloom.core.errors import GraphFileError
 from nodeloom.core.events import RunResult
 from nodeloom.core.graph import Graph, as_graph
 from nodeloom.core.issues import ValidationIssue
+from nodeloom.core.preflight import check_before_run
 from nodeloom.core.validate import validate_graph
 from nodeloom.executors.base import EventCallback, Executor
 from nodeloom.executors.local import LocalExecutor
@@ -85,6 +86,18 @@ def run(
     """
     target = as_graph(graph)
     engine = executor or default_executor()
+    check_before_run(target, _catalog_of(engine), inputs, config)
     handle = engine.submit(target, inputs, config=config, on_event=on_event, use_cache=use_cache)
     result = handle.result(timeout)
     return result.raise_for_status() if check else result
+
+
+def _catalog_of(executor: Executor) -> NodeCatalog:
+    """The node catalog `executor` runs with (both built-in executors keep it as `registry`)."""
+    found = getattr(executor, "registry", None)
+    if found is None:
+        from nodeloom.node_registry import default_registry
+
+        return default_registry()
+    catalog: NodeCatalog = found
+    return catalog

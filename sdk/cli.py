@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,10 +19,12 @@ from nodeloom._outputs import parse_assignments, write_outputs
 from nodeloom._progress import RunDisplay
 from nodeloom._run import load
 from nodeloom.core.context import RunConfig
+from nodeloom.core.document import parse_json_text
 from nodeloom.core.errors import GraphValidationError, NodeloomError
 from nodeloom.core.events import RunStatus
-from nodeloom.core.graph import Graph
+from nodeloom.core.graph import read_graph_document
 from nodeloom.core.issues import ValidationIssue
+from nodeloom.core.preflight import check_before_run, out_dir_problem, preflight
 from nodeloom.core.validate import validate_graph
 
 EXIT_OK = 0
@@ -164,6 +165,7 @@ def run(graph_file: str, assignments: tuple[str, ...], out_dir: str | None, no_c
     target = Path(out_dir) if out_dir else Path("nodeloom-out") / time.strftime("%Y%m%d-%H%M%S")
     _check_writable(target)  # before any node runs, not after the whole graph did
     config = RunConfig(allow_private_network=allow_private_network, out_dir=target)
+    check_before_run(graph, executor.registry, values, config)  # programs, folders, destinations, map targets
     display = RunDisplay(err, {node_id: n.type for node_id, n in graph.nodes.items()},
                          live=False if quiet else None)
     callback = None if quiet else display
@@ -190,12 +192,14 @@ def run(graph_file: str, assignments: tuple[str, ...], out_dir: str | None, no_c
 
 def _check_writable(folder: Path) -> None:
     """Create `folder` if needed and prove a file can be written there; else a usage error (exit 2)."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise NodeloomError(f"cannot write to the output folder {folder}: {error.strerror or error}") from None
+    problem = out_dir_problem(folder)
+    if problem is None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            problem = f"cannot write to the output folder {folder}: {error.strerror or error}"
+    if problem is not None:
+        raise NodeloomError(problem)
 
 
 def _print_summary(status: RunStatus, run_id: str, seconds: float, target: Path,
@@ -213,10 +217,14 @@ def _print_summary(status: RunStatus, run_id: str, seconds: float, target: Path,
 @main.command()
 @click.argument("graph_file", metavar="GRAPH.json", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as a JSON list.")
-def validate(graph_file: str, as_json: bool) -> None:
+@click.option("--allow-private-network", is_flag=True,
+              help="Check network destinations as `nodeloom run --allow-private-network` would.")
+def validate(graph_file: str, as_json: bool, allow_private_network: bool) -> None:
     """Check GRAPH.json against the installed nodes and print every problem.
 
-    Exits 0 when the graph is valid, 1 when it is not.
+    Besides the graph itself, checks what a run with the inputs' defaults needs (preflight):
+    programs installed (espeak-ng, ffmpeg), model folders there, network destinations allowed,
+    control.map targets known. Exits 0 when the graph is valid, 1 when it is not.
     """
     from nodeloom.node_registry import default_registry
 
@@ -225,13 +233,17 @@ def validate(graph_file: str, as_json: bool) -> None:
         text = path.read_bytes()
     except OSError as error:
         raise NodeloomError(f"cannot read {path}: {error.strerror}") from None
-    issues = validate_graph(text, default_registry())
+    registry = default_registry()
+    issues = validate_graph(text, registry)
+    data, unreadable = parse_json_text(text)
+    graph = None if unreadable else read_graph_document(data)[0]
+    if graph is not None:
+        issues += preflight(graph, registry, config=RunConfig(allow_private_network=allow_private_network))
     if as_json:
         click.echo(json.dumps([issue.to_dict() for issue in issues], indent=2))
     elif issues:
         _print_issues(issues, str(path))
-    else:
-        graph = Graph.loads(text)
+    elif graph is not None:
         out.print(f"[green]✓[/] {path}: valid ({len(graph.nodes)} nodes, "
                   f"inputs: {', '.join(graph.inputs) or 'none'}; outputs: {', '.join(graph.outputs)})",
                   markup=True)

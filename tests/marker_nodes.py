@@ -23,6 +23,20 @@ def _mark(folder: str, label: str) -> None:
     Path(folder, f"{label}.{os.getpid()}.{time.time_ns()}").touch()
 
 
+def installed_pack_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a `nodeloom` process that finds this module as an installed node pack
+    (an entry point of a distribution laid out as pip does), with its own $NODELOOM_HOME."""
+    site = tmp_path / "site"
+    info = site / "markerpack-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: markerpack\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[nodeloom.nodes]\nmarker = {MODULE}\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(FOLDER)]),
+               NODELOOM_HOME=str(tmp_path / "home"), NO_COLOR="1", COLUMNS="200")
+    env.pop("NODELOOM_CACHE_MAX_BYTES", None)
+    return env
+
+
 def markers(folder: Path, label: str) -> list[Path]:
     """The markers executions labelled `label` left in `folder`, oldest name first."""
     return sorted(folder.glob(f"{label}.*"))

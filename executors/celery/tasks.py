@@ -33,6 +33,7 @@ from nodeloom.core.plan import ExecutionPlan
 from nodeloom.core.values import encode_outputs
 from nodeloom.executors.celery.app import EXECUTE_NODE, CeleryConfig, app
 from nodeloom.executors.celery.dispatch import DistributedRun
+from nodeloom.executors.celery.results import StoredResults
 from nodeloom.executors.celery.store import RunStore
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class NodeWorker:
                 config=run.config, catalog=run.plan.catalog, device=os.environ.get("NODELOOM_DEVICE"),
                 on_progress=lambda done, total, message: self._progress(run_id, node_id, attempt, done, total, message),
                 is_cancelled=lambda: self.store.status(run_id) is not RunStatus.RUNNING,
+                cache=StoredResults(self.store, self.artifacts, self.config.inline_limit) if run.use_cache else None,
             )
             encoded = encode_outputs(outputs, self.artifacts, self.config.inline_limit, node_id)
         except SoftTimeLimitExceeded:

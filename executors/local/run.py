@@ -256,7 +256,7 @@ class LocalRun:
             outputs = call_node(definition, node_id, inputs, run_id=self.run_id, attempt=number,
                                 artifacts=self.executor.artifacts, config=self.config, catalog=self.plan.catalog,
                                 device=lane.device, on_progress=attempt.progress, is_cancelled=attempt.is_abandoned,
-                                run_async=attempt.run_async)
+                                run_async=attempt.run_async, cache=self.cache)
         except (concurrent.futures.CancelledError, asyncio.CancelledError) as cancelled:
             error = cancelled
         except Exception as failure:

@@ -19,7 +19,8 @@ from typing import Annotated
 from nodeloom.core.context import NodeContext
 from nodeloom.core.errors import NodeExecutionError
 from nodeloom.core.ports import Pattern, Range
-from nodeloom.core.spec import node
+from nodeloom.core.preflight import problems_raised
+from nodeloom.core.spec import InputProblem, NodePreflight, node
 from nodeloom.core.types import AudioRef
 
 ESPEAK_ENV = "NODELOOM_ESPEAK"
@@ -53,7 +54,12 @@ def find_espeak() -> Path:
     return Path(found)
 
 
-@node("audio.speak", output="audio")
+def _speak_preflight(use: NodePreflight) -> list[InputProblem]:
+    """audio.speak needs espeak-ng: a run that speaks fails before any node when it is missing."""
+    return problems_raised(find_espeak, "program_missing")
+
+
+@node("audio.speak", output="audio", preflight=_speak_preflight)
 def speak(
     ctx: NodeContext,
     text: Annotated[str, "what to say (plain text)"],

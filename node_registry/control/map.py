@@ -10,9 +10,16 @@ its item already holds) when no slot is free, so nesting neither multiplies thre
 deadlocks. The first failing item stops the map: items not started are dropped, running ones see
 their context report cancellation, and the error names the item's index.
 
-Two limits of a node running nodes: the target's results are not cached one by one (and
-the map itself is not cached, since the target may not be deterministic), and a `gpu`
-target runs its items one at a time outside the executor's GPU lanes.
+Each item is cached on its own when the run has a result cache: its key is the one a node
+of the target type with the item and the constant inputs as literals would have (type,
+version, inputs), so a re-run with one item changed runs only that item, and the map's
+progress says how many items came from the cache ("10 of 10 items done: 9 cached, 1 run").
+A non-deterministic target is cached per item only when a `seed` is among the constants.
+A map whose literal `node` names a deterministic type is itself repeatable, so the executor
+caches the whole map like any deterministic node (and a re-run does not start it at all).
+
+One limit of a node running nodes: a `gpu` target runs its items one at a time outside the
+executor's GPU lanes.
 """
 
 from __future__ import annotations
@@ -22,14 +29,15 @@ import concurrent.futures
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from nodeloom.core.cache import ResultCache, cache_key, static_part
 from nodeloom.core.context import NodeContext
 from nodeloom.core.errors import NodeExecutionError, NodeloomError
 from nodeloom.core.ports import Port, Range
-from nodeloom.core.spec import NodeDefinition, node
+from nodeloom.core.spec import InputProblem, NodeDefinition, NodePreflight, node
 from nodeloom.core.validate import NAME_PATTERN
 
 #: how often the map looks for a cancelled run while its items are running
@@ -95,16 +103,72 @@ def _input_port(definition: NodeDefinition, name: str) -> Port | None:
     return found
 
 
-def _checked(port: Port, value: Any, where: str, type_name: str) -> Any:
+def _misfit(port: Port, value: Any, where: str, type_name: str, map_port: str) -> InputProblem | None:
     problem = port.check_value(value)
-    if problem is not None:
-        code, message, hint = problem
-        raise _failure(
-            f"{where} does not fit input {port.name!r} of {type_name}: {message}" + (f" ({hint})" if hint else ""),
-            port=port.name,
-            reason=code,
-        )
-    return port.type.coerce(value) if value is not None else None
+    if problem is None:
+        return None
+    code, message, hint = problem
+    return InputProblem(
+        code, f"{where} does not fit input {port.name!r} of {type_name}: {message}" + (f" ({hint})" if hint else ""),
+        port=map_port,
+    )
+
+
+def map_problems(
+    definition: NodeDefinition,
+    item_input: str,
+    inputs: Mapping[str, Any],
+    items: list[Any] | None,
+    output: str | None,
+    linked: Iterable[str] = (),
+) -> list[InputProblem]:
+    """Every problem of applying `definition` to `items` with the constant `inputs`, before any of it
+    runs. `items` None: not known yet; `linked`: constants that arrive over links (known at run time).
+    Each problem's port is the map's own (`items`, `item_input`, `inputs`, `output`)."""
+    spec = definition.spec
+    problems: list[InputProblem] = []
+    item_port = _input_port(definition, item_input)
+    if item_port is None:
+        problems.append(InputProblem(
+            "unknown_port",
+            f"{spec.type} has no input {item_input!r} to receive the items; its inputs: {_names(spec.input_map)}",
+            port="item_input",
+        ))
+    if item_input in inputs:
+        problems.append(InputProblem(
+            "unknown_port", f"{item_input!r} receives the items, so it cannot also be among `inputs`", port="inputs"
+        ))
+    for name, value in inputs.items():
+        port = _input_port(definition, name)
+        if port is None:
+            problems.append(InputProblem(
+                "unknown_port", f"{spec.type} has no input {name!r}; its inputs: {_names(spec.input_map)}",
+                port="inputs",
+            ))
+        elif name != item_input and (misfit := _misfit(port, value, f"`inputs` value {name!r}", spec.type, "inputs")):
+            problems.append(misfit)
+    given = {*inputs, *linked, item_input}
+    missing = [p.name for p in spec.inputs if p.required and p.name not in given]
+    if missing:
+        problems.append(InputProblem(
+            "missing_input", f"{spec.type} needs inputs {missing}; give them in `inputs`", port="inputs"
+        ))
+    if output is None:
+        if len(spec.outputs) != 1:
+            problems.append(InputProblem(
+                "unknown_port", f"{spec.type} has outputs {_names(spec.output_map)}; choose one with `output`",
+                port="output",
+            ))
+    elif output not in spec.output_map:
+        problems.append(InputProblem(
+            "unknown_port", f"{spec.type} has no output {output!r}; its outputs: {_names(spec.output_map)}",
+            port="output",
+        ))
+    if item_port is not None and items is not None:
+        for index, item in enumerate(items):
+            if (misfit := _misfit(item_port, item, f"item {index}", spec.type, "items")) is not None:
+                problems.append(misfit)
+    return problems
 
 
 def plan_map(
@@ -115,34 +179,19 @@ def plan_map(
     output: str | None,
 ) -> MapPlan:
     """Check an application of `definition` to `items` before running any of it."""
-    spec = definition.spec
+    problems = map_problems(definition, item_input, inputs, items, output)
+    if problems:
+        first = problems[0]
+        raise _failure(first.message, port=first.port, reason=first.code)
     item_port = _input_port(definition, item_input)
-    if item_port is None:
-        raise _failure(
-            f"{spec.type} has no input {item_input!r} to receive the items; its inputs: {_names(spec.input_map)}",
-            port=item_input,
-        )
-    if item_input in inputs:
-        raise _failure(f"{item_input!r} receives the items, so it cannot also be among `inputs`", port=item_input)
-    constants: dict[str, Any] = {}
-    for name, value in inputs.items():
-        port = _input_port(definition, name)
-        if port is None:
-            raise _failure(f"{spec.type} has no input {name!r}; its inputs: {_names(spec.input_map)}", port=name)
-        constants[name] = _checked(port, value, f"`inputs` value {name!r}", spec.type)
-    missing = [p.name for p in spec.inputs if p.required and p.name != item_input and p.name not in inputs]
-    if missing:
-        raise _failure(f"{spec.type} needs inputs {missing}; give them in `inputs`", missing=missing)
-    if output is None:
-        if len(spec.outputs) != 1:
-            raise _failure(
-                f"{spec.type} has outputs {_names(spec.output_map)}; choose one with `output`",
-            )
-        output = spec.outputs[0].name
-    elif output not in spec.output_map:
-        raise _failure(f"{spec.type} has no output {output!r}; its outputs: {_names(spec.output_map)}", port=output)
-    checked = [_checked(item_port, item, f"item {index}", spec.type) for index, item in enumerate(items)]
-    return MapPlan(definition, constants, item_port, checked, output)
+    assert item_port is not None  # map_problems said so
+    constants = {name: _coerced(_input_port(definition, name), value) for name, value in inputs.items()}
+    chosen = output if output is not None else definition.spec.outputs[0].name
+    return MapPlan(definition, constants, item_port, [_coerced(item_port, item) for item in items], chosen)
+
+
+def _coerced(port: Port | None, value: Any) -> Any:
+    return port.type.coerce(value) if port is not None and value is not None else value
 
 
 def _retryable(error: BaseException) -> bool:
@@ -150,11 +199,39 @@ def _retryable(error: BaseException) -> bool:
     return bool(getattr(error, "retryable", not isinstance(error, NodeloomError)))
 
 
+def _item_inputs(plan: MapPlan, index: int) -> dict[str, Any]:
+    return {**plan.constants, plan.item_port.name: plan.items[index]}
+
+
+def item_key(plan: MapPlan, index: int) -> str | None:
+    """The cache key of one item: that of a node of the target type given the item and the
+    constants as literals; None when the target is not repeatable or a value has no stable form."""
+    spec = plan.definition.spec
+    inputs = _item_inputs(plan, index)
+    if not spec.deterministic and ("seed" not in spec.input_map or inputs.get("seed") is None):
+        return None
+    try:
+        return cache_key([static_part(spec.type, spec.version, inputs)])
+    except (TypeError, ValueError):
+        return None
+
+
+def _cached_output(cache: ResultCache, key: str | None, output: str) -> tuple[bool, Any]:
+    """(True, the output) when the cache holds the item's outputs, else (False, None)."""
+    if key is None:
+        return False, None
+    hit = cache.get(key)
+    if hit is None or output not in hit:
+        return False, None
+    return True, hit[output]
+
+
 def _run_item(plan: MapPlan, index: int, parent: NodeContext, stop: threading.Event) -> Any:
-    """One item, with the target's retry policy; returns the collected output."""
+    """One item, with the target's retry policy; returns the collected output (and caches the
+    item's outputs in the run's cache)."""
     definition = plan.definition
     node_id = f"{parent.node_id}[{index}]"
-    inputs = {**plan.constants, plan.item_port.name: plan.items[index]}
+    inputs = _item_inputs(plan, index)
     policy = definition.spec.retry
     attempt = 1
     while True:
@@ -173,6 +250,10 @@ def _run_item(plan: MapPlan, index: int, parent: NodeContext, stop: threading.Ev
                 outputs = asyncio.run(definition.invoke_async(node_id, inputs, ctx))
             else:
                 outputs = definition.invoke(node_id, inputs, ctx)
+            if parent.cache is not None:
+                key = item_key(plan, index)
+                if key is not None:
+                    parent.cache.put(key, outputs)
             return outputs[plan.output]
         except Exception as error:
             if not _retryable(error) or attempt >= policy.max_attempts or stop.wait(policy.delay(attempt)):
@@ -197,7 +278,50 @@ def _describe(error: BaseException) -> tuple[str, dict[str, Any]]:
     return text, {"code": "node_error", "message": text}
 
 
-@node("control.map", resources="io", deterministic=False, output="results")
+def _repeatable(literals: Mapping[str, Any], catalog: Any) -> str | None:
+    """A map is repeatable when its literal `node` names a deterministic node type; the target's
+    version joins the map's cache key, so a new version of it runs the map again."""
+    target = literals.get("node")
+    definition = catalog.find(target) if isinstance(target, str) and catalog is not None else None
+    if definition is None or not definition.spec.deterministic:
+        return None
+    return f"{definition.spec.type}@{definition.spec.version}"
+
+
+#: the map's own inputs; any other input is a constant for the target (`**linked`)
+_MAP_PORTS = frozenset({"node", "items", "item_input", "inputs", "concurrency", "output"})
+
+
+def _preflight(use: NodePreflight) -> list[InputProblem]:
+    """Before the run: the target exists, and the items and constants known by then fit its ports."""
+    known = use.inputs
+    target = known.get("node")
+    if not isinstance(target, str) or use.catalog is None:
+        return []  # linked: known at run time only
+    definition = use.catalog.find(target)
+    if definition is None:
+        suggestions = use.catalog.suggest(target)
+        return [InputProblem(
+            "unknown_node_type", f"control.map: unknown node type {target!r}", port="node",
+            hint=f"did you mean {', '.join(repr(s) for s in suggestions)}?" if suggestions
+            else "run 'nodeloom nodes' to list the node types",
+        )]
+    item_input = known.get("item_input")
+    if not isinstance(item_input, str) or "inputs" in use.linked:
+        return []
+    constants = {**(known.get("inputs") or {}), **{k: v for k, v in known.items() if k not in _MAP_PORTS}}
+    items = known.get("items")
+    output = known.get("output")
+    problems = map_problems(definition, item_input, constants, items if isinstance(items, list) else None,
+                            output if isinstance(output, str) else None,
+                            linked=[name for name in use.linked if name not in _MAP_PORTS])
+    if "output" in use.linked:
+        problems = [p for p in problems if p.port != "output"]
+    return [InputProblem(p.code, f"control.map: {p.message}", p.port, p.hint) for p in problems]
+
+
+@node("control.map", resources="io", deterministic=False, output="results", repeatable=_repeatable,
+      preflight=_preflight)
 def control_map(
     ctx: NodeContext,
     node: Annotated[str, "the node type to apply to each item, e.g. 'text.template'"],
@@ -230,34 +354,50 @@ def control_map(
 
 def _map_items(ctx: NodeContext, plan: MapPlan, node: str, concurrency: int, slots: _RunSlots) -> list[Any]:
     items = plan.items
-    results: list[Any] = [None] * len(items)
+    total = len(items)
+    results: list[Any] = [None] * total
+    # items the run's cache holds are taken from it first; only the others run
+    todo: list[int] = []
+    cache = ctx.cache
+    for index in range(total):
+        found, value = (False, None) if cache is None else _cached_output(cache, item_key(plan, index), plan.output)
+        if found:
+            results[index] = value
+        else:
+            todo.append(index)
+    cached = total - len(todo)
+    if cached:
+        ctx.progress(cached, total, _progress_text(cached, total, cached))
+    if not todo:
+        return results
     stop = threading.Event()
     # inside another map's item, this thread holds a slot: it runs items itself when none is free
     nested = getattr(_held, "slots", None) is slots
     pool = concurrent.futures.ThreadPoolExecutor(
-        max_workers=min(concurrency, len(items)), thread_name_prefix=f"map-{ctx.node_id}"
+        max_workers=min(concurrency, len(todo)), thread_name_prefix=f"map-{ctx.node_id}"
     )
     finished = False
     try:
         futures: dict[concurrent.futures.Future[Any], int] = {}
         pending: set[concurrent.futures.Future[Any]] = set()
-        next_index = 0
-        while pending or next_index < len(items):
-            while next_index < len(items) and len(pending) < concurrency and slots.semaphore.acquire(
+        next_todo = 0
+        while pending or next_todo < len(todo):
+            while next_todo < len(todo) and len(pending) < concurrency and slots.semaphore.acquire(
                 timeout=0 if pending or nested else _POLL_SECONDS
             ):
-                future = pool.submit(_run_slotted, slots, plan, next_index, ctx, stop)
+                future = pool.submit(_run_slotted, slots, plan, todo[next_todo], ctx, stop)
                 future.add_done_callback(lambda _: slots.semaphore.release())
-                futures[future] = next_index
+                futures[future] = todo[next_todo]
                 pending.add(future)
-                next_index += 1
+                next_todo += 1
             inline: dict[int, BaseException] = {}
-            if nested and next_index < len(items) and len(pending) < concurrency:
+            if nested and next_todo < len(todo) and len(pending) < concurrency:
+                index = todo[next_todo]
                 try:
-                    results[next_index] = _run_item(plan, next_index, ctx, stop)
+                    results[index] = _run_item(plan, index, ctx, stop)
                 except Exception as failed:
-                    inline[next_index] = failed
-                next_index += 1
+                    inline[index] = failed
+                next_todo += 1
             done: set[concurrent.futures.Future[Any]] = set()
             if pending:
                 done, pending = concurrent.futures.wait(
@@ -277,11 +417,16 @@ def _map_items(ctx: NodeContext, plan: MapPlan, node: str, concurrency: int, slo
             for future in done:
                 results[futures[future]] = future.result()
             if done or inline:
-                count = next_index - len(pending)
-                ctx.progress(count, len(items), f"{count} of {len(items)} items done")
+                count = cached + next_todo - len(pending)
+                ctx.progress(count, total, _progress_text(count, total, cached))
         finished = True
     finally:
         stop.set()
         # on failure or cancellation, running items are told to stop but not waited for
         pool.shutdown(wait=finished, cancel_futures=True)
     return results
+
+
+def _progress_text(count: int, total: int, cached: int) -> str:
+    """"7 of 10 items done: 5 cached, 2 run" (the cached ones were taken from the run's cache)."""
+    return f"{count} of {total} items done: {cached} cached, {count - cached} run"

@@ -19,7 +19,7 @@ from nodeloom.core.ports import Pattern, Range
 from nodeloom.core.spec import node
 from nodeloom.core.types import DiffusionPipe, ImageRef
 from nodeloom.node_registry.image._io import read_image, store_png
-from nodeloom.node_registry.image.pipelines import PIPELINES, PipelineHandle, choose_handle
+from nodeloom.node_registry.image.pipelines import PIPELINES, PipelineHandle, choose_handle, model_preflight
 
 PipeRef = Annotated[PipelineHandle, DiffusionPipe]
 Steps = Annotated[int, Range(1, 500), "denoising steps"]
@@ -28,7 +28,7 @@ Seed = Annotated[int, Range(0, 2**63 - 1), "random seed; the same seed gives the
 StepCallback = Callable[[Any, int, Any, dict[str, Any]], dict[str, Any]]
 
 
-@node("image.pipeline", resources="gpu", output="pipe")
+@node("image.pipeline", resources="gpu", output="pipe", preflight=model_preflight)
 def load_diffusion_pipeline(
     ctx: NodeContext,
     model: Annotated[str, "a diffusers model folder (written by save_pretrained) or a hub id 'org/name'"],

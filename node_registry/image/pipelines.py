@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from nodeloom.core.errors import NodeExecutionError
+from nodeloom.core.preflight import problems_raised
+from nodeloom.core.spec import InputProblem, NodePreflight
 
 DType = Literal["float16", "bfloat16", "float32"]
 DTYPES: tuple[DType, ...] = ("float16", "bfloat16", "float32")
@@ -81,6 +83,18 @@ def choose_handle(
     if folder.exists() or _looks_like_path(model):
         model = str(folder.resolve())
     return PipelineHandle(model=model, dtype=dtype, device=device)
+
+
+def model_preflight(use: NodePreflight) -> list[InputProblem]:
+    """image.pipeline's preflight: a literal `model` that names a folder must be a pipeline folder
+    (a hub id is left to the run: finding it may need the network)."""
+    model = use.inputs.get("model")
+    if not isinstance(model, str):
+        return []
+    folder = Path(model).expanduser()
+    if not (folder.exists() or _looks_like_path(model)):
+        return []
+    return problems_raised(lambda: _check_folder(folder.resolve()), "model_missing", port="model")
 
 
 def _looks_like_path(model: str) -> bool:

@@ -152,17 +152,55 @@ def resolve_destination(url: httpx.URL, *, allow_private: bool) -> Destination:
         raise NodeExecutionError(f"host {url.host!r} resolved to no address", details={"host": url.host})
     if not allow_private:
         for address in addresses:
-            reason = why_not_public(address)
-            if reason is not None:
-                resolved = "" if url.host == str(address) else f" resolves to {address}, which"
-                if isinstance(address, ipaddress.IPv6Address) and embedded_ipv4(address) is not None:
-                    resolved += f" stands for {embedded_ipv4(address)} and"
-                raise DestinationRefused(
-                    f"refused {display_url(url)}: host {url.host!r}{resolved} is a {reason} address, "
-                    f"and this run may only reach public addresses; to allow it, {HOW_TO_ALLOW}",
-                    details={"host": url.host, "address": str(address), "reason": reason},
-                )
+            refused = refusal(url, address)
+            if refused is not None:
+                raise refused
     return Destination(url, port, tuple(addresses))
+
+
+def refusal(url: httpx.URL, address: IPAddress) -> DestinationRefused | None:
+    """The error refusing `url`, whose host is or resolves to `address`, when that is not public."""
+    reason = why_not_public(address)
+    if reason is None:
+        return None
+    resolved = "" if url.host == str(address) else f" resolves to {address}, which"
+    if isinstance(address, ipaddress.IPv6Address) and embedded_ipv4(address) is not None:
+        resolved += f" stands for {embedded_ipv4(address)} and"
+    return DestinationRefused(
+        f"refused {display_url(url)}: host {url.host!r}{resolved} is a {reason} address, "
+        f"and this run may only reach public addresses; to allow it, {HOW_TO_ALLOW}",
+        details={"host": url.host, "address": str(address), "reason": reason},
+    )
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a host stands for without asking DNS: an IP in any spelling the resolver takes
+    (`127.0.0.1`, `2130706433`, `[::1]`), or loopback for `localhost` and names under it (RFC 6761);
+    None for any other name."""
+    name = host.lower().rstrip(".").strip("[]")
+    if name == "localhost" or name.endswith(".localhost"):
+        return ipaddress.IPv4Address("127.0.0.1")
+    try:
+        infos = socket.getaddrinfo(name, None, flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError, ValueError):
+        return None
+    return ipaddress.ip_address(str(infos[0][4][0]).split("%", 1)[0]) if infos else None
+
+
+def refusal_before_lookup(text: str, *, allow_private: bool) -> DestinationRefused | None:
+    """What can be refused of a URL before the run, with no DNS query: a scheme other than http(s),
+    no host, or a host that is a non-public address by itself (an IP, `localhost`).
+
+    A host name is not looked up here: the answer may change before the run connects, and the
+    node checks every address the name resolves to when it does."""
+    try:
+        url = parse_url(text)
+    except DestinationRefused as refused:
+        return refused
+    if allow_private:
+        return None
+    address = literal_address(url.host)
+    return None if address is None else refusal(url, address)
 
 
 def redirect_destination(current: httpx.URL, location: str, *, allow_private: bool) -> Destination:

@@ -39,15 +39,17 @@ import httpx
 from nodeloom.core.context import NodeContext
 from nodeloom.core.errors import NodeExecutionError
 from nodeloom.core.ports import Pattern, Range
-from nodeloom.core.spec import RetryPolicy, node
+from nodeloom.core.spec import InputProblem, NodePreflight, RetryPolicy, node
 from nodeloom.core.types import Json
 from nodeloom.node_registry.tools.addresses import (
+    HOW_TO_ALLOW,
     Destination,
     DestinationRefused,
     display_url,
     host_matches,
     parse_url,
     redirect_destination,
+    refusal_before_lookup,
     resolve_destination,
 )
 from nodeloom.node_registry.tools.artifact_links import with_locations
@@ -562,7 +564,22 @@ _URL_SECRET_NOTE = (
 )
 
 
-@node("http.request", resources="io", deterministic=False, retry=NETWORK_RETRY)
+def _destination_preflight(use: NodePreflight) -> list[InputProblem]:
+    """Before the run: a literal URL (or one from a graph input) the run's policy refuses.
+
+    A URL with a secret reference is left to the run (the secret is read when the node runs),
+    and a host name is not looked up (see `refusal_before_lookup`)."""
+    url = use.inputs.get("url")
+    if not isinstance(url, str) or _SECRET_REFERENCE.search(url):
+        return []
+    refused = refusal_before_lookup(url, allow_private=use.config.allow_private_network)
+    if refused is None:
+        return []
+    hint = HOW_TO_ALLOW if refused.details.get("reason") else None
+    return [InputProblem("destination_refused", refused.message, port="url", hint=hint)]
+
+
+@node("http.request", resources="io", deterministic=False, retry=NETWORK_RETRY, preflight=_destination_preflight)
 async def http_request(
     ctx: NodeContext,
     url: Annotated[str, URL_PATTERN, f"an http or https URL; {_URL_SECRET_NOTE}"],
@@ -598,7 +615,8 @@ async def http_request(
     )
 
 
-@node("webhook.post", resources="io", deterministic=False, retry=NETWORK_RETRY, output="status")
+@node("webhook.post", resources="io", deterministic=False, retry=NETWORK_RETRY, output="status",
+      preflight=_destination_preflight)
 async def webhook_post(
     ctx: NodeContext,
     url: Annotated[str, URL_PATTERN, f"the webhook's http or https URL; {_URL_SECRET_NOTE}"],

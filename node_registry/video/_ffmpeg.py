@@ -19,6 +19,8 @@ from typing import IO
 
 from nodeloom.core.context import NodeContext
 from nodeloom.core.errors import NodeExecutionError
+from nodeloom.core.preflight import problems_raised
+from nodeloom.core.spec import InputProblem, NodePreflight
 
 INSTALL_HINT = (
     "the video nodes need the ffmpeg binary shipped in the imageio-ffmpeg package: "
@@ -44,6 +46,11 @@ def ffmpeg_exe() -> str:
         raise NodeExecutionError(f"ffmpeg {configured!r} is not an executable file; {INSTALL_HINT}",
                                  retryable=False, details={"ffmpeg": configured})
     return found
+
+
+def ffmpeg_preflight(use: NodePreflight) -> list[InputProblem]:
+    """The video nodes' preflight: the ffmpeg binary is there."""
+    return problems_raised(ffmpeg_exe, "program_missing")
 
 
 def _tail(log: IO[bytes]) -> str:

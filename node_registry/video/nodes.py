@@ -22,7 +22,7 @@ from nodeloom.core.errors import NodeExecutionError
 from nodeloom.core.ports import Pattern, Range
 from nodeloom.core.spec import node
 from nodeloom.core.types import AudioRef, ImageRef, VideoRef
-from nodeloom.node_registry.video._ffmpeg import FrameEncoder, MediaInfo, probe, run_ffmpeg
+from nodeloom.node_registry.video._ffmpeg import FrameEncoder, MediaInfo, ffmpeg_preflight, probe, run_ffmpeg
 
 Fit = Literal["contain", "cover"]
 
@@ -147,7 +147,7 @@ def _check_slideshow(images: Sequence[ArtifactRef], durations: Sequence[float], 
     return per_image
 
 
-@node("video.slideshow", output="video")
+@node("video.slideshow", output="video", preflight=ffmpeg_preflight)
 def slideshow(
     ctx: NodeContext,
     images: Annotated[Sequence[ImageRef], "the slides, in order"],
@@ -201,7 +201,7 @@ def _probe_clip(ctx: NodeContext, ref: ArtifactRef, index: int) -> MediaInfo:
     return info
 
 
-@node("video.concat", output="video")
+@node("video.concat", output="video", preflight=ffmpeg_preflight)
 def concat(
     ctx: NodeContext,
     videos: Annotated[Sequence[VideoRef], "clips, played one after the other"],
@@ -251,7 +251,7 @@ def concat(
         return ctx.artifacts.put_file(target, "video/mp4")
 
 
-@node("video.thumbnail", output="image")
+@node("video.thumbnail", output="image", preflight=ffmpeg_preflight)
 def thumbnail(
     ctx: NodeContext,
     video: Annotated[VideoRef, "the clip"],
