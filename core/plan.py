@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nodeloom.core.branches import CONDITIONAL_TYPES, FIRST_TYPES
 from nodeloom.core.cache import cache_key, linked_cache_key, static_part
 from nodeloom.core.errors import GraphValidationError, NodeExecutionError
 from nodeloom.core.graph import Graph, Link
@@ -48,6 +49,10 @@ class PlannedNode:
     #: a non-deterministic node with a `seed` input: cacheable only when the seed is set
     seeded: bool = False
     downstream: tuple[str, ...] = ()
+    #: a conditional node (`control.branch`, `control.switch`): some outputs may be `NOT_TAKEN`
+    conditional: bool = False
+    #: a join (`control.first`): runs with the linked inputs that arrived, leaving out the others
+    joins: bool = False
 
     def gather_inputs(
         self, input_values: Mapping[str, Any], upstream: Mapping[str, Mapping[str, Any]], check: bool = True
@@ -58,9 +63,15 @@ class PlannedNode:
         for port_name, input_name in self.graph_inputs:
             inputs[port_name] = input_values[input_name]
         for port_name, node, output in self.links:
-            inputs[port_name] = upstream[node][output]
+            try:
+                inputs[port_name] = upstream[node][output]
+            except KeyError:
+                if not self.joins:  # only a join leaves out an input that did not arrive
+                    raise
         if check and self.checked:
             for port_name, port in self.checked.items():
+                if port_name not in inputs:
+                    continue  # an input of a join that did not arrive
                 value = inputs[port_name]
                 problem = port.check_value(value)
                 if problem is not None:
@@ -195,6 +206,9 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             children[parent].append(planned.id)
     for node_id, planned in nodes.items():
         planned.downstream = tuple(children[node_id])
+        node_type = planned.definition.spec.type
+        planned.conditional = node_type in CONDITIONAL_TYPES
+        planned.joins = node_type in FIRST_TYPES
     plan = ExecutionPlan(graph=graph, nodes=nodes, outputs=dict(graph.outputs), catalog=catalog,
                          has_timeouts=has_timeouts)
     return plan, ordered

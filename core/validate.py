@@ -19,6 +19,7 @@ a list of `ValidationIssue` (empty when the graph is valid). Issue codes:
 | `cycle` | nodes depend on each other in a loop (the loop is in the message) |
 | `no_outputs` | the graph declares no outputs |
 | `unknown_input` | a run was given a value for an input the graph does not declare |
+| `branch_dependent_output` | a graph output not marked optional is absent for some choice of the branches |
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from nodeloom.core.branches import branch_issues
 from nodeloom.core.graph import (
     FORMAT_VERSION,
     Graph,
@@ -66,6 +68,7 @@ ISSUE_CODES = frozenset(
         "cycle",
         "no_outputs",
         "unknown_input",
+        "branch_dependent_output",
     }
 )
 
@@ -314,6 +317,9 @@ def read_graph_document(data: Any) -> tuple[Graph | None, list[ValidationIssue]]
         if instance is not None:
             graph._put_node(instance)
     for output_name, raw in sections["outputs"].items():
+        optional = isinstance(raw, dict) and raw.get("optional") is True
+        if optional:
+            raw = {key: value for key, value in raw.items() if key != "optional"}
         link = parse_value(raw)
         if not isinstance(link, Link) or not _is_text(link.node) or not _is_text(link.output):
             issues.append(
@@ -323,7 +329,7 @@ def read_graph_document(data: Any) -> tuple[Graph | None, list[ValidationIssue]]
                 )
             )
             continue
-        graph.output(output_name, link)
+        graph.output(output_name, link, optional=optional)
     return graph, issues
 
 
@@ -692,6 +698,7 @@ def analyze_graph(
         )
     if check_cycles:
         issues.extend(cycle_issues(graph))
+    issues.extend(branch_issues(graph, check_outputs=not issues))
     return issues, analyses
 
 

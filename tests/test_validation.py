@@ -292,6 +292,10 @@ def test_every_issue_code_is_produced_by_some_document(registry: NodeRegistry, c
         "pattern_mismatch": {"inputs": {"x": {"type": "Text", "default": "z", "pattern": "[0-9]+"}}},
         "cycle": {"nodes": {"a": {"type": "math.add", "inputs": {"a": {"node": "a", "output": "result"}}}}},
         "no_outputs": {"nodes": {}},
+        "branch_dependent_output": {
+            "nodes": {"b": {"type": "control.branch", "inputs": {"condition": True, "value": 1}}},
+            "outputs": {"x": {"node": "b", "output": "true"}},
+        },
     }
     doc = examples[code]
     source = doc if isinstance(doc, str) else json.dumps(doc)

@@ -27,6 +27,7 @@ from celery.exceptions import SoftTimeLimitExceeded  # type: ignore[import-untyp
 from celery.signals import worker_process_shutdown  # type: ignore[import-untyped]
 
 from nodeloom.core.artifacts import open_artifact_store
+from nodeloom.core.branches import split_taken
 from nodeloom.core.context import NodeContext
 from nodeloom.core.errors import NodeTimeoutError, error_record
 from nodeloom.core.events import RunStatus
@@ -107,6 +108,7 @@ class NodeWorker:
         started = time.monotonic()
         error: BaseException | None = None
         encoded = ""
+        gone: frozenset[str] = frozenset()
         try:
             inputs = run.gather(planned, texts=texts)
             ctx = None
@@ -127,6 +129,8 @@ class NodeWorker:
                 outputs = asyncio.run(definition.invoke_async(node_id, inputs, ctx))
             else:
                 outputs = definition.invoke(node_id, inputs, ctx)
+            if planned.conditional:
+                outputs, gone = split_taken(outputs)
             encoded = encode_outputs(outputs, self.artifacts, self.config.inline_limit, node_id)
         except SoftTimeLimitExceeded:
             error = NodeTimeoutError(f"node {node_id!r} did not finish within {planned.timeout:g} s", node=node_id)
@@ -135,7 +139,7 @@ class NodeWorker:
             log.debug("node %s of run %s failed", node_id, run_id, exc_info=True)
         if error is None:
             ready = self.store.complete(run_id, node_id, attempt, encoded, time.monotonic() - started, cache_key,
-                                        cache=run.use_cache)
+                                        cache=run.use_cache, untaken=gone)
             if ready:
                 run.send(app, ready)
             return "done"
