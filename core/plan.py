@@ -18,6 +18,7 @@ from nodeloom.core.errors import GraphValidationError, NodeExecutionError
 from nodeloom.core.graph import Graph, Link
 from nodeloom.core.ports import Port
 from nodeloom.core.spec import NodeDefinition, Resources, RetryPolicy
+from nodeloom.core.subgraphs import expanded
 from nodeloom.core.validate import (
     NodeAnalysis,
     NodeCatalog,
@@ -137,15 +138,19 @@ def plan_execution(graph: Graph, catalog: NodeCatalog) -> ExecutionPlan:
         graph_revision, catalog_revision, memo_catalog, plan = memo
         if graph_revision == graph.revision and catalog_revision == catalog.revision and memo_catalog is catalog:
             return plan  # type: ignore[no-any-return]
-    issues, analyses = analyze_graph(graph, catalog, check_cycles=False)
+    # graph nodes are expanded inline: the plan is of their inner nodes (saved graphs may change,
+    # so such a plan is not remembered)
+    flat = expanded(graph, catalog)
+    issues, analyses = analyze_graph(flat, catalog, check_cycles=False)
     if issues:
-        raise GraphValidationError(issues + cycle_issues(graph))
-    plan, ordered = _plan(graph, analyses, catalog_for(graph, catalog))
+        raise GraphValidationError(issues + cycle_issues(flat))
+    plan, ordered = _plan(flat, analyses, catalog_for(flat, catalog))
     # nodes that each come after all their upstream nodes cannot form a loop; otherwise
     # counting ready nodes is cheaper than searching for loops
     if not ordered and not _acyclic(plan.nodes):
-        raise GraphValidationError(cycle_issues(graph))
-    graph.plan_memo[id(catalog)] = (graph.revision, catalog.revision, catalog, plan)
+        raise GraphValidationError(cycle_issues(flat))
+    if flat is graph:
+        graph.plan_memo[id(catalog)] = (graph.revision, catalog.revision, catalog, plan)
     return plan
 
 
@@ -153,7 +158,8 @@ def prepare_run(
     graph: Graph, catalog: NodeCatalog, inputs: Mapping[str, Any] | None
 ) -> tuple[ExecutionPlan, dict[str, Any]]:
     """What every executor does before a run starts: plan the graph and check the values given
-    for its inputs (defaults applied). Raises `GraphValidationError` before anything runs."""
+    for its inputs (defaults applied). Raises `GraphValidationError` before anything runs.
+    The plan's `graph` is the graph with its graph nodes expanded."""
     plan = plan_execution(graph, catalog)
     values, issues = check_run_inputs(graph, inputs or {})
     if issues:

@@ -20,6 +20,8 @@ a list of `ValidationIssue` (empty when the graph is valid). Issue codes:
 | `no_outputs` | the graph declares no outputs |
 | `unknown_input` | a run was given a value for an input the graph does not declare |
 | `branch_dependent_output` | a graph output not marked optional is absent for some choice of the branches |
+| `unknown_graph` | a `graph:NAME@VERSION` node names a graph or version that no graph source has |
+| `graph_recursion` | a graph used as a node contains itself, directly or through other graphs |
 """
 
 from __future__ import annotations
@@ -45,9 +47,11 @@ from nodeloom.core.graph import (
 )
 from nodeloom.core.ports import REQUIRED, Port
 from nodeloom.core.spec import NodeDefinition, RetryPolicy
+from nodeloom.core.subgraphs import expand_graph_nodes
 from nodeloom.core.types import PortType, can_connect, parse_type
 
-NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+#: a node id; `/` separates the path of a graph node's inner node (`ad/storyboard`)
+NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}){0,15}$")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 ISSUE_CODES = frozenset(
@@ -69,6 +73,8 @@ ISSUE_CODES = frozenset(
         "no_outputs",
         "unknown_input",
         "branch_dependent_output",
+        "unknown_graph",
+        "graph_recursion",
     }
 )
 
@@ -211,7 +217,8 @@ def _read_node(node_id: str, raw: Any, issues: list[ValidationIssue]) -> NodeIns
         issues.append(
             ValidationIssue(
                 "invalid_id",
-                f"node id {node_id!r}: use letters, digits, '_', '.', '-' (at most 128)",
+                f"node id {node_id!r}: use letters, digits, '_', '.', '-' (at most 128; '/' only in the path "
+                "of a graph node's inner node)",
                 node=node_id,
             )
         )
@@ -718,16 +725,22 @@ def cycle_issues(graph: Graph) -> list[ValidationIssue]:
 def validate_graph(source: Graph | Mapping[str, Any] | str | bytes, catalog: NodeCatalog) -> list[ValidationIssue]:
     """Every problem of the graph against `catalog`, or an empty list. Never raises for bad input."""
     if isinstance(source, Graph):
-        return analyze_graph(source, catalog)[0]
-    data: Any = source
-    if isinstance(source, str | bytes):
-        data, issues = parse_json_text(source)
-        if issues:
+        graph, issues = source, []
+    else:
+        data: Any = source
+        if isinstance(source, str | bytes):
+            data, issues = parse_json_text(source)
+            if issues:
+                return issues
+        found, issues = read_graph_document(data)
+        if found is None:
             return issues
-    graph, issues = read_graph_document(data)
-    if graph is None:
-        return issues
-    return issues + analyze_graph(graph, catalog)[0]
+        graph = found
+    # graph nodes (`graph:NAME@VERSION`) are checked as what they expand to
+    flat, expansion_issues = expand_graph_nodes(graph, catalog)
+    if expansion_issues:
+        return issues + expansion_issues
+    return issues + analyze_graph(flat, catalog)[0]
 
 
 def check_run_inputs(graph: Graph, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[ValidationIssue]]:

@@ -254,3 +254,33 @@ def test_switch_takes_one_case_and_a_join_with_nothing_arrived_is_skipped(execut
     fallback = executor.run(g, {"kind": "audio"}, use_cache=False)
     assert fallback.status is RunStatus.SUCCEEDED and fallback.outputs == {"any": "other: audio"}
     assert {n for n, r in fallback.nodes.items() if r.state is NodeState.SKIPPED} == {"video", "image", "media"}
+
+
+# -- graphs as nodes --------------------------------------------------------------------
+
+
+def test_a_saved_graph_runs_as_a_node_whose_inner_nodes_cache_on_their_own(
+    executor: Executor, conformance_registry: NodeRegistry, tmp_path: Path,
+) -> None:
+    inner = Graph("double_mark")
+    value = inner.input("v", Float)
+    offset = inner.input("offset", Float, default=0.0)
+    marked = inner.add("marker.mark", "mark", folder=str(tmp_path), label="inner", value=value)
+    doubled = inner.add("math.multiply", "double", a=marked["value"], b=2)
+    inner.output("doubled", inner.add("math.add", "shift", a=doubled["result"], b=offset)["result"])
+    name = f"double_mark_{tmp_path.name}"
+    node_type = conformance_registry.add_graph(name, inner, 3)
+    g = Graph("outer")
+    x = g.input("x", Float)
+    first = g.add(node_type, "first", v=x)
+    second = g.add(node_type, "second", v=first["doubled"], offset=1)
+    g.output("result", second["doubled"])
+    handle = executor.submit(g, {"x": 1.5})
+    result = handle.result(timeout=60)
+    assert result.ok and result.outputs == {"result": 7.0}
+    paths = {f"{outer}/{node}" for outer in ("first", "second") for node in ("mark", "double", "shift")}
+    assert set(result.nodes) == paths
+    assert {e.node for e in handle.events() if e.kind is EventKind.NODE_DONE} == paths
+    again = executor.run(g, {"x": 1.5})
+    assert again.outputs == {"result": 7.0} and all(r.state is NodeState.CACHED for r in again.nodes.values())
+    assert len(markers(tmp_path, "inner")) == 2
