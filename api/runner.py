@@ -17,12 +17,14 @@ from sqlmodel import Session, col, select
 
 from nodeloom.api.auth import Identity
 from nodeloom.api.errors import ApiError, not_found
+from nodeloom.api.graph_store import project_catalog
 from nodeloom.api.recorder import RunRecorder
 from nodeloom.api.schemas import RunState, RunSubmit
 from nodeloom.api.tables import GraphRow, GraphVersionRow, RunEventRow, RunNodeRow, RunRow
 from nodeloom.core.errors import GraphValidationError, NodeloomError, RunNotFoundError
 from nodeloom.core.graph import Graph
 from nodeloom.core.preflight import preflight
+from nodeloom.core.subgraphs import expanded
 from nodeloom.core.validate import NodeCatalog, check_run_inputs, validate_graph
 from nodeloom.executors.base import Executor
 
@@ -73,9 +75,11 @@ class RunService:
             if earlier is not None:
                 return earlier, False
         graph_id, version, document = self._document(identity, request)
-        graph = checked_graph(document, self.catalog)
+        catalog = project_catalog(self.catalog, self.engine, identity.project)
+        # graph nodes are expanded here, with the project's saved graphs: node rows and events use path ids
+        graph = expanded(checked_graph(document, catalog), catalog)
         _, issues = check_run_inputs(graph, request.inputs)
-        issues = issues or preflight(graph, self.catalog, request.inputs)  # before anything is queued
+        issues = issues or preflight(graph, catalog, request.inputs)  # before anything is queued
         if issues:
             raise GraphValidationError(issues)
         run_id = uuid.uuid4().hex
@@ -205,7 +209,7 @@ class RunService:
                     node.error = None
                     session.add(node)
             session.commit()
-            graph = Graph.from_json(run.document)
+            graph = expanded(Graph.from_json(run.document), project_catalog(self.catalog, self.engine, project))
             inputs, use_cache, base = dict(run.inputs), run.use_cache, run.event_base
         self.recorder.signals.notify([run_id])
         self._start(run_id, graph, inputs, use_cache, base)

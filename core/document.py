@@ -20,7 +20,8 @@ from nodeloom.core.types import PortType, parse_type
 
 #: the version of the graph document format this nodeloom writes (and the newest it reads)
 FORMAT_VERSION = 1
-NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+#: a node id; `/` separates the path of a graph node's inner node (`ad/storyboard`)
+NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}){0,15}$")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 #: the keys a graph input declaration may have (`schema` binds a Json type, `item` a List's item type)
 INPUT_KEYS = ("type", "schema", "item", "default", "description", "min", "max", "choices", "pattern")
@@ -36,6 +37,8 @@ class GraphDocument:
     inputs: list[GraphInput] = field(default_factory=list)
     nodes: list[NodeInstance] = field(default_factory=list)
     outputs: dict[str, Link] = field(default_factory=dict)
+    #: outputs marked `"optional": true`: absent from a result when a branch skipped their source
+    optional_outputs: set[str] = field(default_factory=set)
 
 
 def parse_json_text(text: str | bytes) -> tuple[Any, list[ValidationIssue]]:
@@ -144,7 +147,8 @@ def _read_node(node_id: str, raw: Any, issues: list[ValidationIssue]) -> NodeIns
         issues.append(
             ValidationIssue(
                 "invalid_id",
-                f"node id {node_id!r}: use letters, digits, '_', '.', '-' (at most 128)",
+                f"node id {node_id!r}: use letters, digits, '_', '.', '-' (at most 128; '/' only in the path "
+                "of a graph node's inner node)",
                 node=node_id,
             )
         )
@@ -250,6 +254,9 @@ def read_document(data: Any) -> tuple[GraphDocument | None, list[ValidationIssue
         if instance is not None:
             document.nodes.append(instance)
     for output_name, raw in sections["outputs"].items():
+        optional = isinstance(raw, dict) and raw.get("optional") is True
+        if optional:
+            raw = {key: value for key, value in raw.items() if key != "optional"}
         link = parse_value(raw)
         if not isinstance(link, Link) or not _is_text(link.node) or not _is_text(link.output):
             issues.append(
@@ -260,4 +267,6 @@ def read_document(data: Any) -> tuple[GraphDocument | None, list[ValidationIssue
             )
             continue
         document.outputs[output_name] = link
+        if optional:
+            document.optional_outputs.add(output_name)
     return document, issues

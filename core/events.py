@@ -83,7 +83,7 @@ EVENT_FIELDS: dict[EventKind, tuple[str, ...]] = {
     EventKind.NODE_DONE: ("attempts", "duration"),
     EventKind.NODE_RETRYING: ("attempt", "delay", "error"),
     EventKind.NODE_FAILED: ("attempts", "error"),
-    EventKind.NODE_SKIPPED: ("because",),
+    EventKind.NODE_SKIPPED: ("because", "reason"),
     EventKind.NODE_CANCELLED: (),
     EventKind.RUN_FINISHED: ("status",),
 }

@@ -84,6 +84,7 @@ class Graph:
         self._inputs: dict[str, GraphInput] = {}
         self._nodes: dict[str, NodeInstance] = {}
         self._outputs: dict[str, Link] = {}
+        self._optional: set[str] = set()
         self._local: dict[str, NodeDefinition] = {}
         self.revision = 0
         #: plans made for this graph, by catalog (see `nodeloom.core.plan`)
@@ -100,6 +101,11 @@ class Graph:
     @property
     def outputs(self) -> Mapping[str, Link]:
         return MappingProxyType(self._outputs)
+
+    @property
+    def optional_outputs(self) -> frozenset[str]:
+        """Outputs that may be absent from a run's result (their source was skipped by a branch)."""
+        return frozenset(self._optional)
 
     @property
     def local_definitions(self) -> Mapping[str, NodeDefinition]:
@@ -174,11 +180,16 @@ class Graph:
         del self._nodes[node_id]
         self._changed()
 
-    def output(self, name: str, source: Link) -> None:
-        """Expose a node output as the graph output `name`."""
+    def output(self, name: str, source: Link, *, optional: bool = False) -> None:
+        """Expose a node output as the graph output `name`. An `optional` output may hang on a
+        branch: when its source is skipped it is simply absent from the result."""
         if not isinstance(source, Link):
             raise TypeError("output() takes a link such as handle['text']")
         self._outputs[name] = source
+        if optional:
+            self._optional.add(name)
+        else:
+            self._optional.discard(name)
         self._changed()
 
     def _put_node(self, instance: NodeInstance) -> None:
@@ -199,7 +210,10 @@ class Graph:
             data["description"] = self.description
         data["inputs"] = {name: spec.to_json() for name, spec in self.inputs.items()}
         data["nodes"] = {node_id: n.to_json() for node_id, n in self.nodes.items()}
-        data["outputs"] = {name: link.to_json() for name, link in self.outputs.items()}
+        data["outputs"] = {
+            name: {**link.to_json(), "optional": True} if name in self._optional else link.to_json()
+            for name, link in self.outputs.items()
+        }
         if self.metadata:
             data["metadata"] = self.metadata
         return data
@@ -232,6 +246,7 @@ class Graph:
         graph._inputs = {declared.name: declared for declared in document.inputs}
         graph._nodes = {instance.id: instance for instance in document.nodes}
         graph._outputs = dict(document.outputs)
+        graph._optional = set(document.optional_outputs)
         graph.revision = 1
         return graph
 

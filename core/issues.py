@@ -21,6 +21,9 @@ of nodeloom, so every layer can take it. Issue codes:
 | `cycle` | nodes depend on each other in a loop (the loop is in the message) |
 | `no_outputs` | the graph declares no outputs |
 | `unknown_input` | a run was given a value for an input the graph does not declare |
+| `branch_dependent_output` | a graph output not marked optional is absent for some choice of the branches |
+| `unknown_graph` | a `graph:NAME@VERSION` node names a graph or version that no graph source has |
+| `graph_recursion` | a graph used as a node contains itself, directly or through other graphs |
 """
 
 from __future__ import annotations
@@ -48,6 +51,9 @@ ISSUE_CODES = frozenset(
         "cycle",
         "no_outputs",
         "unknown_input",
+        "branch_dependent_output",
+        "unknown_graph",
+        "graph_recursion",
     }
 )
 

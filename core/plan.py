@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nodeloom.core.branches import CONDITIONAL_TYPES, FIRST_TYPES
 from nodeloom.core.cache import cache_key, linked_cache_key, static_part
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.errors import GraphValidationError, NodeExecutionError
@@ -20,6 +21,7 @@ from nodeloom.core.graph_parts import Link
 from nodeloom.core.ports import Port
 from nodeloom.core.run_inputs import check_run_inputs
 from nodeloom.core.spec import NodeDefinition, Resources, RetryPolicy
+from nodeloom.core.subgraphs import expanded
 from nodeloom.core.validate import NodeAnalysis, analyze_graph, catalog_for, cycle_issues
 
 
@@ -44,6 +46,10 @@ class PlannedNode:
     #: a non-deterministic node with a `seed` input: cacheable only when the seed is set
     seeded: bool = False
     downstream: tuple[str, ...] = ()
+    #: a conditional node (`control.branch`, `control.switch`): some outputs may be `NOT_TAKEN`
+    conditional: bool = False
+    #: a join (`control.first`): runs with the linked inputs that arrived, leaving out the others
+    joins: bool = False
 
     def gather_inputs(
         self, input_values: Mapping[str, Any], upstream: Mapping[str, Mapping[str, Any]], check: bool = True
@@ -54,9 +60,15 @@ class PlannedNode:
         for port_name, input_name in self.graph_inputs:
             inputs[port_name] = input_values[input_name]
         for port_name, node, output in self.links:
-            inputs[port_name] = upstream[node][output]
+            try:
+                inputs[port_name] = upstream[node][output]
+            except KeyError:
+                if not self.joins:  # only a join leaves out an input that did not arrive
+                    raise
         if check and self.checked:
             for port_name, port in self.checked.items():
+                if port_name not in inputs:
+                    continue  # an input of a join that did not arrive
                 value = inputs[port_name]
                 problem = port.check_value(value)
                 if problem is not None:
@@ -122,15 +134,19 @@ def plan_execution(graph: Graph, catalog: NodeCatalog) -> ExecutionPlan:
         graph_revision, catalog_revision, memo_catalog, plan = memo
         if graph_revision == graph.revision and catalog_revision == catalog.revision and memo_catalog is catalog:
             return plan  # type: ignore[no-any-return]
-    issues, analyses = analyze_graph(graph, catalog, check_cycles=False)
+    # graph nodes are expanded inline: the plan is of their inner nodes (saved graphs may change,
+    # so such a plan is not remembered)
+    flat = expanded(graph, catalog)
+    issues, analyses = analyze_graph(flat, catalog, check_cycles=False)
     if issues:
-        raise GraphValidationError(issues + cycle_issues(graph))
-    plan, ordered = _plan(graph, analyses, catalog_for(graph, catalog))
+        raise GraphValidationError(issues + cycle_issues(flat))
+    plan, ordered = _plan(flat, analyses, catalog_for(flat, catalog))
     # nodes that each come after all their upstream nodes cannot form a loop; otherwise
     # counting ready nodes is cheaper than searching for loops
     if not ordered and not _acyclic(plan.nodes):
-        raise GraphValidationError(cycle_issues(graph))
-    graph.plan_memo[id(catalog)] = (graph.revision, catalog.revision, catalog, plan)
+        raise GraphValidationError(cycle_issues(flat))
+    if flat is graph:
+        graph.plan_memo[id(catalog)] = (graph.revision, catalog.revision, catalog, plan)
     return plan
 
 
@@ -138,7 +154,8 @@ def prepare_run(
     graph: Graph, catalog: NodeCatalog, inputs: Mapping[str, Any] | None
 ) -> tuple[ExecutionPlan, dict[str, Any]]:
     """What every executor does before a run starts: plan the graph and check the values given
-    for its inputs (defaults applied). Raises `GraphValidationError` before anything runs."""
+    for its inputs (defaults applied). Raises `GraphValidationError` before anything runs.
+    The plan's `graph` is the graph with its graph nodes expanded."""
     plan = plan_execution(graph, catalog)
     values, issues = check_run_inputs(graph, inputs or {})
     if issues:
@@ -196,6 +213,9 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             children[parent].append(planned.id)
     for node_id, planned in nodes.items():
         planned.downstream = tuple(children[node_id])
+        node_type = planned.definition.spec.type
+        planned.conditional = node_type in CONDITIONAL_TYPES
+        planned.joins = node_type in FIRST_TYPES
     plan = ExecutionPlan(graph=graph, nodes=nodes, outputs=dict(graph.outputs), catalog=catalog,
                          has_timeouts=has_timeouts)
     return plan, ordered

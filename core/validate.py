@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from nodeloom.core.branches import branch_issues
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.document import NAME_PATTERN, parse_json_text
 from nodeloom.core.graph import Graph, read_graph_document
@@ -22,6 +23,7 @@ from nodeloom.core.issues import ISSUE_CODES, ValidationIssue, for_node, json_ki
 from nodeloom.core.ports import Port
 from nodeloom.core.run_inputs import check_run_inputs
 from nodeloom.core.spec import NodeDefinition
+from nodeloom.core.subgraphs import expand_graph_nodes
 from nodeloom.core.types import PortType, can_connect
 
 #: names other modules import from here; each is defined in the module named in its import above
@@ -389,6 +391,7 @@ def analyze_graph(
         )
     if check_cycles:
         issues.extend(cycle_issues(graph))
+    issues.extend(branch_issues(graph, check_outputs=not issues))
     return issues, analyses
 
 
@@ -408,13 +411,19 @@ def cycle_issues(graph: Graph) -> list[ValidationIssue]:
 def validate_graph(source: Graph | Mapping[str, Any] | str | bytes, catalog: NodeCatalog) -> list[ValidationIssue]:
     """Every problem of the graph against `catalog`, or an empty list. Never raises for bad input."""
     if isinstance(source, Graph):
-        return analyze_graph(source, catalog)[0]
-    data: Any = source
-    if isinstance(source, str | bytes):
-        data, issues = parse_json_text(source)
-        if issues:
+        graph, issues = source, []
+    else:
+        data: Any = source
+        if isinstance(source, str | bytes):
+            data, issues = parse_json_text(source)
+            if issues:
+                return issues
+        found, issues = read_graph_document(data)
+        if found is None:
             return issues
-    graph, issues = read_graph_document(data)
-    if graph is None:
-        return issues
-    return issues + analyze_graph(graph, catalog)[0]
+        graph = found
+    # graph nodes (`graph:NAME@VERSION`) are checked as what they expand to
+    flat, expansion_issues = expand_graph_nodes(graph, catalog)
+    if expansion_issues:
+        return issues + expansion_issues
+    return issues + analyze_graph(flat, catalog)[0]

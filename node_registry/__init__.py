@@ -1,11 +1,14 @@
 """nodeloom.node_registry: the registry and the built-in node packs.
 
 `default_registry()` holds the built-in packs and the third-party packs found through
-the `nodeloom.nodes` entry-point group; it is built once per process.
+the `nodeloom.nodes` entry-point group, and the saved graphs of the folders named in
+`NODELOOM_GRAPHS` (files `NAME@VERSION.json`, usable as node types `graph:NAME@VERSION`);
+it is built once per process.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 
@@ -60,6 +63,9 @@ def default_registry() -> NodeRegistry:
             if _default is None:
                 registry = builtin_registry()
                 registry.discover()
+                for folder in os.environ.get("NODELOOM_GRAPHS", "").split(os.pathsep):
+                    if folder:
+                        registry.graphs.add_folder(folder)
                 _default = registry
     return _default
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from nodeloom.core.errors import NodeDefinitionError, UnknownNodeTypeError
 from nodeloom.core.spec import NodeDefinition, NodeSpec, definition_of
+from nodeloom.core.subgraphs import GraphLibrary
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class NodeRegistry:
         self._definitions: dict[str, NodeDefinition] = {}
         self._own_revision = 0
         self.parent = parent
+        #: saved graphs usable as node types `graph:NAME@VERSION` (falls back to the parent's)
+        self.graphs = GraphLibrary(parent=parent.graphs if parent is not None else None)
         self.plugin_problems: list[PluginProblem] = []
         for definition in definitions_in(list(nodes)):
             self.register(definition)
@@ -72,6 +75,11 @@ class NodeRegistry:
         self._definitions[name] = definition
         self._own_revision += 1
         return definition
+
+    def add_graph(self, name: str, graph: Any, version: str | int = 1) -> str:
+        """Make a graph (a `Graph`, its JSON or JSON text) usable as the node type
+        `graph:NAME@VERSION`, which is returned; its ports are the graph's inputs and outputs."""
+        return self.graphs.add(name, graph, version)
 
     @property
     def revision(self) -> int:

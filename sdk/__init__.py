@@ -9,16 +9,16 @@
     print(run(g, {"name": "tea"}).outputs["greeting"])
 
 The public surface is small on purpose: build graphs (`Graph`, `node`, the port types),
-load and validate them (`load`, `validate`), run them (`run`, `LocalExecutor`), write
-a run's outputs to a folder (`save_outputs`), and talk to a nodeloom server (`Client`,
-`AsyncClient`: see docs/api.md).
+load and validate them (`load`, `validate`), use a graph as a node (`register_graph`), run
+them (`run`, `LocalExecutor`), write a run's outputs to a folder (`save_outputs`), and talk
+to a nodeloom server (`Client`, `AsyncClient`: see docs/api.md).
 Everything else lives in `nodeloom.core`, `nodeloom.node_registry` and `nodeloom.executors`.
 """
 
 from __future__ import annotations
 
 from nodeloom._outputs import write_outputs as save_outputs
-from nodeloom._run import load, run, validate
+from nodeloom._run import load, register_graph, run, validate
 from nodeloom.core import (
     Any,
     ArtifactRef,
@@ -102,6 +102,7 @@ __all__ = [
     "__version__",
     "load",
     "node",
+    "register_graph",
     "run",
     "save_outputs",
     "validate",

@@ -54,6 +54,17 @@ def load(path: str | os.PathLike[str]) -> Graph:
     return Graph.loads(text)
 
 
+def register_graph(name: str, graph: Graph | Mapping[str, Any] | str, version: str | int = 1) -> str:
+    """Make a graph usable as a node type in this process: returns `graph:NAME@VERSION`.
+
+    Its input ports are the graph's inputs, its output ports the graph's outputs; a run
+    expands it inline (its nodes appear as `NODE/INNER` in events).
+    """
+    from nodeloom.node_registry import default_registry
+
+    return default_registry().add_graph(name, graph, version)
+
+
 def validate(
     graph: Graph | Mapping[str, Any] | str | bytes, registry: NodeCatalog | None = None
 ) -> list[ValidationIssue]:

@@ -216,6 +216,39 @@ def test_graph_updates_make_versions_and_old_versions_stay(api: Client) -> None:
     assert (run.graph_version, run.outputs) == (1, {"greeting": "Hello tea!"})
 
 
+def test_a_saved_graph_of_the_project_runs_as_a_node_and_bad_versions_are_422(
+    api: Client, server: ApiServer,
+) -> None:
+    name = f"greeter-{uuid.uuid4().hex[:8]}"
+    saved = api.create_graph(greeting_graph(name))
+    changed = greeting_graph(name)
+    changed["nodes"]["hello"]["inputs"]["template"] = "Hi {{ name }}"
+    api.update_graph(saved.id, changed)
+    outer = {
+        "name": "uses-greeter",
+        "inputs": {"who": {"type": "Text"}},
+        "nodes": {"greet": {"type": f"graph:{name}@2", "inputs": {"name": {"input": "who"}}},
+                  "shout": {"type": "text.template",
+                            "inputs": {"template": "{{ g | upper }}", "g": {"node": "greet", "output": "greeting"}}}},
+        "outputs": {"loud": {"node": "shout", "output": "text"}},
+    }
+    stored = api.create_graph(outer)  # saving validates against the project's graphs too
+    run = api.wait(api.submit(graph_id=stored.id, inputs={"who": "tea"}).id, timeout=60)
+    assert run.status is RunState.SUCCEEDED and run.outputs == {"loud": "HI TEA"}
+    assert set(run.nodes) == {"greet/hello", "shout"}
+    outer["nodes"]["greet"]["type"] = f"graph:{name}@7"
+    with pytest.raises(ApiClientError) as caught:
+        api.submit(outer, {"who": "tea"})
+    (issue,) = caught.value.details["issues"]
+    assert (caught.value.status, issue["code"], issue["node"], issue["hint"]) == (
+        422, "unknown_graph", "greet", "versions: 1, 2")
+    other_project = _create_key_cli(server, "gamma-graphs", "run")
+    outer["nodes"]["greet"]["type"] = f"graph:{name}@2"
+    with Client(server.url, api_key=other_project) as beta, pytest.raises(ApiClientError) as caught:
+        beta.submit(outer, {"who": "tea"})
+    assert caught.value.details["issues"][0]["code"] == "unknown_graph"
+
+
 def test_graph_list_filters_by_name_and_tag_and_paginates(api: Client) -> None:
     marker = uuid.uuid4().hex[:8]
     ids = [api.create_graph(greeting_graph(f"listing {marker} {index}"), tags=[f"t{index % 2}-{marker}"]).id

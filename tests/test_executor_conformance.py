@@ -212,3 +212,97 @@ def test_outputs_travel_as_values_of_every_json_kind(executor: Executor) -> None
     result = executor.run(g, use_cache=False)
     assert result.ok and result.outputs["payload"] == {"n": 1, "list": [1, "two", None], "nested": {"ok": True}}
 
+
+
+# -- branches ---------------------------------------------------------------------------
+
+
+def _branched(tmp_path: Path) -> Graph:
+    """x > 0 goes through `pos` and `pos_more`, else through `neg`; `join` takes whichever came."""
+    g = Graph("branched")
+    x = g.input("x", Float)
+    positive = g.add("math.compare", "positive", a=x, b=0, op=">")
+    branch = g.add("control.branch", "branch", condition=positive["result"], value=x)
+    pos = g.add("marker.mark", "pos", folder=str(tmp_path), label="pos", value=branch["true"])
+    pos_more = g.add("math.add", "pos_more", a=pos["value"], b=100)
+    neg = g.add("marker.mark", "neg", folder=str(tmp_path), label="neg", value=branch["false"])
+    join = g.add("control.first", "join", pos=pos_more["result"], neg=neg["value"])
+    g.output("value", join["value"])
+    g.output("came_from", join["port"])
+    g.output("positive_only", pos_more["result"], optional=True)
+    return g
+
+
+def test_branch_not_taken_is_skipped_for_a_reason_and_the_run_succeeds(executor: Executor, tmp_path: Path) -> None:
+    handle = executor.submit(_branched(tmp_path), {"x": -3.0}, use_cache=False)
+    result = handle.result(timeout=60)
+    assert result.status is RunStatus.SUCCEEDED
+    # the optional output hangs on the branch not taken: absent, not an error
+    assert result.outputs == {"value": -3.0, "came_from": "neg"}
+    states = {n: r.state for n, r in result.nodes.items()}
+    assert states == {"positive": NodeState.DONE, "branch": NodeState.DONE, "pos": NodeState.SKIPPED,
+                      "pos_more": NodeState.SKIPPED, "neg": NodeState.DONE, "join": NodeState.DONE}
+    skipped = {e.node: e.data for e in handle.events() if e.kind is EventKind.NODE_SKIPPED}
+    assert skipped == {"pos": {"because": "branch", "reason": "branch"},
+                       "pos_more": {"because": "pos", "reason": "branch"}}
+    assert markers(tmp_path, "pos") == [] and len(markers(tmp_path, "neg")) == 1
+
+
+def test_the_other_branch_and_a_cached_rerun(executor: Executor, tmp_path: Path) -> None:
+    g = _branched(tmp_path)
+    result = executor.run(g, {"x": 2.0})
+    assert result.ok and result.outputs == {"value": 102.0, "came_from": "pos", "positive_only": 102.0}
+    assert result.nodes["neg"].state is NodeState.SKIPPED and markers(tmp_path, "neg") == []
+    again = executor.run(g, {"x": 2.0})
+    assert again.outputs == result.outputs
+    assert {n: r.state for n, r in again.nodes.items() if n != "neg"} == dict.fromkeys(
+        ("positive", "branch", "pos", "pos_more", "join"), NodeState.CACHED)
+    assert again.nodes["neg"].state is NodeState.SKIPPED and len(markers(tmp_path, "pos")) == 1
+
+
+def test_switch_takes_one_case_and_a_join_with_nothing_arrived_is_skipped(executor: Executor) -> None:
+    g = Graph("switched")
+    kind = g.input("kind", "Text")
+    switch = g.add("control.switch", "switch", key=kind, value=kind, cases=["video", "image"])
+    video = g.add("text.template", "video", template="video: {{ k }}", k=switch["case_0"])
+    image = g.add("text.template", "image", template="image: {{ k }}", k=switch["case_1"])
+    other = g.add("text.template", "other", template="other: {{ k }}", k=switch["default"])
+    media = g.add("control.first", "media", video=video["text"], image=image["text"])
+    g.output("media", media["value"], optional=True)
+    g.output("any", g.add("control.first", "any", media=media["value"], other=other["text"])["value"])
+    picked = executor.run(g, {"kind": "image"}, use_cache=False)
+    assert picked.ok and picked.outputs == {"media": "image: image", "any": "image: image"}
+    assert picked.nodes["video"].state is NodeState.SKIPPED and picked.nodes["other"].state is NodeState.SKIPPED
+    fallback = executor.run(g, {"kind": "audio"}, use_cache=False)
+    assert fallback.status is RunStatus.SUCCEEDED and fallback.outputs == {"any": "other: audio"}
+    assert {n for n, r in fallback.nodes.items() if r.state is NodeState.SKIPPED} == {"video", "image", "media"}
+
+
+# -- graphs as nodes --------------------------------------------------------------------
+
+
+def test_a_saved_graph_runs_as_a_node_whose_inner_nodes_cache_on_their_own(
+    executor: Executor, conformance_registry: NodeRegistry, tmp_path: Path,
+) -> None:
+    inner = Graph("double_mark")
+    value = inner.input("v", Float)
+    offset = inner.input("offset", Float, default=0.0)
+    marked = inner.add("marker.mark", "mark", folder=str(tmp_path), label="inner", value=value)
+    doubled = inner.add("math.multiply", "double", a=marked["value"], b=2)
+    inner.output("doubled", inner.add("math.add", "shift", a=doubled["result"], b=offset)["result"])
+    name = f"double_mark_{tmp_path.name}"
+    node_type = conformance_registry.add_graph(name, inner, 3)
+    g = Graph("outer")
+    x = g.input("x", Float)
+    first = g.add(node_type, "first", v=x)
+    second = g.add(node_type, "second", v=first["doubled"], offset=1)
+    g.output("result", second["doubled"])
+    handle = executor.submit(g, {"x": 1.5})
+    result = handle.result(timeout=60)
+    assert result.ok and result.outputs == {"result": 7.0}
+    paths = {f"{outer}/{node}" for outer in ("first", "second") for node in ("mark", "double", "shift")}
+    assert set(result.nodes) == paths
+    assert {e.node for e in handle.events() if e.kind is EventKind.NODE_DONE} == paths
+    again = executor.run(g, {"x": 1.5})
+    assert again.outputs == {"result": 7.0} and all(r.state is NodeState.CACHED for r in again.nodes.values())
+    assert len(markers(tmp_path, "inner")) == 2

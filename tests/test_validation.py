@@ -292,9 +292,18 @@ def test_every_issue_code_is_produced_by_some_document(registry: NodeRegistry, c
         "pattern_mismatch": {"inputs": {"x": {"type": "Text", "default": "z", "pattern": "[0-9]+"}}},
         "cycle": {"nodes": {"a": {"type": "math.add", "inputs": {"a": {"node": "a", "output": "result"}}}}},
         "no_outputs": {"nodes": {}},
+        "unknown_graph": {"nodes": {"a": {"type": "graph:nowhere@1"}}, "outputs": {"x": {"node": "a", "output": "y"}}},
+        "graph_recursion": {"nodes": {"a": {"type": "graph:loop@1"}}, "outputs": {"x": {"node": "a", "output": "y"}}},
+        "branch_dependent_output": {
+            "nodes": {"b": {"type": "control.branch", "inputs": {"condition": True, "value": 1}}},
+            "outputs": {"x": {"node": "b", "output": "true"}},
+        },
     }
     doc = examples[code]
     source = doc if isinstance(doc, str) else json.dumps(doc)
+    if code == "graph_recursion":
+        registry = registry.extended()
+        registry.add_graph("loop", examples[code], 1)
     assert code in codes(validate_graph(source, registry))
 
 

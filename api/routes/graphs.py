@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from nodeloom.api.deps import DbSession, Reader, Runner, State
 from nodeloom.api.errors import ERROR_RESPONSES, ApiError, not_found
+from nodeloom.api.graph_store import project_catalog
 from nodeloom.api.inputs import MAX_INT
 from nodeloom.api.runner import check_node_count, checked_graph
 from nodeloom.api.schemas import GraphCreate, GraphInfo, GraphPage, GraphSummary, GraphUpdate, GraphVersionInfo
@@ -65,14 +66,15 @@ def _owned(session: Session, project: str, graph_id: str) -> GraphRow:
     return row
 
 
-def _validated_document(state: State, document: dict[str, Any]) -> dict[str, Any]:
+def _validated_document(state: State, document: dict[str, Any], project: str) -> dict[str, Any]:
     check_node_count(document, state.settings.max_nodes)
-    return checked_graph(document, state.registry).to_json()
+    # a saved graph may use the project's other saved graphs as nodes (graph:NAME@VERSION)
+    return checked_graph(document, project_catalog(state.registry, state.engine, project)).to_json()
 
 
 @router.post("", response_model=GraphInfo, status_code=201, summary="Save a graph (validated: 422 lists every problem)")
 def create_graph(body: GraphCreate, state: State, session: DbSession, identity: Runner) -> GraphInfo:
-    document = _validated_document(state, body.graph)
+    document = _validated_document(state, body.graph, identity.project)
     tags = _clean_tags(body.tags)
     now = time.time()
     row = GraphRow(id=uuid.uuid4().hex, project=identity.project, name=str(document.get("name", "graph"))[:200],
@@ -132,7 +134,8 @@ def list_versions(graph_id: str, session: DbSession, identity: Reader) -> list[G
 def update_graph(graph_id: str, body: GraphUpdate, state: State, session: DbSession, identity: Runner) -> GraphInfo:
     row = _owned(session, identity.project, graph_id)
     tags = None if body.tags is None else _clean_tags(body.tags)
-    document = None if body.graph is None else _validated_document(state, body.graph)  # checked before any write
+    # checked before any write
+    document = None if body.graph is None else _validated_document(state, body.graph, identity.project)
     now = time.time()
     if tags is not None:
         _set_tags(session, graph_id, tags)

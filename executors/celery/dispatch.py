@@ -15,6 +15,7 @@ from typing import Any
 from celery import Celery  # type: ignore[import-untyped]
 
 from nodeloom.core.artifacts import ArtifactStore
+from nodeloom.core.branches import untaken
 from nodeloom.core.cache import value_token
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
@@ -76,6 +77,8 @@ class DistributedRun:
         found: dict[str, dict[str, Any]] = {}
         for node, text in zip(planned.upstream, texts, strict=True):
             if text is None:
+                if planned.joins:
+                    continue  # skipped by a branch: a join leaves that input out
                 raise NodeExecutionError(f"the outputs of upstream node {node!r} are not in the run store",
                                          node=planned.id, details={"upstream": node})
             found[node] = decode_outputs(text, self.artifacts)
@@ -109,7 +112,9 @@ class DistributedRun:
                 if key is not None and countdown is None:
                     hit = self.store.cached(key)
                     if hit is not None:
-                        work.extend(self.store.complete_cached(self.run_id, node_id, hit, key) or ())
+                        gone = (untaken(planned.definition.spec.output_map, decode_outputs(hit, self.artifacts))
+                                if planned.conditional else ())
+                        work.extend(self.store.complete_cached(self.run_id, node_id, hit, key, gone) or ())
                         continue
                 options: dict[str, Any] = {}
                 args: list[Any] = [self.run_id, node_id, attempt, key]
@@ -130,6 +135,22 @@ class DistributedRun:
                     producer=producer,
                     **options,
                 )
+
+
+def branch_wiring(plan: ExecutionPlan) -> tuple[dict[str, dict[str, list[str]]], dict[str, int]]:
+    """What the run store needs to skip the nodes after an untaken output: per node, the outputs
+    each child links to; per join, how many of its inputs must be missing to skip it."""
+    feeds: dict[str, dict[str, list[str]]] = {}
+    joins: dict[str, int] = {}
+    if not any(planned.conditional for planned in plan.nodes.values()):
+        return feeds, joins  # nothing is ever skipped for a branch
+    for node_id, planned in plan.nodes.items():
+        for _, parent, output in planned.links:
+            feeds.setdefault(parent, {}).setdefault(node_id, []).append(output)
+        if planned.joins:
+            # a join with a literal or graph input always has something that arrived: never skipped
+            joins[node_id] = len(planned.links) + (1 if planned.literals or planned.graph_inputs else 0)
+    return feeds, joins
 
 
 def max_hop(app: Celery) -> float:

@@ -23,7 +23,7 @@ from nodeloom.core.plan import prepare_run
 from nodeloom.core.values import decode_outputs, revive, to_json_text
 from nodeloom.executors.base import EventCallback, ExecutorConveniences, RunHandle
 from nodeloom.executors.celery.app import CeleryConfig, make_app
-from nodeloom.executors.celery.dispatch import DistributedRun
+from nodeloom.executors.celery.dispatch import DistributedRun, branch_wiring
 from nodeloom.executors.celery.store import RunDocument, RunNotices, RunStore, task_id
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class CeleryExecutor(ExecutorConveniences):
         use_cache: bool = True,
     ) -> RunHandle:
         plan, values = prepare_run(graph, self.registry, inputs)
+        graph = plan.graph  # graph nodes expanded: workers plan the same nodes without the graph sources
         unknown = sorted(name for name in graph.local_definitions if self.registry.find(name) is None)
         if unknown:
             raise NodeNotRegisteredError(
@@ -92,6 +93,7 @@ class CeleryExecutor(ExecutorConveniences):
             {node_id: p.upstream for node_id, p in nodes.items()},
             {node_id: p.downstream for node_id, p in nodes.items()},
             {name: (link.node, link.output) for name, link in plan.outputs.items()},
+            *branch_wiring(plan),
         )
         run = DistributedRun(run_id, plan, revive(input_json), config or self.run_config, use_cache,
                              self.store, self.artifacts)
@@ -166,7 +168,9 @@ class CeleryExecutor(ExecutorConveniences):
             for node, text in zip(sources, self.store.node_outputs(run_id, sources), strict=True)
             if text is not None and records[node].state.succeeded
         }
-        outputs = {name: values[node][output] for name, (node, output) in wanted.items() if node in values}
+        # an output a branch did not take is absent, like one of a skipped node
+        outputs = {name: values[node][output] for name, (node, output) in wanted.items()
+                   if node in values and output in values[node]}
         finished = run.get("finished_at")
         return RunResult(
             run_id=run_id,

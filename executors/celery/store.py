@@ -49,7 +49,7 @@ local function event(kind, node, data)
   redis.call('PUBLISH', key('notify'), kind)
 end
 local RUN_FIELDS = {'state', 'try', 'attempts', 'started', 'finished', 'error', 'deliveries', 'outputs', 'keys',
-                    'remaining', 'children', 'claim', 'events', 'outbox'}
+                    'remaining', 'children', 'claim', 'events', 'outbox', 'feeds', 'joins', 'missing'}
 -- a finished run's keys expire after the run's `ttl` seconds (none when 0)
 local function expire_run()
   local ttl = tonumber(redis.call('HGET', base, 'ttl') or '0')
@@ -75,7 +75,7 @@ local function skip_descendants(node)
       redis.call('HSET', key('finished'), child, now)
       redis.call('SREM', key('outbox'), child)
       redis.call('HINCRBY', base, 'unfinished', -1)
-      event('node.skipped', child, '{"because":' .. cjson.encode(node) .. '}')
+      event('node.skipped', child, '{"because":' .. cjson.encode(node) .. ',"reason":"upstream_failed"}')
       for _, grandchild in ipairs(cjson.decode(redis.call('HGET', key('children'), child))) do
         table.insert(work, grandchild)
       end
@@ -105,6 +105,62 @@ local function release_children(node)
     end
   end
   return ready
+end
+local function make_ready(ready, child)
+  redis.call('SADD', key('outbox'), child)
+  table.insert(ready, child)
+  table.insert(ready, redis.call('HGET', key('try'), child))
+end
+-- the children of a node some of whose outputs did not come (`gone`: a set of output names, or
+-- true when the node was skipped): a child linked to one of those is skipped for the reason
+-- 'branch', and so on downstream; a join counts its inputs that did not arrive and is skipped
+-- only when none did. Returns the children made ready, in release_children's form.
+local function pass_on(node, gone)
+  local ready = {}
+  local work = {{node, gone}}
+  while #work > 0 do
+    local item = table.remove(work)
+    local parent, lost = item[1], item[2]
+    local feeds = redis.call('HGET', key('feeds'), parent)
+    if feeds then
+      for child, used in pairs(cjson.decode(feeds)) do
+        if redis.call('HGET', key('state'), child) == 'pending' then
+          local absent = 0
+          for _, output in ipairs(used) do
+            if lost == true or lost[output] then absent = absent + 1 end
+          end
+          local skip = false
+          local links = redis.call('HGET', key('joins'), child)
+          if links then
+            local missing = redis.call('HINCRBY', key('missing'), child, absent)
+            if redis.call('HINCRBY', key('remaining'), child, -1) == 0 then
+              if missing < tonumber(links) then make_ready(ready, child) else skip = true end
+            end
+          elseif absent == 0 then
+            if redis.call('HINCRBY', key('remaining'), child, -1) == 0 then make_ready(ready, child) end
+          else
+            skip = true
+          end
+          if skip then
+            redis.call('HSET', key('state'), child, 'skipped')
+            redis.call('HSET', key('finished'), child, now)
+            redis.call('HSET', key('keys'), child, 'skipped')
+            redis.call('HINCRBY', base, 'unfinished', -1)
+            event('node.skipped', child, '{"because":' .. cjson.encode(parent) .. ',"reason":"branch"}')
+            table.insert(work, {child, true})
+          end
+        end
+      end
+    end
+  end
+  return ready
+end
+-- release the children of a completed node whose untaken outputs are the JSON list `gone_json`
+local function release_taken(node, gone_json)
+  if gone_json == nil or gone_json == '' then return release_children(node) end
+  local gone = {}
+  for _, output in ipairs(cjson.decode(gone_json)) do gone[output] = true end
+  return pass_on(node, gone)
 end
 -- children of a finished node still in the outbox (made ready, not yet claimed), same form
 local function unsent_children(node)
@@ -170,7 +226,8 @@ return {'skip', 0}
 """
 
 # ARGV: now, node, try, outputs, duration, cache key ('' for none), '1' to store the outputs in
-# the result cache (KEYS[2]). Returns the ready children; a repeated call (its first reply was
+# the result cache (KEYS[2]), the JSON list of outputs a branch did not take ('' for none).
+# Returns the ready children; a repeated call (its first reply was
 # lost) returns the children not yet claimed.
 _COMPLETE = _PRELUDE + """
 local node, try = ARGV[2], ARGV[3]
@@ -186,12 +243,13 @@ redis.call('HSET', key('outputs'), node, ARGV[4])
 if ARGV[6] ~= '' then redis.call('HSET', key('keys'), node, ARGV[6]) end
 redis.call('HINCRBY', base, 'unfinished', -1)
 event('node.done', node, '{"attempts":' .. try .. ',"duration":' .. ARGV[5] .. '}')
-local ready = release_children(node)
+local ready = release_taken(node, ARGV[8])
 maybe_finish()
 return ready
 """
 
-# ARGV: now, node, outputs, cache key: a pending node whose result was found in the cache
+# ARGV: now, node, outputs, cache key, untaken outputs as in _COMPLETE: a pending node whose result was
+# found in the cache
 _COMPLETE_CACHED = _PRELUDE + """
 local node = ARGV[2]
 if redis.call('HGET', base, 'status') ~= 'running' then return false end
@@ -206,7 +264,7 @@ redis.call('HSET', key('outputs'), node, ARGV[3])
 redis.call('HSET', key('keys'), node, ARGV[4])
 redis.call('HINCRBY', base, 'unfinished', -1)
 event('node.cached', node, '{"cache_key":' .. cjson.encode(ARGV[4]) .. '}')
-local ready = release_children(node)
+local ready = release_taken(node, ARGV[5])
 maybe_finish()
 return ready
 """
@@ -332,8 +390,14 @@ class RunStore:
         upstream: Mapping[str, Sequence[str]],
         downstream: Mapping[str, Sequence[str]],
         outputs: Mapping[str, tuple[str, str]],
+        feeds: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+        joins: Mapping[str, int] | None = None,
     ) -> list[str]:
-        """Record a new run, its `run.started` event, and put its root nodes in the outbox; returns them."""
+        """Record a new run, its `run.started` event, and put its root nodes in the outbox; returns them.
+
+        For branches: `feeds` gives, per node, the outputs each child links to, and `joins` the
+        joins (`control.first`) with the count of inputs that must all be missing to skip one.
+        """
         base = self.run_key(run_id)
         now = time.time()
         roots = [node_id for node_id, parents in upstream.items() if not parents]
@@ -357,6 +421,11 @@ class RunStore:
             pipe.hset(f"{base}:remaining", mapping={node_id: len(parents) for node_id, parents in upstream.items()})
             pipe.hset(f"{base}:children", mapping={node_id: json.dumps(list(children))
                                                    for node_id, children in downstream.items()})
+            if feeds:
+                pipe.hset(f"{base}:feeds", mapping={node_id: json.dumps({c: list(o) for c, o in used.items()})
+                                                    for node_id, used in feeds.items()})
+            if joins:
+                pipe.hset(f"{base}:joins", mapping=dict(joins))
         pipe.rpush(f"{base}:events", json.dumps(["run.started", None, now,
                                                  {"nodes": len(node_types), "graph": graph_name}]))
         if roots:
@@ -398,21 +467,24 @@ class RunStore:
         return str(reply[0]), int(reply[1]), self._texts(reply[2:])
 
     def complete(self, run_id: str, node_id: str, attempt: int, outputs: str, duration: float,
-                 cache_key: str | None, cache: bool = False) -> list[tuple[str, int]] | None:
+                 cache_key: str | None, cache: bool = False,
+                 untaken: Sequence[str] = ()) -> list[tuple[str, int]] | None:
         """Record a node's outputs (and put them in the result cache when `cache`); returns the
-        children it made ready with their attempt numbers (None if the attempt was stale)."""
+        children it made ready with their attempt numbers (None if the attempt was stale).
+        `untaken`: the outputs a branch did not take (their consumers are skipped)."""
         ready = self._complete(
             keys=[self.run_key(run_id), self.cache_key(cache_key or "")],
             args=[repr(time.time()), node_id, attempt, outputs, repr(duration), cache_key or "",
-                  "1" if cache and cache_key else "0"],
+                  "1" if cache and cache_key else "0", json.dumps(sorted(untaken)) if untaken else ""],
         )
         return None if ready is None else self._pairs(ready)
 
-    def complete_cached(self, run_id: str, node_id: str, outputs: str,
-                        cache_key: str) -> list[tuple[str, int]] | None:
+    def complete_cached(self, run_id: str, node_id: str, outputs: str, cache_key: str,
+                        untaken: Sequence[str] = ()) -> list[tuple[str, int]] | None:
         """Complete a pending node from a result-cache hit; returns the children it made ready."""
         ready = self._complete_cached(
-            keys=[self.run_key(run_id)], args=[repr(time.time()), node_id, outputs, cache_key]
+            keys=[self.run_key(run_id)],
+            args=[repr(time.time()), node_id, outputs, cache_key, json.dumps(sorted(untaken)) if untaken else ""],
         )
         return None if ready is None else self._pairs(ready)
 
@@ -491,14 +563,15 @@ class RunStore:
         types: dict[str, str] = json.loads(run.get("types", "{}"))
         records = {}
         for node_id, node_type in types.items():
+            state = NodeState(states.get(node_id, "pending"))
             records[node_id] = NodeRecord(
                 node_id,
                 node_type,
-                NodeState(states.get(node_id, "pending")),
+                state,
                 int(attempts.get(node_id, 0)),
                 float(started[node_id]) if node_id in started else None,
                 float(finished[node_id]) if node_id in finished else None,
-                keys.get(node_id),
+                None if state is NodeState.SKIPPED else keys.get(node_id),  # a skipped node's key is a marker
                 json.loads(errors[node_id]) if node_id in errors else None,
             )
         return run, records

@@ -27,6 +27,7 @@ from celery.signals import worker_process_shutdown  # type: ignore[import-untype
 
 from nodeloom.core.artifacts import open_artifact_store
 from nodeloom.core.attempt import call_node, failure_outcome, timeout_error
+from nodeloom.core.branches import split_taken
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.events import RunStatus
 from nodeloom.core.plan import ExecutionPlan
@@ -105,6 +106,7 @@ class NodeWorker:
         started = time.monotonic()
         error: BaseException | None = None
         encoded = ""
+        gone: frozenset[str] = frozenset()
         try:
             inputs = run.gather(planned, texts=texts)
             outputs = call_node(
@@ -114,6 +116,8 @@ class NodeWorker:
                 is_cancelled=lambda: self.store.status(run_id) is not RunStatus.RUNNING,
                 cache=StoredResults(self.store, self.artifacts, self.config.inline_limit) if run.use_cache else None,
             )
+            if planned.conditional:
+                outputs, gone = split_taken(outputs)
             encoded = encode_outputs(outputs, self.artifacts, self.config.inline_limit, node_id)
         except SoftTimeLimitExceeded:
             error = timeout_error(node_id, planned.timeout)
@@ -122,7 +126,7 @@ class NodeWorker:
             log.debug("node %s of run %s failed", node_id, run_id, exc_info=True)
         if error is None:
             ready = self.store.complete(run_id, node_id, attempt, encoded, time.monotonic() - started, cache_key,
-                                        cache=run.use_cache)
+                                        cache=run.use_cache, untaken=gone)
             if ready:
                 run.send(app, ready)
             return "done"

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from nodeloom.core.artifacts import ArtifactStore
 from nodeloom.core.attempt import call_node, failure_outcome, timeout_error
+from nodeloom.core.branches import SKIPPED_KEY, split_taken, untaken
 from nodeloom.core.cache import ResultCache, value_token
 from nodeloom.core.context import RunConfig
 from nodeloom.core.events import EventKind, EventLog, NodeRecord, NodeState, RunEvent, RunResult, RunStatus
@@ -100,6 +101,8 @@ class LocalRun:
         self.cond = threading.Condition(self.lock)
         self.records = {node_id: NodeRecord(node_id, p.definition.spec.type) for node_id, p in plan.nodes.items()}
         self.remaining = {node_id: len(p.upstream) for node_id, p in plan.nodes.items()}
+        #: per join (`control.first`): how many of its linked inputs did not arrive
+        self.missing: dict[str, int] = {}
         self.values: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, str | None] = {}
         self.running: dict[str, _Attempt] = {}
@@ -206,7 +209,8 @@ class LocalRun:
             now = record.started_at = record.finished_at = time.time()
             self.unfinished -= 1
             self._emit(EventKind.NODE_CACHED, node_id, now, key)
-            work.extend(self._release_children(planned))
+            gone = untaken(planned.definition.spec.output_map, hit) if planned.conditional else None
+            work.extend(self._pass_on(planned, gone) if gone else self._release_children(planned))
         return to_run
 
     def _release_children(self, planned: PlannedNode) -> list[str]:
@@ -291,6 +295,9 @@ class LocalRun:
                 record = self.records[node_id]
                 record.state = NodeState.DONE
                 now = record.finished_at = time.time()
+                gone = None
+                if planned.conditional:
+                    outputs, gone = split_taken(outputs)
                 self.values[node_id] = outputs
                 key = self.keys.get(node_id)
                 if key is not None and self.cache is not None:
@@ -301,7 +308,7 @@ class LocalRun:
                 if self.callbacks or self.waiters:
                     self._announce()
                 if planned.downstream:
-                    released = self._release_children(planned)
+                    released = self._pass_on(planned, gone) if gone else self._release_children(planned)
                     if released:
                         ready = self._settle(released)
             else:
@@ -342,8 +349,47 @@ class LocalRun:
                 continue
             record.state = NodeState.SKIPPED
             self.unfinished -= 1
-            self._emit(EventKind.NODE_SKIPPED, node_id, time.time(), planned.id)
+            self._emit(EventKind.NODE_SKIPPED, node_id, time.time(), planned.id, "upstream_failed")
             work.extend(nodes[node_id].downstream)
+
+    def _pass_on(self, planned: PlannedNode, gone: frozenset[str] | None) -> list[str]:
+        """Release the children of a node some of whose outputs (`gone`; None: all of them, the
+        node was skipped) did not come: a child linked to one of those is skipped for the reason
+        `branch`, and so on downstream, while a join counts the inputs that did not arrive and
+        is skipped only when none did. Returns the children made ready."""
+        ready: list[str] = []
+        work: list[tuple[PlannedNode, frozenset[str] | None]] = [(planned, gone)]
+        nodes = self.plan.nodes
+        remaining = self.remaining
+        while work:
+            parent, lost = work.pop()
+            for child_id in parent.downstream:
+                record = self.records[child_id]
+                if record.state is not NodeState.PENDING:
+                    continue
+                child = nodes[child_id]
+                used = [output for _, node, output in child.links if node == parent.id]
+                absent = sum(1 for output in used if lost is None or output in lost)
+                if child.joins:
+                    missing = self.missing[child_id] = self.missing.get(child_id, 0) + absent
+                    remaining[child_id] -= 1
+                    if remaining[child_id]:
+                        continue
+                    if missing < len(child.links) or child.literals or child.graph_inputs:
+                        ready.append(child_id)
+                        continue
+                elif not absent:
+                    remaining[child_id] -= 1
+                    if not remaining[child_id]:
+                        ready.append(child_id)
+                    continue
+                record.state = NodeState.SKIPPED
+                record.finished_at = time.time()
+                self.keys[child_id] = SKIPPED_KEY  # a join after it is keyed by what did not arrive
+                self.unfinished -= 1
+                self._emit(EventKind.NODE_SKIPPED, child_id, record.finished_at, parent.id, "branch")
+                work.append((child, None))
+        return ready
 
     def _abandon(self, attempt: _Attempt) -> None:
         """Stop waiting for an attempt: its thread may go on, but its result is ignored."""
@@ -387,7 +433,8 @@ class LocalRun:
             outputs: dict[str, Any] = {}
             for name, link in self.plan.outputs.items():
                 produced = self.values.get(link.node)
-                if produced is not None and self.records[link.node].state.succeeded:
+                # an output a branch did not take is absent, like one of a skipped node
+                if produced is not None and self.records[link.node].state.succeeded and link.output in produced:
                     outputs[name] = produced[link.output]
             return RunResult(
                 run_id=self.run_id,
