@@ -196,6 +196,10 @@ class Graph:
         self._nodes[instance.id] = instance
         self._changed()
 
+    def _put_input(self, declared: GraphInput) -> None:
+        self._inputs[declared.name] = declared
+        self._changed()
+
     def _fresh_id(self, type_name: str) -> str:
         stem = type_name.rsplit(".", 1)[-1]
         index = 1
