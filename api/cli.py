@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,8 +47,10 @@ def serve(host: str, port: int, db_url: str | None, executor: str, artifacts: st
 
     from nodeloom.api.app import create_app
 
-    settings = ApiSettings(
-        db_url=db_url or default_db_url(), executor="celery" if executor == "celery" else "local",
+    # the NODELOOM_* variables (limits, schedules, drafting) first, then what the options say
+    settings = dataclasses.replace(
+        ApiSettings.from_env(), db_url=db_url or default_db_url(),
+        executor="celery" if executor == "celery" else "local",
         artifacts=Path(artifacts) if artifacts else None, node_modules=node_modules,
     )
     _engine(settings.db_url).dispose()  # a bad URL or an unreachable database: a message, not a traceback

@@ -41,9 +41,10 @@ def _env(home: Path) -> dict[str, str]:
 class ApiServer:
     """`nodeloom serve` in a child process; `kill` stops it the hard way, as a crash would."""
 
-    def __init__(self, db_url: str, home: Path) -> None:
+    def __init__(self, db_url: str, home: Path, env: dict[str, str] | None = None) -> None:
         self.db_url = db_url
         self.home = home
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -54,7 +55,7 @@ class ApiServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "nodeloom.cli", "serve", "--port", str(port), "--db-url", self.db_url,
              "--node-module", "conftest", "--log-level", "warning"],
-            env=_env(self.home), stdout=log, stderr=subprocess.STDOUT,
+            env={**_env(self.home), **self.env}, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
