@@ -23,8 +23,9 @@ from nodeloom.api.limits import BodySizeLimit
 from nodeloom.api.metrics import ApiMetrics, QueueDepths
 from nodeloom.api.recorder import RunRecorder
 from nodeloom.api.results import DurableResultCache
-from nodeloom.api.routes import drafts, graphs, keys, nodes, runs, service
+from nodeloom.api.routes import drafts, graphs, keys, nodes, runs, schedules, service, triggers
 from nodeloom.api.runner import RunService
+from nodeloom.api.schedules import Scheduler
 from nodeloom.api.settings import ApiSettings
 from nodeloom.core.artifacts import ArtifactStore, LocalArtifactStore, default_artifact_root
 from nodeloom.executors.base import Executor
@@ -113,6 +114,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         recorder = RunRecorder(engine, executor, metrics.observe_node)
         run_service = RunService(engine, executor, registry, recorder)
         run_service.recover()
+        scheduler = Scheduler(engine, run_service, tick=settings.schedule_tick, grace=settings.schedule_grace)
+        scheduler.start()
         # the registry, schemas and modules loaded so far live as long as the server: keep the
         # cyclic garbage collector from rescanning them on every full collection (latency spikes)
         gc.collect()
@@ -124,6 +127,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            scheduler.close()
             recorder.close()
             executor.close()
             engine.dispose()
@@ -134,6 +138,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(FinishedRunReads)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (service, nodes, graphs, runs, drafts, keys):
+    for module in (service, nodes, graphs, runs, drafts, keys, triggers, schedules):
         app.include_router(module.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,8 +53,9 @@ def serve(host: str, port: int, db_url: str | None, executor: str, workers: int 
     from nodeloom.api.app import create_app
 
     kind = next(known for known in EXECUTOR_KINDS if known == executor)
-    settings = ApiSettings(
-        db_url=db_url or default_db_url(), executor=kind, workers=workers,
+    # the NODELOOM_* variables (limits, schedules, drafting) first, then what the options say
+    settings = dataclasses.replace(
+        ApiSettings.from_env(), db_url=db_url or default_db_url(), executor=kind, workers=workers,
         artifacts=Path(artifacts) if artifacts else None, node_modules=node_modules,
     )
     _engine(settings.db_url).dispose()  # a bad URL or an unreachable database: a message, not a traceback

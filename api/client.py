@@ -28,6 +28,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from nodeloom.api.schemas import (
+    CatchUp,
     DraftRequest,
     DraftResponse,
     GraphCreate,
@@ -46,8 +47,15 @@ from nodeloom.api.schemas import (
     RunPage,
     RunState,
     RunSubmit,
+    ScheduleCreate,
+    ScheduleInfo,
     Scope,
+    TriggerCreate,
+    TriggerCreated,
+    TriggerFired,
+    TriggerInfo,
 )
+from nodeloom.api.signing import DELIVERY_HEADER, SIGNATURE_HEADER, signature
 from nodeloom.core.errors import NodeloomError
 from nodeloom.core.graph import Graph
 
@@ -83,6 +91,8 @@ class _Call:
     headers: dict[str, str] = field(default_factory=dict)
     #: seconds for this call (None: the client's timeout); drafting takes longer than a read
     timeout: float | None = None
+    #: a raw body sent as it is (a trigger delivery, whose signature covers these exact bytes)
+    content: bytes | None = None
 
     @property
     def timeout_option(self) -> Any:
@@ -121,6 +131,27 @@ def _submit_call(graph: Graph | Mapping[str, Any] | str | None, inputs: Mapping[
                      inputs=dict(inputs or {}), use_cache=use_cache)
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     return _Call("POST", "/v1/runs", body=body.model_dump(exclude_none=True), headers=headers)
+
+
+def _trigger_call(graph_id: str, version: int | None, name: str, input_map: Mapping[str, str] | None) -> _Call:
+    body = TriggerCreate(graph_id=graph_id, version=version, name=name,
+                         input_map=None if input_map is None else dict(input_map))
+    return _Call("POST", "/v1/triggers", body=body.model_dump(exclude_none=True))
+
+
+def _deliver_call(trigger_id: str, secret: str, payload: Any, delivery_id: str | None) -> _Call:
+    content = json.dumps(payload, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(secret, content)}
+    if delivery_id:
+        headers[DELIVERY_HEADER] = delivery_id
+    return _Call("POST", f"/v1/triggers/{trigger_id}", headers=headers, content=content)
+
+
+def _schedule_call(graph_id: str, cron: str, timezone: str, inputs: Mapping[str, Any] | None, version: int | None,
+                   name: str, allow_overlap: bool, catchup: CatchUp | str) -> _Call:
+    body = ScheduleCreate(graph_id=graph_id, cron=cron, timezone=timezone, inputs=dict(inputs or {}),
+                          version=version, name=name, allow_overlap=allow_overlap, catchup=CatchUp(catchup))
+    return _Call("POST", "/v1/schedules", body=body.model_dump(mode="json", exclude_none=True))
 
 
 def _list_runs_call(graph_id: str | None, status: RunState | str | None, since: datetime | float | None,
@@ -207,6 +238,8 @@ def _settings(base_url: str | None, api_key: str | None) -> tuple[str, dict[str,
 
 
 _KEY_LIST = TypeAdapter(list[KeyInfo])
+_TRIGGER_LIST = TypeAdapter(list[TriggerInfo])
+_SCHEDULE_LIST = TypeAdapter(list[ScheduleInfo])
 _VERSION_LIST = TypeAdapter(list[GraphVersionInfo])
 
 
@@ -237,7 +270,7 @@ class Client:
 
     def _send(self, call: _Call) -> httpx.Response:
         return self._http.request(call.method, call.path, params=call.params, json=call.body, headers=call.headers,
-                                  timeout=call.timeout_option)
+                                  content=call.content, timeout=call.timeout_option)
 
     # service
     def health(self) -> Health:
@@ -391,6 +424,43 @@ class Client:
     def revoke_key(self, key_id: str) -> None:
         _raise_for(self._send(_Call("DELETE", f"/v1/keys/{key_id}")))
 
+    # triggers and schedules
+    def create_trigger(self, graph_id: str, *, version: int | None = None, name: str = "",
+                       input_map: Mapping[str, str] | None = None) -> TriggerCreated:
+        """A webhook trigger of a saved graph (needs `admin`); its signing secret is in `.secret`, this once."""
+        return _parse(self._send(_trigger_call(graph_id, version, name, input_map)), TriggerCreated)
+
+    def list_triggers(self) -> list[TriggerInfo]:
+        return _parse(self._send(_Call("GET", "/v1/triggers")), _TRIGGER_LIST)
+
+    def delete_trigger(self, trigger_id: str) -> None:
+        _raise_for(self._send(_Call("DELETE", f"/v1/triggers/{trigger_id}")))
+
+    def deliver(self, trigger_id: str, secret: str, payload: Any, delivery_id: str | None = None) -> TriggerFired:
+        """Send `payload` to a trigger as a webhook sender would: JSON, signed with `secret`."""
+        return _parse(self._send(_deliver_call(trigger_id, secret, payload, delivery_id)), TriggerFired)
+
+    def create_schedule(self, graph_id: str, cron: str, *, timezone: str = "UTC",
+                        inputs: Mapping[str, Any] | None = None, version: int | None = None, name: str = "",
+                        allow_overlap: bool = False, catchup: CatchUp | str = CatchUp.LATEST) -> ScheduleInfo:
+        """Run a saved graph on a cron schedule (needs `admin`)."""
+        call = _schedule_call(graph_id, cron, timezone, inputs, version, name, allow_overlap, catchup)
+        return _parse(self._send(call), ScheduleInfo)
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        return _parse(self._send(_Call("GET", "/v1/schedules")), _SCHEDULE_LIST)
+
+    def get_schedule(self, schedule_id: str) -> ScheduleInfo:
+        return _parse(self._send(_Call("GET", f"/v1/schedules/{schedule_id}")), ScheduleInfo)
+
+    def set_schedule_enabled(self, schedule_id: str, enabled: bool) -> ScheduleInfo:
+        """Pause (`False`) or resume (`True`) a schedule; resumed, it fires from its next time after now."""
+        call = _Call("PATCH", f"/v1/schedules/{schedule_id}", body={"enabled": enabled})
+        return _parse(self._send(call), ScheduleInfo)
+
+    def delete_schedule(self, schedule_id: str) -> None:
+        _raise_for(self._send(_Call("DELETE", f"/v1/schedules/{schedule_id}")))
+
 
 # -- the async client --------------------------------------------------------------------
 
@@ -415,7 +485,7 @@ class AsyncClient:
 
     async def _send(self, call: _Call) -> httpx.Response:
         return await self._http.request(call.method, call.path, params=call.params, json=call.body,
-                                        headers=call.headers, timeout=call.timeout_option)
+                                        headers=call.headers, content=call.content, timeout=call.timeout_option)
 
     async def health(self) -> Health:
         return _parse(await self._send(_Call("GET", "/healthz")), Health)
@@ -547,6 +617,38 @@ class AsyncClient:
 
     async def revoke_key(self, key_id: str) -> None:
         _raise_for(await self._send(_Call("DELETE", f"/v1/keys/{key_id}")))
+
+    async def create_trigger(self, graph_id: str, *, version: int | None = None, name: str = "",
+                             input_map: Mapping[str, str] | None = None) -> TriggerCreated:
+        return _parse(await self._send(_trigger_call(graph_id, version, name, input_map)), TriggerCreated)
+
+    async def list_triggers(self) -> list[TriggerInfo]:
+        return _parse(await self._send(_Call("GET", "/v1/triggers")), _TRIGGER_LIST)
+
+    async def delete_trigger(self, trigger_id: str) -> None:
+        _raise_for(await self._send(_Call("DELETE", f"/v1/triggers/{trigger_id}")))
+
+    async def deliver(self, trigger_id: str, secret: str, payload: Any, delivery_id: str | None = None) -> TriggerFired:
+        return _parse(await self._send(_deliver_call(trigger_id, secret, payload, delivery_id)), TriggerFired)
+
+    async def create_schedule(self, graph_id: str, cron: str, *, timezone: str = "UTC",
+                              inputs: Mapping[str, Any] | None = None, version: int | None = None, name: str = "",
+                              allow_overlap: bool = False, catchup: CatchUp | str = CatchUp.LATEST) -> ScheduleInfo:
+        call = _schedule_call(graph_id, cron, timezone, inputs, version, name, allow_overlap, catchup)
+        return _parse(await self._send(call), ScheduleInfo)
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        return _parse(await self._send(_Call("GET", "/v1/schedules")), _SCHEDULE_LIST)
+
+    async def get_schedule(self, schedule_id: str) -> ScheduleInfo:
+        return _parse(await self._send(_Call("GET", f"/v1/schedules/{schedule_id}")), ScheduleInfo)
+
+    async def set_schedule_enabled(self, schedule_id: str, enabled: bool) -> ScheduleInfo:
+        call = _Call("PATCH", f"/v1/schedules/{schedule_id}", body={"enabled": enabled})
+        return _parse(await self._send(call), ScheduleInfo)
+
+    async def delete_schedule(self, schedule_id: str) -> None:
+        _raise_for(await self._send(_Call("DELETE", f"/v1/schedules/{schedule_id}")))
 
 
 __all__ = ["ApiClientError", "AsyncClient", "Client"]

@@ -302,3 +302,99 @@ class DraftResponse(BaseModel):
     candidates: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     seconds: float = 0.0
+
+
+# -- triggers and schedules ------------------------------------------------------------
+
+#: a graph input name -> a JSON pointer (RFC 6901) into a trigger's delivery body
+InputMap = Annotated[dict[str, Annotated[str, Field(max_length=500)]], Field(max_length=200)]
+
+
+class TriggerCreate(BaseModel):
+    """A webhook trigger of a saved graph: each signed delivery starts one run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph_id: str = Field(max_length=64)
+    version: int | None = Field(default=None, ge=1, le=MAX_INT,
+                                description="the graph version runs use; none: the newest at each delivery")
+    name: str = Field(default="", max_length=200)
+    input_map: InputMap | None = Field(
+        default=None, description="graph input -> JSON pointer into the body (`/product/title`); "
+        "none: the body is an object whose keys are graph input names")
+
+
+class TriggerInfo(BaseModel):
+    id: str
+    name: str
+    graph_id: str
+    version: int | None
+    input_map: dict[str, str] | None
+    url: str = Field(description="where deliveries are POSTed, relative to the server")
+    created_at: float
+
+
+class TriggerCreated(TriggerInfo):
+    """The new trigger with its signing secret, shown in this response only."""
+
+    secret: str = Field(description="sign each delivery: `X-Nodeloom-Signature: sha256=<hex HMAC-SHA256 of the body>`")
+
+
+class TriggerFired(BaseModel):
+    """The run a delivery started (or, for a delivery id seen before, the run it started then)."""
+
+    run_id: str
+    created: bool = Field(description="false when this delivery id had already started the run")
+
+
+class CatchUp(StrEnum):
+    """What a schedule does with fires missed while no server ran."""
+
+    #: one run for all of them, as soon as a server is up
+    LATEST = "latest"
+    #: none: wait for the next fire time
+    SKIP = "skip"
+
+
+class ScheduleCreate(BaseModel):
+    """Run a saved graph on a cron schedule, in a time zone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    graph_id: str = Field(max_length=64)
+    version: int | None = Field(default=None, ge=1, le=MAX_INT)
+    name: str = Field(default="", max_length=200)
+    cron: str = Field(max_length=200, description="5 fields (minute hour day month weekday), or 6 with seconds last")
+    timezone: str = Field(default="UTC", max_length=64, description="an IANA time zone, e.g. `Europe/Paris`")
+    inputs: RunInputs = Field(default_factory=dict)
+    allow_overlap: bool = Field(default=False, description="start a run while this schedule's last run is in flight")
+    catchup: CatchUp = CatchUp.LATEST
+    enabled: bool = True
+
+
+class ScheduleUpdate(BaseModel):
+    """Pause or resume a schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+class ScheduleInfo(BaseModel):
+    id: str
+    name: str
+    graph_id: str
+    version: int | None
+    cron: str
+    timezone: str
+    inputs: dict[str, Any]
+    allow_overlap: bool
+    catchup: CatchUp
+    enabled: bool
+    next_fire_at: float
+    last_fire_at: float | None
+    last_run_id: str | None
+    fires: int
+    skipped_fires: int
+    last_skip_reason: str | None
+    created_at: float

@@ -50,6 +50,10 @@ class ApiSettings:
     #: the largest request body (413 above it) and the most nodes a graph document may have (422)
     max_body_bytes: int = 16 * 1024 * 1024
     max_nodes: int = 5000
+    #: how often (seconds) each server looks for due schedules, and how late a fire may be found
+    #: before it counts as missed while no server ran (the schedule's `catchup` policy applies)
+    schedule_tick: float = 1.0
+    schedule_grace: float = 60.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -73,4 +77,6 @@ class ApiSettings:
             draft_model=env.get("NODELOOM_DRAFT_MODEL", ""),
             max_body_bytes=int(env.get("NODELOOM_MAX_BODY_BYTES", 16 * 1024 * 1024)),
             max_nodes=int(env.get("NODELOOM_MAX_NODES", 5000)),
+            schedule_tick=float(env.get("NODELOOM_SCHEDULE_TICK", 1.0)),
+            schedule_grace=float(env.get("NODELOOM_SCHEDULE_GRACE", 60.0)),
         )

@@ -132,3 +132,52 @@ class NodeResultRow(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=64)
     outputs: str = Field(sa_column=Column(Text, nullable=False))
     created_at: float = Field(index=True)
+
+
+class TriggerRow(SQLModel, table=True):
+    """A webhook trigger: a POST signed with its secret starts a run of one saved graph."""
+
+    __tablename__ = "triggers"
+
+    id: str = Field(primary_key=True, max_length=32)
+    project: str = Field(index=True, max_length=200)
+    name: str = Field(default="", max_length=200)
+    graph_id: str = Field(foreign_key="graphs.id", max_length=32)
+    #: the graph version runs use (None: the newest at each delivery)
+    graph_version: int | None = None
+    #: the HMAC-SHA256 key deliveries are signed with (kept: the server must recompute signatures)
+    secret: str = Field(max_length=64)
+    #: graph input -> JSON pointer into the delivery body (None: the body's keys are input names)
+    input_map: dict[str, str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: float
+    deleted_at: float | None = None
+
+
+class ScheduleRow(SQLModel, table=True):
+    """A cron schedule of one saved graph; `next_fire_at` is claimed by compare-and-set, so with
+    several API processes each fire starts one run."""
+
+    __tablename__ = "schedules"
+    __table_args__ = (Index("ix_schedules_due", "enabled", "next_fire_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    project: str = Field(index=True, max_length=200)
+    name: str = Field(default="", max_length=200)
+    graph_id: str = Field(foreign_key="graphs.id", max_length=32)
+    graph_version: int | None = None
+    cron: str = Field(max_length=200)
+    timezone: str = Field(default="UTC", max_length=64)
+    inputs: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    #: start a run while the previous run of this schedule is still in flight
+    allow_overlap: bool = False
+    #: fires missed while no server ran: `latest` runs once for them, `skip` runs none
+    catchup: str = Field(default="latest", max_length=20)
+    enabled: bool = True
+    next_fire_at: float
+    last_fire_at: float | None = None
+    last_run_id: str | None = Field(default=None, max_length=32)
+    fires: int = 0
+    skipped_fires: int = 0
+    last_skip_reason: str | None = Field(default=None, max_length=40)
+    created_at: float
+    deleted_at: float | None = None

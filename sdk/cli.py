@@ -18,13 +18,17 @@ from rich.text import Text as RichText
 from nodeloom._outputs import parse_assignments, write_outputs
 from nodeloom._progress import RunDisplay
 from nodeloom._run import load
+from nodeloom.core.cache import ResultCache
+from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
 from nodeloom.core.document import parse_json_text
 from nodeloom.core.errors import GraphValidationError, NodeloomError
 from nodeloom.core.events import RunStatus
-from nodeloom.core.graph import read_graph_document
+from nodeloom.core.graph import Graph, read_graph_document
 from nodeloom.core.issues import ValidationIssue
+from nodeloom.core.plan import prepare_run
 from nodeloom.core.preflight import check_before_run, out_dir_problem, preflight
+from nodeloom.core.preview import preview_run
 from nodeloom.core.validate import validate_graph
 
 EXIT_OK = 0
@@ -150,18 +154,24 @@ def main(debug: bool) -> None:
               help="Let network nodes reach private, loopback and link-local addresses.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON instead of a summary.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Run nothing: show which nodes would run and which would come from the cache, and their queues.")
 def run(graph_file: str, assignments: tuple[str, ...], out_dir: str | None, no_cache: bool,
-        allow_private_network: bool, as_json: bool, quiet: bool) -> None:
+        allow_private_network: bool, as_json: bool, quiet: bool, plan_only: bool) -> None:
     """Run GRAPH.json and write its outputs to a folder.
 
     Each graph output is written as NAME.txt (text), NAME.json (JSON) or a media file
     (NAME.png, NAME.mp4, ...); run.json records the status, per-node timings and errors.
+    With --plan, nothing runs: the preview lists each node as `cached` or `run` (and why).
     """
     from nodeloom._run import default_executor
 
     graph = load(graph_file)
     executor = default_executor()
     values = parse_assignments(graph, list(assignments), executor.artifacts)
+    if plan_only:
+        _print_preview(graph, values, None if no_cache else executor.cache, executor.registry, as_json)
+        return
     target = Path(out_dir) if out_dir else Path("nodeloom-out") / time.strftime("%Y%m%d-%H%M%S")
     _check_writable(target)  # before any node runs, not after the whole graph did
     config = RunConfig(allow_private_network=allow_private_network, out_dir=target)
@@ -188,6 +198,25 @@ def run(graph_file: str, assignments: tuple[str, ...], out_dir: str | None, no_c
         _print_summary(result.status, result.run_id, time.monotonic() - started, target, files, result.errors())
     if result.status is not RunStatus.SUCCEEDED:
         sys.exit(EXIT_RUN_FAILED)
+
+
+def _print_preview(graph: Graph, values: dict[str, Any], cache: ResultCache | None, catalog: NodeCatalog,
+                   as_json: bool) -> None:
+    plan, resolved = prepare_run(graph, catalog, values)
+    previews = preview_run(plan, resolved, cache)
+    if as_json:
+        click.echo(json.dumps([preview.to_json() for preview in previews], indent=2))
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("node", "type", "will", "why", "queue"):
+        table.add_column(column)
+    for preview in previews:
+        will = "[green]cached[/]" if preview.action == "cached" else "[yellow]run[/]"
+        table.add_row(preview.node, preview.type, will, (preview.reason or "").replace("_", " "), preview.queue)
+    out.print(table)
+    running = sum(1 for preview in previews if preview.action == "run")
+    out.print(f"{running} of {len(previews)} nodes would run, {len(previews) - running} come from the cache; "
+              "nothing was run", markup=False)
 
 
 def _check_writable(folder: Path) -> None:

@@ -41,10 +41,12 @@ def _env(home: Path) -> dict[str, str]:
 class ApiServer:
     """`nodeloom serve` in a child process; `kill` stops it the hard way, as a crash would."""
 
-    def __init__(self, db_url: str, home: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, db_url: str, home: Path, extra_args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.db_url = db_url
         self.home = home
         self.extra_args = extra_args
+        self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
 
@@ -55,7 +57,7 @@ class ApiServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "nodeloom.cli", "serve", "--port", str(port), "--db-url", self.db_url,
              "--node-module", "conftest", "--log-level", "warning", *self.extra_args],
-            env=_env(self.home), stdout=log, stderr=subprocess.STDOUT,
+            env={**_env(self.home), **self.env}, stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:

@@ -17,6 +17,7 @@ from nodeloom.api.inputs import MAX_INT
 from nodeloom.api.runner import check_node_count, checked_graph
 from nodeloom.api.schemas import GraphCreate, GraphInfo, GraphPage, GraphSummary, GraphUpdate, GraphVersionInfo
 from nodeloom.api.tables import GraphRow, GraphTagRow, GraphVersionRow
+from nodeloom.core.graph import Graph
 
 router = APIRouter(prefix="/v1/graphs", tags=["graphs"], responses=ERROR_RESPONSES)
 
@@ -64,6 +65,16 @@ def _owned(session: Session, project: str, graph_id: str) -> GraphRow:
     if row is None or row.project != project or row.deleted_at is not None:
         raise not_found("graph", graph_id)
     return row
+
+
+def saved_graph(session: Session, project: str, graph_id: str, version: int | None) -> Graph:
+    """A saved graph of `project` at `version` (None: the newest); 404 naming what is missing."""
+    row = _owned(session, project, graph_id)
+    stored = session.get(GraphVersionRow, (graph_id, version or row.latest_version))
+    if stored is None:
+        raise ApiError(404, "not_found", f"graph {graph_id!r} has no version {version}",
+                       {"graph": graph_id, "version": version})
+    return Graph.from_json(dict(stored.document))
 
 
 def _validated_document(state: State, document: dict[str, Any], project: str) -> dict[str, Any]:

@@ -647,7 +647,7 @@ class RunNotices:
 
     def _listen(self) -> None:
         while not self._closed.is_set():
-            pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.psubscribe(self._pattern)
                 while not self._closed.is_set():
