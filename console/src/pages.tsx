@@ -102,6 +102,7 @@ export function CatalogPage({ session }: { session: Session }) {
 
 export function DraftPage({ canEdit }: { session: Session; canEdit: boolean }) {
   const [text, setText] = useState("");
+  const [repairs, setRepairs] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [refusal, setRefusal] = useState<DraftResponse["refusal"]>(null);
@@ -109,7 +110,8 @@ export function DraftPage({ canEdit }: { session: Session; canEdit: boolean }) {
     event.preventDefault();
     setBusy(true); setError(null); setRefusal(null);
     try {
-      const draft = await request<DraftResponse>("POST", "/v1/drafts", { text });
+      const draft = await request<DraftResponse>("POST", "/v1/drafts",
+        repairs === "" ? { text } : { text, max_repairs: Number(repairs) });
       if (!draft.ok || !draft.graph) { setRefusal(draft.refusal); return; }
       const saved = await request<GraphInfo>("POST", "/v1/graphs", { graph: draft.graph, tags: ["drafted"] });
       go(`/graphs/${saved.id}`);
@@ -122,10 +124,15 @@ export function DraftPage({ canEdit }: { session: Session; canEdit: boolean }) {
   return (
     <main className="page">
       <h1>Describe a workflow</h1>
-      <form onSubmit={submit} aria-label="describe a workflow">
+      <form onSubmit={submit} aria-label="describe a workflow" className="stack">
         <label htmlFor="draft-text">What should the workflow do?</label>
         <textarea id="draft-text" rows={4} value={text} onChange={(event) => setText(event.target.value)}
           placeholder="Write a short tagline for a product and make a title card of it" />
+        <label htmlFor="draft-repairs">Repair rounds (0–5; fewer is faster, empty: the server's default)</label>
+        <select id="draft-repairs" value={repairs} onChange={(event) => setRepairs(event.target.value)}>
+          <option value="">server default</option>
+          {[0, 1, 2, 3, 4, 5].map((count) => <option key={count} value={String(count)}>{count}</option>)}
+        </select>
         <button type="submit" disabled={!canEdit || busy || !text.trim()}>{busy ? "Drafting… (the server's LLM writes it)" : "Draft the graph"}</button>
       </form>
       <ErrorNote error={error} />
