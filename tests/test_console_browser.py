@@ -39,7 +39,8 @@ def title_card_graph(name: str = "title-card") -> dict[str, Any]:
         "description": "A headline and a title card for a topic",
         "inputs": {"topic": {"type": "Text", "default": "tea", "description": "what the card is about"}},
         "nodes": {
-            "line": {"type": "text.template", "inputs": {"template": "All about {{ topic }}", "topic": {"input": "topic"}}},
+            "line": {"type": "text.template",
+                     "inputs": {"template": "All about {{ topic }}", "topic": {"input": "topic"}}},
             "card": {"type": "image.title_card",
                      "inputs": {"text": {"node": "line", "output": "text"}, "width": 320, "height": 180}},
         },
@@ -178,7 +179,8 @@ def test_graphs_list_searches_by_name_filters_by_tag_and_shows_the_project(
     table = page.get_by_role("table", name="graphs")
     page.get_by_label("search graphs by name").fill("POSTER")
     page.wait_for_function("() => document.querySelectorAll('table tbody tr').length === 2")
-    assert {row for row in table.locator("tbody td:first-child a").all_inner_texts()} == {"spring-poster", "autumn-poster"}
+    names = table.locator("tbody td:first-child a")
+    assert set(names.all_inner_texts()) == {"spring-poster", "autumn-poster"}
     page.get_by_label("filter graphs by tag").fill("autumn")
     page.wait_for_function("() => document.querySelectorAll('table tbody tr').length === 1")
     assert table.locator("tbody td:first-child a").all_inner_texts() == ["autumn-poster"]
@@ -190,7 +192,9 @@ def test_graphs_list_searches_by_name_filters_by_tag_and_shows_the_project(
 
 
 @pytest.mark.slow
-def test_marketing_graph_shown_edited_saved_run_and_its_video_plays(tab: ConsolePage, api: Client, admin_key: str) -> None:
+def test_marketing_graph_shown_edited_saved_run_and_its_video_plays(
+    tab: ConsolePage, api: Client, admin_key: str,
+) -> None:
     """The whole path on the example graph: every node and link drawn, a literal changed, a version
     saved, a run started from the form, every node turning done, the MP4 playing in the page."""
     saved = api.create_graph(MARKETING, tags=["marketing"])
@@ -231,7 +235,7 @@ def test_marketing_graph_shown_edited_saved_run_and_its_video_plays(tab: Console
     page.wait_for_function(
         "(ids) => ids.every((id) => document.querySelector(`.box[data-node='${id}']`)?.dataset.state === 'done')",
         arg=list(MARKETING["nodes"]), timeout=240_000)
-    assert page.get_by_label("run state").inner_text() == "succeeded"
+    page.locator('[data-run-state="succeeded"]').wait_for()  # run.finished comes after the last node's event
     video = page.get_by_role("region", name="outputs").locator("video")
     duration = video.evaluate("""(video) => new Promise((resolve, reject) => {
         if (video.readyState >= 1) return resolve(video.duration);
@@ -366,6 +370,7 @@ def test_a_workflow_drafted_from_a_sentence_opens_on_the_canvas(tab: ConsolePage
     assert drafted.tags == ["drafted"]
     shown = page.locator(".react-flow__node").evaluate_all("nodes => nodes.map((node) => node.dataset.id)")
     assert set(drafted.graph["nodes"]) <= set(shown)
+    tab.screenshot("drafted")
 
 
 def test_phone_width_shows_the_graph_read_only(browser: Any, server: ApiServer, api: Client, admin_key: str) -> None:

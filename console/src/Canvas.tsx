@@ -41,7 +41,7 @@ const Box = memo(function Box({ id, data, selected }: NodeProps<BoxNode>) {
   const state = data.status?.state;
   const progress = data.status && data.status.total ? Math.round(100 * (data.status.done ?? 0) / data.status.total) : null;
   return (
-    <div className={`box${selected ? " selected" : ""}${state ? ` state-${state}` : ""}${data.problems.length ? " invalid" : ""}`}
+    <div className={`box${selected ? " selected" : ""}${state ? ` state-${state}` : ""}${data.problems.length || data.inputs.some((row) => row.problem) ? " invalid" : ""}`}
       data-node={id} data-state={state ?? ""} style={{ width: NODE_WIDTH }}>
       <div className="box-title">
         <strong>{data.title}</strong>
