@@ -10,8 +10,10 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from nodeloom.api.auth import KeyChecker
@@ -32,6 +34,9 @@ from nodeloom.executors.base import Executor
 from nodeloom.node_registry import NodeRegistry, registry_with
 
 log = logging.getLogger("nodeloom.api")
+
+#: the web console's built bundle (sources in console/ at the repository root, docs/console.md)
+CONSOLE_DIR = Path(__file__).resolve().parent / "static" / "console"
 
 DESCRIPTION = """\
 Manage nodeloom graphs and runs over HTTP.
@@ -140,4 +145,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     for module in (service, nodes, graphs, runs, drafts, keys, triggers, schedules):
         app.include_router(module.router)
+    # last, so every route above wins: the console is public static files that call the
+    # routes above with the user's key, like any other client (it adds no endpoint)
+    if (CONSOLE_DIR / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
     return app

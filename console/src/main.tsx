@@ -1,0 +1,7 @@
+import "@xyflow/react/dist/style.css";
+import "./styles.css";
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { App } from "./App";
+
+createRoot(document.getElementById("root")!).render(<StrictMode><App /></StrictMode>);
