@@ -109,7 +109,7 @@ def voice_over(
     if narration != "off":
         try:
             program = find_espeak()
-        except NodeExecutionError as error:
+        except NodeExecutionError:
             if narration == "on":
                 raise
             notice = f"narration is off: espeak-ng is not installed. {INSTALL_HINT}"
@@ -179,7 +179,8 @@ def synthesise_music(seconds: float, seed: int = 0, mood: str = "calm", bar_seco
                 note = chord[k % 3] + (12 if k % 4 == 3 else 0)
                 frequency = 440.0 * 2 ** ((key + 24 + note - 69) / 12)
                 pluck = times[at: min(total, at + step * 2)] - times[at]
-                music[at: at + len(pluck)] += arp_level * 0.1 * np.exp(-pluck * 5) * np.sin(2 * np.pi * frequency * pluck)
+                decay = np.exp(-pluck * 5)
+                music[at: at + len(pluck)] += arp_level * 0.1 * decay * np.sin(2 * np.pi * frequency * pluck)
     ramp = min(total // 2, round(1.0 * RATE))
     music[:ramp] *= np.linspace(0, 1, ramp, dtype=np.float32)
     music[total - ramp:] *= np.linspace(1, 0, ramp, dtype=np.float32)

@@ -223,7 +223,7 @@ class Palette:
 
 def _gradient(size: tuple[int, int], start: tuple[int, int, int], end: tuple[int, int, int],
               diagonal: bool = False) -> Image.Image:
-    width, height = size
+    _width, _height = size
     if diagonal:
         mask = Image.linear_gradient("L").rotate(-45, expand=True, resample=Image.Resampling.BILINEAR)
         side = mask.width
@@ -249,10 +249,13 @@ def _circles(card: Image.Image, seed: str, color: tuple[int, int, int], count: i
 
 
 def _text(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], text: str, size: int, ink: tuple[int, int, int],
-          font: str | None, *, bold: bool = True, align: Literal["left", "center"] = "left") -> int:
-    """Text laid into a box (shrunk to fit), top-aligned; returns the bottom of what was drawn."""
+          font: str | None, *, bold: bool = True, align: Literal["left", "center"] = "left",
+          middle: bool = False) -> int:
+    """Text laid into a box (shrunk to fit), at its top or middle; returns the bottom of what was drawn."""
     left, top, right, bottom = box
     block = layout_text(text, right - left, bottom - top, size, font, bold=bold, align=align)
+    if middle:
+        top += max(0, (bottom - top - block.height) // 2)
     x = left if align == "left" else (left + right) / 2
     draw.multiline_text((x, top), block.text, font=block.font, fill=ink, spacing=block.spacing, align=align,
                         anchor="la" if align == "left" else "ma")
@@ -292,7 +295,7 @@ def render_scene_card(scene: dict[str, Any], product: str, call_to_action: str, 
             text_box = (margin, margin * 2, round(width * 0.55) - margin, height - margin)
         draw = ImageDraw.Draw(card)
         draw.text((margin, margin), product.upper(), font=load_font(mark, font, bold=True), fill=palette.accent)
-        bottom = _text(draw, text_box, caption, headline, palette.light, font)
+        bottom = _text(draw, text_box, caption, headline, palette.light, font, middle=True)
         bar = round(unit * 0.012)
         draw.rectangle((text_box[0], bottom + bar * 2, text_box[0] + unit // 5, bottom + bar * 3), fill=palette.accent)
     elif role == "cta":
@@ -332,7 +335,7 @@ def render_scene_card(scene: dict[str, Any], product: str, call_to_action: str, 
                     else (panel[2] + margin, margin * 2, width - margin, height - margin))
         draw.text((text_box[0], margin if not portrait else panel[3] + margin // 3), product.upper(),
                   font=load_font(mark, font, bold=True), fill=palette.primary)
-        bottom = _text(draw, text_box, caption, headline, palette.dark, font)
+        bottom = _text(draw, text_box, caption, headline, palette.dark, font, middle=True)
         draw.rectangle((text_box[0], bottom + margin // 3, text_box[0] + unit // 8, bottom + margin // 3 + unit // 80),
                        fill=palette.secondary)
     return card
@@ -346,12 +349,12 @@ def scene_card(
     call_to_action: Annotated[str, "the button text on the call-to-action card"] = "",
     width: Annotated[int, Range(64, 8192), "card width in pixels"] = 1280,
     height: Annotated[int, Range(64, 8192), "card height in pixels"] = 720,
-    brand_colors: Annotated[Sequence[str], "brand colours, primary first ('#1d3557'); none: a palette from the product name"]
+    brand_colors: Annotated[Sequence[str], "brand colours, primary first ('#1d3557'); none: from the product name"]
     = (),
     photo: Annotated[ImageRef, "a product photo placed on the hook and benefit cards"] | None = None,
     font: FontPath | None = None,
 ) -> ImageRef:
-    """Draw a storyboard scene as a card: the layout from its role, the colours from the brand, its caption set large."""
+    """Draw a storyboard scene as a card: the layout from its role, the colours from the brand, the caption large."""
     picture = read_image(ctx, photo) if photo is not None else None
     return store_png(ctx, render_scene_card(dict(scene), product, call_to_action, width, height,
                                             [str(c) for c in brand_colors if str(c).strip()], picture, font))

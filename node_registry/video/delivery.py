@@ -62,7 +62,7 @@ def srt_text(lines: Sequence[str], durations: Sequence[float], lead: float = 0.0
     """SubRip text: each line shown for its scene's span (from `lead` seconds in)."""
     blocks: list[str] = []
     start = 0.0
-    for number, (line, seconds) in enumerate(zip(lines, durations, strict=True), start=1):
+    for _number, (line, seconds) in enumerate(zip(lines, durations, strict=True), start=1):
         if line.strip():
             blocks.append(f"{len(blocks) + 1}\n{_timestamp(start + min(lead, seconds / 2))} --> "
                           f"{_timestamp(start + seconds)}\n{' '.join(line.split())}\n")

@@ -33,7 +33,8 @@ MAX_OVERLAP = 0.5
 _KEEP = re.compile(r'^keep scene (\d+): "(.*)"\s*$', re.IGNORECASE)
 _FIX = re.compile(r"^scene (\d+): (.*)$", re.IGNORECASE)
 _WORD = re.compile(r"[\w']+", re.UNICODE)
-_STOPWORDS = frozenset("a an the and or of to for with in on at your you it its is are your from by".split())
+_STOPWORDS = frozenset(("a", "an", "the", "and", "or", "of", "to", "for", "with", "in", "on", "at", "your", "you",
+                        "it", "its", "is", "are", "from", "by"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +93,8 @@ def template_captions(facts: Facts, count: int, limit: int = MAX_CAPTION) -> lis
     for index, role in enumerate(roles_for(count)):
         if role == "hook":
             audience = facts.audience.strip()
-            text = f"{audience[:1].upper()}{audience[1:]}, meet {facts.product}" if audience else f"Meet {facts.product}"
-            if len(text) > limit:
+            text = f"{audience[:1].upper()}{audience[1:]}, meet {facts.product}" if audience else ""
+            if not text or len(text) > limit:
                 text = f"Meet {facts.product}"
         elif role == "cta":
             text = f"{facts.cta}: {facts.product}" if facts.product.lower() not in facts.cta.lower() else facts.cta
