@@ -123,9 +123,8 @@ def _critic(ctx: NodeContext, config: Mapping[str, Any]) -> Critic:
                 provider=str(text_config.get("provider", "")), model=str(text_config.get("model", "")),
                 max_tokens=int(text_config.get("max_tokens", 256)), seed=text_config.get("seed"),
             ))
-            if text_config.get("rewrite", True) is False:  # scores only: the rules own the instruction
-                return Critique(verdict.quality, verdict.alignment, verdict.reasoning, attempt.instruction,
-                                verdict.stop)
+            if text_config.get("rewrite", True) is False:  # a scorer only: the rules own the instruction and stop
+                return Critique(verdict.quality, verdict.alignment, verdict.reasoning, attempt.instruction, True)
             return verdict
         critics.append(llm_critic)
     if vision is not None and vision_config is not None:
