@@ -130,3 +130,86 @@ def test_duration_of_something_else_is_a_clear_error(executor: LocalExecutor) ->
     ref = executor.artifacts.put_bytes(b"ID3\x03\x00" + b"\x00" * 100, "audio/mpeg")
     error = run_node(executor, "audio.duration", "seconds", audio=ref)
     assert "reads PCM WAV files only" in error["message"] and "audio/mpeg" in error["message"]
+
+
+# -- the sound track: voice-over, music bed, mix -------------------------------------------------
+
+
+def samples_of(executor: LocalExecutor, ref: ArtifactRef) -> Any:
+    import numpy as np
+
+    with wave.open(str(executor.artifacts.path(ref)), "rb") as recording:
+        return np.frombuffer(recording.readframes(recording.getnframes()), "<i2").astype(float) / 32768, \
+            recording.getframerate()
+
+
+def voice_over(executor: LocalExecutor, **inputs: Any) -> dict[str, Any]:
+    g = Graph()
+    node = g.add("audio.voice_over", "it", **inputs)
+    for name in ("audio", "durations", "narrated", "notice"):
+        g.output(name, node[name])
+    result = executor.run(g, use_cache=False)
+    assert result.ok, result.errors()
+    return dict(result.outputs)
+
+
+@needs_espeak
+def test_voice_over_times_each_scene_to_its_line(executor: LocalExecutor) -> None:
+    out = voice_over(executor, lines=[SHORT, LONG], min_seconds=1.0)
+    assert out["narrated"] is True and out["notice"] == ""
+    short, long = out["durations"]
+    assert long > short + 2  # the long line takes seconds more to say
+    samples, rate = samples_of(executor, out["audio"])
+    assert len(samples) / rate == pytest.approx(short + long, abs=0.05)
+    assert abs(samples[: int(0.3 * rate)]).max() < 0.01  # a pause before the first line
+    assert abs(samples).max() > 0.1
+
+
+def test_voice_over_without_espeak_says_so_once_and_goes_on(executor: LocalExecutor, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("NODELOOM_ESPEAK", raising=False)
+    from nodeloom.node_registry.audio import soundtrack
+
+    monkeypatch.setattr(soundtrack, "_notices_shown", set())
+    first = voice_over(executor, lines=[SHORT, LONG], words_per_minute=120, min_seconds=1.0)
+    voice_over(executor, lines=["Once more."])
+    assert first["narrated"] is False and "apt-get install espeak-ng" in first["notice"]
+    assert capsys.readouterr().err.count("notice: narration is off") == 1
+    # timed by reading speed: 18 words at 120 per minute is 9 s, plus the pauses
+    assert first["durations"][1] == pytest.approx(9 + 0.95, abs=0.01)
+
+
+def test_voice_over_on_without_espeak_fails_clearly(executor: LocalExecutor, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("NODELOOM_ESPEAK", raising=False)
+    error = run_node(executor, "audio.voice_over", "durations", lines=[SHORT], narration="on")
+    assert "espeak-ng was not found" in error["message"]
+
+
+def test_music_bed_is_soft_faded_and_as_long_as_asked(executor: LocalExecutor) -> None:
+    import numpy as np
+
+    samples, rate = samples_of(executor, run_node(executor, "audio.music_bed", "audio", seconds=6.0, seed=3))
+    assert len(samples) / rate == pytest.approx(6.0, abs=0.01)
+    assert 0.3 < abs(samples).max() <= 0.51
+    assert abs(samples[:50]).max() < 0.01 and abs(samples[-50:]).max() < 0.01  # faded in and out
+    middle = samples[2 * rate: 4 * rate]
+    assert np.sqrt((middle ** 2).mean()) > 0.05  # it plays in between
+
+
+def test_mix_ducks_the_music_under_the_voice(executor: LocalExecutor) -> None:
+    import numpy as np
+
+    from nodeloom.node_registry.audio.soundtrack import RATE, mix_tracks, synthesise_music
+
+    music = synthesise_music(4.0)
+    voice = np.zeros(4 * RATE, dtype=np.float32)
+    voice[RATE: 2 * RATE] = 0.5 * np.sin(2 * np.pi * 220 * np.arange(RATE) / RATE)
+    mixed = mix_tracks(voice, music, music_db=-14, duck_db=-8)
+    music_only = mixed[int(2.6 * RATE): int(3.0 * RATE)]
+    gain = np.sqrt((music_only ** 2).mean()) / np.sqrt((music[int(2.6 * RATE): int(3.0 * RATE)] ** 2).mean())
+    assert abs(mixed).max() == pytest.approx(10 ** (-1 / 20), abs=0.01)
+    assert gain < 0.5  # the bed sits well under the voice

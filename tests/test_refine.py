@@ -309,3 +309,78 @@ def test_an_unknown_generator_type_is_a_validation_error_with_suggestions() -> N
 
 def test_an_unknown_critic_rule_is_a_validation_error() -> None:
     assert issues_of(**{**GOOD, "critic": {"rules": {"max_words": 3}}}) == [("invalid_format", "critic")]
+
+
+# -- the storyboard critic and writer (the marketing video's loop) --------------------------------
+
+from nodeloom.node_registry.video.storyboard import Directions, Facts, StoryboardRules, finish  # noqa: E402
+
+LAMP = Facts("Loom Lamp", "A desk lamp that dims itself when you leave and charges your phone in its base.",
+             "people who work from home", "warm", "Order yours today")
+
+
+def board(*captions: str) -> dict[str, Any]:
+    roles = ["hook", *["benefit"] * (len(captions) - 2), "cta"]
+    abouts = ["hook", "benefit: dims itself when you leave", "benefit: charges your phone in its base",
+              "call to action: Order yours today"]
+    return {"product": "Loom Lamp", "call_to_action": "Order yours today",
+            "scenes": [{"index": n + 1, "role": r, "about": abouts[n] if len(captions) == 4 else r, "caption": c}
+                       for n, (r, c) in enumerate(zip(roles, captions, strict=True))]}
+
+
+def test_storyboard_critic_keeps_good_scenes_and_names_what_to_fix() -> None:
+    score, reasoning, instruction = StoryboardRules(max_caption=42).verdict(board(
+        "Meet Loom Lamp", "It dims itself when you leave the room and glows warm again when you return",
+        "Dims itself when you leave", "Order yours today"), "Tone: warm.")
+    directions = Directions.parse(instruction)
+    assert directions.text == "Tone: warm."
+    assert directions.keep == {1: "Meet Loom Lamp", 4: "Order yours today"}
+    assert "too long" in directions.fixes[2] and "repeats scene 2" not in directions.fixes[3]
+    assert score < 10 and "scene 2" in reasoning
+
+
+def test_storyboard_critic_rejects_repeats_echoes_and_a_missing_call() -> None:
+    score, _, instruction = StoryboardRules().verdict(board(
+        "Loom Lamp lights your desk", "Your phone charges in the base", "Phone charges in the base, yours",
+        "Buy it"), "")
+    fixes = Directions.parse(instruction).fixes
+    assert "repeats scene 2" in fixes[3] and "lacks the call to action" in fixes[4]
+    assert score < 7
+    _, _, echoed = StoryboardRules().verdict(board("Loom Lamp", "Benefit: too long", "x", "Order yours today"), "")
+    assert "repeats the instructions" in Directions.parse(echoed).fixes[2]
+
+
+def test_a_storyboard_that_passes_every_rule_scores_ten() -> None:
+    score, reasoning, _ = StoryboardRules().verdict(board(
+        "Still working in the dark?", "Dims when you leave the room", "Your phone charges in its base",
+        "Loom Lamp. Order yours today"), "")
+    assert score == 10 and reasoning == "every scene is distinct, short, and on message"
+
+
+def test_finish_replaces_what_still_fails_with_captions_from_the_facts() -> None:
+    finished = finish(board("Meet Loom Lamp", "Meet Loom Lamp!", "", "Buy"), LAMP)
+    captions = [s["caption"] for s in finished["scenes"]]
+    assert captions[0] == "Meet Loom Lamp"
+    assert captions[1:] == ["Dims itself when you leave", "Charges your phone in its base",
+                            "Order yours today: Loom Lamp"]
+    assert [s.get("source") for s in finished["scenes"]][1:] == ["template"] * 3
+
+
+def test_the_writer_keeps_the_scenes_the_critic_kept(executor: LocalExecutor) -> None:
+    g = Graph()
+    kept = 'Keep scene 1: "One"\nKeep scene 2: "Two"\nKeep scene 3: "Three, Loom Lamp"'
+    g.output("board", g.add("video.storyboard", "it", product="Loom Lamp", description="A lamp.", scenes=3,
+                            instruction=kept)["storyboard"])
+    result = executor.run(g)
+    assert result.ok, result.errors()
+    assert [s["caption"] for s in result.outputs["board"]["scenes"]] == ["One", "Two", "Three, Loom Lamp"]
+    assert [s["role"] for s in result.outputs["board"]["scenes"]] == ["hook", "benefit", "cta"]
+
+
+def test_refine_accepts_the_storyboard_rule(registry: NodeRegistry) -> None:
+    g = Graph()
+    refined = g.add("control.refine", "it", generator="video.storyboard", instruction_port="instruction",
+                    request="an ad", inputs={"product": "X", "description": "Y"},
+                    critic={"rules": {"storyboard": {"max_caption": 40}}})
+    g.output("result", refined["result"])
+    assert validate_graph(g, registry) == []

@@ -265,3 +265,73 @@ def test_missing_ffmpeg_binary_says_how_to_install(executor: LocalExecutor, tmp_
                      **SIZE)
     assert "pip install imageio-ffmpeg" in error["message"]
 
+
+
+# -- motion, cross-fades, subtitles, frame sizes, the report -------------------------------
+
+
+def test_ken_burns_moves_the_picture_within_a_scene(executor: LocalExecutor) -> None:
+    buffer = io.BytesIO()
+    stripes = Image.new("RGB", (320, 180), RED)
+    for x in range(0, 320, 40):
+        stripes.paste(BLUE, (x, 0, x + 20, 180))
+    stripes.save(buffer, "PNG")
+    ref = executor.artifacts.put_bytes(buffer.getvalue(), "image/png")
+    video = run_node(executor, "video.slideshow", "video", images=[ref], durations=[2.0], fps=10,
+                     motion="ken_burns", **SIZE)
+    _, frames = decode(executor, video)
+    assert len(frames) == 20
+    first, last = frames[0].astype(int), frames[-1].astype(int)
+    assert np.abs(first - last).mean() > 10  # the stripes moved: zoomed in by 10 %
+
+
+def test_crossfade_blends_across_the_cut_and_keeps_the_length(executor: LocalExecutor) -> None:
+    images = [put_image(executor, RED), put_image(executor, BLUE)]
+    video = run_node(executor, "video.slideshow", "video", images=images, durations=[1.0, 1.0], fps=10,
+                     crossfade=0.6, **SIZE)
+    _, frames = decode(executor, video)
+    assert len(frames) == 20
+    assert near(mean_colour(frames[0]), RED) and near(mean_colour(frames[-1]), BLUE)
+    red, _, blue = mean_colour(frames[10])  # at the cut: half of each
+    assert 60 < red < 170 and 60 < blue < 170
+
+
+def test_crossfade_longer_than_an_image_is_a_clear_error(executor: LocalExecutor) -> None:
+    error = run_node(executor, "video.slideshow", "video", images=[put_image(executor, RED)] * 2,
+                     durations=[1.0, 1.0], crossfade=1.5, **SIZE)
+    assert "crossfade 1.5 s is longer than the shortest image" in error["message"]
+
+
+def test_subtitles_are_srt_timed_to_the_scenes(executor: LocalExecutor) -> None:
+    ref = run_node(executor, "video.subtitles", "subtitles", lines=["Lumière · Größe", "", "Señal"],
+                   durations=[2.5, 1.0, 62.25], lead=0.3)
+    assert ref.extension == ".srt"
+    assert executor.artifacts.read_bytes(ref).decode("utf-8") == (
+        "1\n00:00:00,300 --> 00:00:02,500\nLumière · Größe\n\n"
+        "2\n00:00:03,800 --> 00:01:06,750\nSeñal\n"
+    )
+
+
+@pytest.mark.parametrize(("fmt", "short", "size"), [("16:9", 720, (1280, 720)), ("9:16", 720, (720, 1280)),
+                                                    ("1:1", 1080, (1080, 1080)), ("4:5", 720, (720, 900))])
+def test_frame_size_of_each_format(executor: LocalExecutor, fmt: str, short: int, size: tuple[int, int]) -> None:
+    g = Graph()
+    sized = g.add("video.frame_size", "it", format=fmt, short_side=short)
+    g.output("w", sized["width"])
+    g.output("h", sized["height"])
+    outputs = executor.run(g).outputs
+    assert (outputs["w"], outputs["h"]) == size
+
+
+def test_report_measures_scenes_visuals_and_loudness(executor: LocalExecutor) -> None:
+    images = [put_image(executor, RED), put_image(executor, RED), put_image(executor, BLUE)]
+    video = run_node(executor, "video.slideshow", "video", images=images, durations=[1.0], fps=5,
+                     audio=put_sine_wav(executor, 3.0), **SIZE)
+    storyboard = {"scenes": [{"role": "hook", "caption": "Bright mornings"}, {"role": "benefit", "caption": "x y"},
+                             {"role": "cta", "caption": "Order today"}]}
+    report = run_node(executor, "video.report", "report", video=video, storyboard=storyboard,
+                      durations=[1.0, 1.0, 1.0], images=images, narrated=False, narration_notice="off")
+    assert report["scene_count"] == 3 and report["video"]["seconds"] == pytest.approx(3.0, abs=0.1)
+    assert report["visuals"]["identical_pairs"] == 1 and report["visuals"]["min_mean_pixel_difference"] == 0
+    assert len(report["caption_similarity"]["pairs"]) == 3
+    assert -30 < report["loudness"]["integrated_lufs"] < 0  # a loud sine tone

@@ -75,28 +75,34 @@ def speak(
     program = find_espeak()
     with tempfile.TemporaryDirectory(prefix="nodeloom-speak-") as folder:
         target = Path(folder) / "speech.wav"
-        # the text goes through stdin, never the command line: it may start with '-' or be long
-        command = [str(program), "-b", "1", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch),
-                   "-w", str(target), "--stdin"]
-        try:
-            done = subprocess.run(command, input=text.encode("utf-8"), capture_output=True,
-                                  timeout=_SPEAK_TIMEOUT, check=False)
-        except subprocess.TimeoutExpired:
-            raise NodeExecutionError(f"audio.speak: espeak-ng ran longer than {_SPEAK_TIMEOUT:.0f} s") from None
-        except OSError as error:
-            raise NodeExecutionError(f"audio.speak: cannot run {program}: {error}. {INSTALL_HINT}",
-                                     retryable=False) from None
-        problem = done.stderr.decode("utf-8", "replace").strip()
-        if done.returncode != 0 or not target.is_file() or target.stat().st_size <= 44:
-            if "voice does not exist" in problem:
-                problem += " (list the voices with `espeak-ng --voices`)"
-            raise NodeExecutionError(
-                f"audio.speak: espeak-ng failed (exit code {done.returncode}): {problem or 'no audio written'}",
-                retryable=False,
-                details={"voice": voice},
-            )
+        espeak_wav(program, text, target, voice=voice, words_per_minute=words_per_minute, pitch=pitch)
         ctx.check_cancelled()
         return ctx.artifacts.put_file(target, "audio/wav")
+
+
+def espeak_wav(program: Path, text: str, target: Path, *, voice: str = "en-us", words_per_minute: int = 175,
+               pitch: int = 50) -> None:
+    """Speak `text` into the WAV file `target` with the espeak-ng at `program`; a clear error if it fails."""
+    # the text goes through stdin, never the command line: it may start with '-' or be long
+    command = [str(program), "-b", "1", "-v", voice, "-s", str(words_per_minute), "-p", str(pitch),
+               "-w", str(target), "--stdin"]
+    try:
+        done = subprocess.run(command, input=text.encode("utf-8"), capture_output=True,
+                              timeout=_SPEAK_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise NodeExecutionError(f"audio.speak: espeak-ng ran longer than {_SPEAK_TIMEOUT:.0f} s") from None
+    except OSError as error:
+        raise NodeExecutionError(f"audio.speak: cannot run {program}: {error}. {INSTALL_HINT}",
+                                 retryable=False) from None
+    problem = done.stderr.decode("utf-8", "replace").strip()
+    if done.returncode != 0 or not target.is_file() or target.stat().st_size <= 44:
+        if "voice does not exist" in problem:
+            problem += " (list the voices with `espeak-ng --voices`)"
+        raise NodeExecutionError(
+            f"audio.speak: espeak-ng failed (exit code {done.returncode}): {problem or 'no audio written'}",
+            retryable=False,
+            details={"voice": voice},
+        )
 
 
 _WAV_MEDIA = re.compile(r"audio/(x-)?wav|audio/wave|audio/vnd\.wave")

@@ -7,7 +7,8 @@ with an instruction input) through the run's catalog, each turn with a context o
 
     {"rules": {"max_length": 80, "required_words": ["launch"], "json_schema": {...},
                "distinct_items": true, "image_min_size": [512, 512], "image_brightness": [60, 200]},
-     "llm": {"provider": "", "model": "", "max_tokens": 256},   # text critic; {} = embedded SmolLM2
+     "llm": {"provider": "", "model": "", "max_tokens": 256,    # text critic; {} = embedded SmolLM2
+             "rewrite": true},                                  # false: it scores, the rules rewrite
      "vision": {"base_url": "http://host/v1", "model": "..."},  # image critic (OpenAI-compatible)
      "combine": "mean"}                                         # or "min"
 
@@ -84,7 +85,7 @@ def _generator_problems(definition: NodeDefinition, values: Mapping[str, Any]) -
         yield InputProblem("unknown_port", f"generator {spec.type} has no instruction input {port_name!r}",
                            "instruction_port", f"inputs of {spec.type}: {', '.join(sorted(spec.input_map))}")
     inputs = values.get("inputs") or {}
-    if isinstance(inputs, Mapping):
+    if isinstance(inputs, Mapping) and "inputs" in values:  # absent: linked, checked when the node runs
         for name in inputs:
             if name not in spec.input_map and spec.variadic is None:
                 yield InputProblem("unknown_port", f"generator {spec.type} has no input {name!r}", "inputs")
@@ -117,11 +118,14 @@ def _critic(ctx: NodeContext, config: Mapping[str, Any]) -> Critic:
         def llm_critic(attempt: Attempt) -> Critique:
             if vision is not None and isinstance(attempt.result, ArtifactRef):
                 return Critique(10, 10, "", attempt.instruction, stop=True)  # images are the vision critic's
-            return Critique.from_json(critique_text(
+            verdict = Critique.from_json(critique_text(
                 ctx, attempt.result, attempt.request, attempt.instruction,
                 provider=str(text_config.get("provider", "")), model=str(text_config.get("model", "")),
                 max_tokens=int(text_config.get("max_tokens", 256)), seed=text_config.get("seed"),
             ))
+            if text_config.get("rewrite", True) is False:  # a scorer only: the rules own the instruction and stop
+                return Critique(verdict.quality, verdict.alignment, verdict.reasoning, attempt.instruction, True)
+            return verdict
         critics.append(llm_critic)
     if vision is not None and vision_config is not None:
         vision_settings: Mapping[str, Any] = vision_config

@@ -332,9 +332,29 @@ class ImageBrightness:
         return _rule(True, attempt, f"brightness {mean:.0f}", "")
 
 
+@dataclass(frozen=True, slots=True)
+class StoryboardCritic:
+    """A video storyboard (`video.storyboard`): captions present, short, distinct; product and call to action named.
+
+    Its instruction keeps the good scenes verbatim and names what to fix in the others
+    (`nodeloom.node_registry.video.storyboard.StoryboardRules`).
+    """
+
+    max_caption: int = 42
+    max_overlap: float = 0.5
+
+    def __call__(self, attempt: Attempt) -> Critique:
+        from nodeloom.node_registry.video.storyboard import StoryboardRules
+
+        score, reasoning, instruction = StoryboardRules(self.max_caption, self.max_overlap).verdict(
+            attempt.result, attempt.instruction)
+        return Critique(score, score, reasoning, instruction, stop=score >= 10)
+
+
 def rule_critics(rules: Mapping[str, Any]) -> list[Critic]:
     """Rule critics from configuration: max_length, required_words, json_schema, distinct_items,
-    image_min_size [w, h], image_brightness [low, high]. Raises `ValueError` for an unknown rule."""
+    image_min_size [w, h], image_brightness [low, high], storyboard {max_caption, max_overlap}.
+    Raises `ValueError` for an unknown rule."""
     critics: list[Critic] = []
     for name, value in rules.items():
         if name == "max_length":
@@ -350,9 +370,12 @@ def rule_critics(rules: Mapping[str, Any]) -> list[Critic]:
             critics.append(ImageSize(int(value[0]), int(value[1])))
         elif name == "image_brightness":
             critics.append(ImageBrightness(float(value[0]), float(value[1])))
+        elif name == "storyboard":
+            critics.append(StoryboardCritic(**dict(value or {})))
         else:
             raise ValueError(f"unknown rule {name!r}; rules: {', '.join(RULE_NAMES)}")
     return critics
 
 
-RULE_NAMES = ("max_length", "required_words", "json_schema", "distinct_items", "image_min_size", "image_brightness")
+RULE_NAMES = ("max_length", "required_words", "json_schema", "distinct_items", "image_min_size", "image_brightness",
+              "storyboard")

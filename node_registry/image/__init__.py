@@ -5,7 +5,7 @@ Diffusion nodes run on the GPU lane and share one per-process cache of loaded pi
 """
 
 from nodeloom.node_registry.image.diffusion import PipeRef, edit, generate, load_diffusion_pipeline
-from nodeloom.node_registry.image.drawing import overlay_text, resize_image, title_card
+from nodeloom.node_registry.image.drawing import overlay_text, resize_image, scene_card, title_card
 from nodeloom.node_registry.image.pipelines import PIPELINES, PipelineCache, PipelineHandle, choose_handle
 
 __all__ = [
@@ -19,5 +19,6 @@ __all__ = [
     "load_diffusion_pipeline",
     "overlay_text",
     "resize_image",
+    "scene_card",
     "title_card",
 ]

@@ -1,13 +1,17 @@
 """Model-free image nodes drawn with Pillow: title cards, resizing, captions.
 
-Text is set in Pillow's built-in font (`ImageFont.load_default(size=...)`), so no font
-file has to be installed; long text wraps to the space available and shrinks to fit.
+Text is set in a Unicode TrueType font (Noto Sans from the `fontpkg-noto-sans` wheel by
+default, or the `font` a node is given: see `nodeloom.node_registry.image.fonts`); long
+text wraps to the space available and shrinks to fit.
 """
 
 from __future__ import annotations
 
+import colorsys
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
@@ -16,10 +20,12 @@ from nodeloom.core.ports import Range
 from nodeloom.core.spec import node
 from nodeloom.core.types import ImageRef
 from nodeloom.node_registry.image._io import parse_color, read_image, store_png
+from nodeloom.node_registry.image.fonts import load_font
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 _SMALLEST_FONT = 8
 _LINE_SPACING = 0.25  # of the font size
+FontPath = Annotated[str, "a .ttf/.otf/.ttc font file (default: Noto Sans, or $NODELOOM_FONT)"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +37,6 @@ class TextBlock:
     spacing: int
     width: int
     height: int
-
-
-def _font(size: int) -> Font:
-    return ImageFont.load_default(size=size)
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, max_width: float) -> list[str]:
@@ -64,17 +66,18 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, font: Font, max_width: float) ->
     return lines
 
 
-def layout_text(text: str, max_width: int, max_height: int, font_size: int) -> TextBlock:
+def layout_text(text: str, max_width: int, max_height: int, font_size: int, font: str | None = None, *,
+                bold: bool = False, align: Literal["left", "center"] = "center") -> TextBlock:
     """Wrap `text` to `max_width`, shrinking the font from `font_size` until the block fits `max_height`."""
     draw = ImageDraw.Draw(Image.new("L", (1, 1)))
     size = font_size
     while True:
-        font = _font(size)
+        face = load_font(size, font, bold=bold)
         spacing = max(1, round(size * _LINE_SPACING))
-        wrapped = "\n".join(_wrap(draw, text, font, max_width))
-        left, top, right, bottom = draw.multiline_textbbox((0, 0), wrapped, font=font, spacing=spacing,
-                                                           align="center")
-        block = TextBlock(wrapped, font, spacing, int(right - left), int(bottom - top))
+        wrapped = "\n".join(_wrap(draw, text, face, max_width))
+        left, top, right, bottom = draw.multiline_textbbox((0, 0), wrapped, font=face, spacing=spacing,
+                                                           align=align)
+        block = TextBlock(wrapped, face, spacing, int(right - left), int(bottom - top))
         if (block.height <= max_height and block.width <= max_width) or size <= _SMALLEST_FONT:
             return block
         size = max(_SMALLEST_FONT, int(size * 0.85))
@@ -97,6 +100,7 @@ def title_card(
     text_color: Annotated[str, "text colour; by default black or white, whichever contrasts"] | None = None,
     font_size: Annotated[int, Range(_SMALLEST_FONT, 1024), "font size in pixels; smaller if the text does not fit"]
     = 72,
+    font: FontPath | None = None,
 ) -> ImageRef:
     """Render a title card: centred, wrapped text on a plain or gradient background."""
     start = parse_color(background, "background")
@@ -111,7 +115,7 @@ def title_card(
     else:
         ink = _contrasting(card.getpixel((width // 2, height // 2)))  # type: ignore[arg-type]
     margin_x, margin_y = max(1, width // 12), max(1, height // 12)
-    block = layout_text(text, width - 2 * margin_x, height - 2 * margin_y, font_size)
+    block = layout_text(text, width - 2 * margin_x, height - 2 * margin_y, font_size, font)
     ImageDraw.Draw(card).multiline_text(
         (width / 2, height / 2), block.text, font=block.font, fill=ink, anchor="mm", spacing=block.spacing,
         align="center",
@@ -156,6 +160,7 @@ def overlay_text(
     band_opacity: Annotated[float, Range(0, 1), "0: no band, 1: solid band"] = 0.6,
     text_color: Annotated[str, "text colour; by default black or white, whichever contrasts with the band"]
     | None = None,
+    font: FontPath | None = None,
 ) -> ImageRef:
     """Write a caption on an image over a translucent band that keeps it readable."""
     source = read_image(ctx, image)
@@ -164,7 +169,7 @@ def overlay_text(
     ink = parse_color(text_color, "text_color") if text_color is not None else _contrasting(band_rgb)
     size = font_size or max(_SMALLEST_FONT, height // 16)
     padding = max(2, size // 2)
-    block = layout_text(text, max(1, width - 4 * padding), max(1, height - 2 * padding), size)
+    block = layout_text(text, max(1, width - 4 * padding), max(1, height - 2 * padding), size, font)
     band_height = min(height, block.height + 2 * padding)
     top = {"top": 0, "center": (height - band_height) // 2, "bottom": height - band_height}[position]
     layer = Image.new("RGBA", source.size, (0, 0, 0, 0))
@@ -176,3 +181,180 @@ def overlay_text(
     )
     captioned = Image.alpha_composite(source.convert("RGBA"), layer)
     return store_png(ctx, captioned if source.mode == "RGBA" else captioned.convert("RGB"))
+
+
+# -- scene cards: a layout per storyboard role ------------------------------------------------
+
+SceneRole = Literal["hook", "benefit", "cta"]
+
+
+def _hsl(hue: float, saturation: float, lightness: float) -> tuple[int, int, int]:
+    red, green, blue = colorsys.hls_to_rgb((hue % 360) / 360, lightness, saturation)
+    return round(red * 255), round(green * 255), round(blue * 255)
+
+
+def _mix(first: tuple[int, int, int], second: tuple[int, int, int], amount: float) -> tuple[int, int, int]:
+    return tuple(round(a + (b - a) * amount) for a, b in zip(first, second, strict=True))  # type: ignore[return-value]
+
+
+@dataclass(frozen=True, slots=True)
+class Palette:
+    """A card's colours: from the brand colours when given, else from a hue chosen by the product name."""
+
+    primary: tuple[int, int, int]
+    secondary: tuple[int, int, int]
+    accent: tuple[int, int, int]
+    light: tuple[int, int, int]
+    dark: tuple[int, int, int]
+
+    @classmethod
+    def of(cls, product: str, brand_colors: list[str], shift: float = 0.0) -> Palette:
+        if brand_colors:
+            colors = [parse_color(c, "brand_colors") for c in brand_colors]
+            primary = colors[0]
+            secondary = colors[1] if len(colors) > 1 else _mix(primary, (255, 255, 255), 0.35)
+            accent = colors[2] if len(colors) > 2 else _mix(secondary, (255, 200, 60), 0.5)
+            hue, _, _ = colorsys.rgb_to_hls(*(c / 255 for c in primary))
+            return cls(primary, secondary, accent, _hsl(hue * 360, 0.25, 0.94), _mix(primary, (0, 0, 0), 0.7))
+        hue = int(hashlib.sha256(product.encode("utf-8")).hexdigest()[:6], 16) % 360 + shift
+        return cls(_hsl(hue, 0.55, 0.32), _hsl(hue + 35, 0.65, 0.52), _hsl(hue + 180, 0.75, 0.6),
+                   _hsl(hue, 0.35, 0.94), _hsl(hue, 0.45, 0.11))
+
+
+def _gradient(size: tuple[int, int], start: tuple[int, int, int], end: tuple[int, int, int],
+              diagonal: bool = False) -> Image.Image:
+    _width, _height = size
+    if diagonal:
+        mask = Image.linear_gradient("L").rotate(-45, expand=True, resample=Image.Resampling.BILINEAR)
+        side = mask.width
+        inset = round(side * 0.15)
+        mask = mask.crop((inset, inset, side - inset, side - inset)).resize(size)
+    else:
+        mask = Image.linear_gradient("L").resize(size)
+    return Image.composite(Image.new("RGB", size, end), Image.new("RGB", size, start), mask)
+
+
+def _circles(card: Image.Image, seed: str, color: tuple[int, int, int], count: int = 3) -> None:
+    """Soft translucent circles placed by the text's hash: no two scenes decorate alike."""
+    digest = hashlib.sha256(seed.encode("utf-8")).digest()
+    layer = Image.new("RGBA", card.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    width, height = card.size
+    for n in range(count):
+        x = digest[3 * n] / 255 * width
+        y = digest[3 * n + 1] / 255 * height
+        radius = (0.12 + digest[3 * n + 2] / 255 * 0.3) * min(width, height)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(*color, 38 + 12 * n))
+    card.paste(Image.alpha_composite(card.convert("RGBA"), layer).convert("RGB"))
+
+
+def _text(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], text: str, size: int, ink: tuple[int, int, int],
+          font: str | None, *, bold: bool = True, align: Literal["left", "center"] = "left",
+          middle: bool = False) -> int:
+    """Text laid into a box (shrunk to fit), at its top or middle; returns the bottom of what was drawn."""
+    left, top, right, bottom = box
+    block = layout_text(text, right - left, bottom - top, size, font, bold=bold, align=align)
+    if middle:
+        top += max(0, (bottom - top - block.height) // 2)
+    x = left if align == "left" else (left + right) / 2
+    draw.multiline_text((x, top), block.text, font=block.font, fill=ink, spacing=block.spacing, align=align,
+                        anchor="la" if align == "left" else "ma")
+    return top + block.height
+
+
+def _photo(card: Image.Image, photo: Image.Image | None, box: tuple[int, int, int, int]) -> bool:
+    if photo is None:
+        return False
+    left, top, right, bottom = box
+    card.paste(ImageOps.fit(photo.convert("RGB"), (right - left, bottom - top), method=Image.Resampling.LANCZOS),
+               (left, top))
+    return True
+
+
+def render_scene_card(scene: dict[str, Any], product: str, call_to_action: str, width: int, height: int,
+                      brand_colors: list[str], photo: Image.Image | None = None,
+                      font: str | None = None) -> Image.Image:
+    """One storyboard scene as a picture: the layout from its role, colours from the brand, decoration from its text."""
+    role = str(scene.get("role") or "benefit")
+    caption = str(scene.get("caption") or "")
+    index = int(scene.get("index") or 0)
+    palette = Palette.of(product, brand_colors, shift=index * 18 if not brand_colors else 0)
+    portrait = height > width * 1.1
+    unit = min(width, height)
+    margin = round(unit * 0.08)
+    headline = round(unit * (0.085 if portrait else 0.1))
+    mark = round(unit * 0.04)
+    if role == "hook":
+        card = _gradient((width, height), palette.dark, palette.primary, diagonal=True)
+        _circles(card, caption, palette.accent)
+        text_box = (margin, margin * 2, width - margin, height - margin)
+        if portrait:
+            if _photo(card, photo, (0, round(height * 0.5), width, height)):
+                text_box = (margin, margin * 2, width - margin, round(height * 0.5) - margin)
+        elif _photo(card, photo, (round(width * 0.55), 0, width, height)):
+            text_box = (margin, margin * 2, round(width * 0.55) - margin, height - margin)
+        draw = ImageDraw.Draw(card)
+        draw.text((margin, margin), product.upper(), font=load_font(mark, font, bold=True), fill=palette.accent)
+        bottom = _text(draw, text_box, caption, headline, palette.light, font, middle=True)
+        bar = round(unit * 0.012)
+        draw.rectangle((text_box[0], bottom + bar * 2, text_box[0] + unit // 5, bottom + bar * 3), fill=palette.accent)
+    elif role == "cta":
+        card = _gradient((width, height), palette.secondary, palette.primary)
+        _circles(card, caption, palette.light, count=2)
+        draw = ImageDraw.Draw(card)
+        top = margin * 2
+        top = _text(draw, (margin, top, width - margin, height // 2), product, round(headline * 1.3),
+                    palette.light, font, align="center") + margin // 2
+        top = _text(draw, (margin, top, width - margin, height - margin * 3), caption, round(headline * 0.6),
+                    palette.light, font, bold=False, align="center") + margin
+        button_font = load_font(round(headline * 0.55), font, bold=True)
+        label = call_to_action or "Learn more"
+        text_width = draw.textlength(label, font=button_font)
+        text_width = min(text_width, width - 4 * margin)
+        pad = round(headline * 0.35)
+        box = (round(width / 2 - text_width / 2 - pad), top, round(width / 2 + text_width / 2 + pad),
+               top + round(headline * 0.55) + 2 * pad)
+        if box[3] > height - margin // 2:
+            shift = box[3] - (height - margin // 2)
+            box = (box[0], box[1] - shift, box[2], box[3] - shift)
+        draw.rounded_rectangle(box, radius=(box[3] - box[1]) // 2, fill=palette.accent)
+        draw.text(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), label, font=button_font, fill=palette.dark,
+                  anchor="mm")
+    else:
+        card = Image.new("RGB", (width, height), palette.light)
+        panel = (0, 0, width, round(height * 0.36)) if portrait else (0, 0, round(width * 0.38), height)
+        panel_card = _gradient((panel[2], panel[3]), palette.primary, palette.secondary, diagonal=index % 2 == 1)
+        card.paste(panel_card, (0, 0))
+        _photo(card, photo, panel)
+        draw = ImageDraw.Draw(card)
+        number = f"{index:02d}" if index else "•"
+        number_font = load_font(round(unit * 0.2), font, bold=True)
+        draw.text((panel[2] / 2, panel[3] / 2), number, font=number_font, fill=palette.light, anchor="mm",
+                  stroke_width=max(1, unit // 300), stroke_fill=palette.dark)
+        text_box = ((margin, panel[3] + margin, width - margin, height - margin) if portrait
+                    else (panel[2] + margin, margin * 2, width - margin, height - margin))
+        draw.text((text_box[0], margin if not portrait else panel[3] + margin // 3), product.upper(),
+                  font=load_font(mark, font, bold=True), fill=palette.primary)
+        bottom = _text(draw, text_box, caption, headline, palette.dark, font, middle=True)
+        draw.rectangle((text_box[0], bottom + margin // 3, text_box[0] + unit // 8, bottom + margin // 3 + unit // 80),
+                       fill=palette.secondary)
+    return card
+
+
+@node("image.scene_card", output="image")
+def scene_card(
+    ctx: NodeContext,
+    scene: Annotated[dict[str, Any], "a storyboard scene: {role: hook|benefit|cta, caption, index}"],
+    product: Annotated[str, "the product name (brand mark, call-to-action card)"] = "",
+    call_to_action: Annotated[str, "the button text on the call-to-action card"] = "",
+    width: Annotated[int, Range(64, 8192), "card width in pixels"] = 1280,
+    height: Annotated[int, Range(64, 8192), "card height in pixels"] = 720,
+    brand_colors: Annotated[Sequence[str], "brand colours, primary first ('#1d3557'); none: from the product name"]
+    = (),
+    photo: Annotated[ImageRef, "a product photo placed on the hook and benefit cards"] | None = None,
+    font: FontPath | None = None,
+) -> ImageRef:
+    """Draw a storyboard scene as a card: the layout from its role, the colours from the brand, the caption large."""
+    picture = read_image(ctx, photo) if photo is not None else None
+    return store_png(ctx, render_scene_card(dict(scene), product, call_to_action, width, height,
+                                            [str(c) for c in brand_colors if str(c).strip()], picture, font))

@@ -1,8 +1,12 @@
-"""The video pack: slideshows of stills with captions and sound, joining clips, grabbing frames.
+"""The video pack: storyboards, slideshows of stills (captions, motion, cross-fades, sound), joining
+clips, grabbing frames, subtitles and a report on the result.
 
-The last step of the marketing pipeline: generated images and narration in, an MP4 out.
+The back half of the marketing pipeline: product facts and pictures in, an MP4, its `.srt`
+and a `report.json` out.
 """
 
+from nodeloom.node_registry.video.delivery import frame_size, report, subtitles
 from nodeloom.node_registry.video.nodes import concat, slideshow, thumbnail
+from nodeloom.node_registry.video.storyboard import finish_storyboard, storyboard
 
-__all__ = ["concat", "slideshow", "thumbnail"]
+__all__ = ["concat", "finish_storyboard", "frame_size", "report", "slideshow", "storyboard", "subtitles", "thumbnail"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,9 +22,11 @@ from nodeloom.core.errors import NodeExecutionError
 from nodeloom.core.ports import Pattern, Range
 from nodeloom.core.spec import node
 from nodeloom.core.types import AudioRef, ImageRef, VideoRef
+from nodeloom.node_registry.image.fonts import load_font
 from nodeloom.node_registry.video._ffmpeg import FrameEncoder, MediaInfo, ffmpeg_preflight, probe, run_ffmpeg
 
 Fit = Literal["contain", "cover"]
+Motion = Literal["none", "ken_burns"]
 
 _H264_OPTIONS = ("-c:v", "libx264", "-preset", "fast", "-crf", "20", "-pix_fmt", "yuv420p")
 _MP4_OPTIONS = ("-movflags", "+faststart")
@@ -100,25 +102,78 @@ def _wrap(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, room: f
     return lines
 
 
-def draw_caption(frame: Image.Image, caption: str) -> Image.Image:
-    """The frame with the caption in white on a dark band along the bottom."""
-    size = max(10, frame.height // 16)
-    font = ImageFont.load_default(size=size)
-    margin = max(4, size // 2)
-    lines = _wrap(caption, font, frame.width - 2 * margin)
+def caption_layer(size: tuple[int, int], caption: str, font_path: str | None = None) -> Image.Image | None:
+    """The caption in white on a dark band along the bottom, as a transparent layer (None: no text)."""
+    width, height = size
+    points = max(10, min(width, height) // 16)
+    font = load_font(points, font_path)
+    margin = max(4, points // 2)
+    lines = _wrap(caption, font, width - 2 * margin)
     if not lines:
-        return frame
-    spacing = size // 4
-    line_height = size + spacing
+        return None
+    spacing = points // 4
+    line_height = points + spacing
     band_height = len(lines) * line_height - spacing + 2 * margin
-    overlay = Image.new("RGBA", frame.size, (0, 0, 0, 0))
+    overlay = Image.new("RGBA", size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
-    draw.rectangle((0, frame.height - band_height, frame.width, frame.height), fill=(0, 0, 0, 170))
-    top = frame.height - band_height + margin
+    draw.rectangle((0, height - band_height, width, height), fill=(0, 0, 0, 170))
+    top = height - band_height + margin
     for number, line in enumerate(lines):
-        draw.text((frame.width / 2, top + number * line_height), line, font=font, fill=(255, 255, 255, 255),
-                  anchor="ma")
-    return Image.alpha_composite(frame.convert("RGBA"), overlay).convert("RGB")
+        draw.text((width / 2, top + number * line_height), line, font=font, fill=(255, 255, 255, 255), anchor="ma")
+    return overlay
+
+
+def draw_caption(frame: Image.Image, caption: str, font_path: str | None = None) -> Image.Image:
+    """The frame with the caption in white on a dark band along the bottom."""
+    layer = caption_layer(frame.size, caption, font_path)
+    if layer is None:
+        return frame
+    return Image.alpha_composite(frame.convert("RGBA"), layer).convert("RGB")
+
+
+# Ken Burns moves, by scene: zoom in, pan right, zoom out, pan left (start box, end box as (zoom, x, y))
+_MOVES = (((1.0, 0.5, 0.5), (1.1, 0.5, 0.45)), ((1.1, 0.35, 0.5), (1.1, 0.65, 0.5)),
+          ((1.1, 0.5, 0.55), (1.0, 0.5, 0.5)), ((1.1, 0.65, 0.5), (1.1, 0.35, 0.5)))
+
+
+def moved(frame: Image.Image, scene: int, progress: float) -> Image.Image:
+    """The frame at `progress` (0-1) through its scene's slow zoom or pan (sub-pixel smooth)."""
+    start, end = _MOVES[scene % len(_MOVES)]
+    eased = 0.5 - 0.5 * math.cos(math.pi * min(1.0, max(0.0, progress)))
+    zoom, cx, cy = (a + (b - a) * eased for a, b in zip(start, end, strict=True))
+    width, height = frame.size
+    box_w, box_h = width / zoom, height / zoom
+    left = min(max(0.0, cx * width - box_w / 2), width - box_w)
+    top = min(max(0.0, cy * height - box_h / 2), height - box_h)
+    return frame.resize(frame.size, Image.Resampling.BILINEAR, box=(left, top, left + box_w, top + box_h))
+
+
+def _scene_frames(stills: Sequence[Image.Image], layers: Sequence[Image.Image | None], per_image: Sequence[float],
+                  fps: int, motion: bool, crossfade: float) -> Iterator[bytes]:
+    """Every frame of a slideshow with motion and cross-fades; the cuts stay where the durations put them."""
+    bounds = [0.0]
+    for seconds in per_image:
+        bounds.append(bounds[-1] + seconds)
+    total = sum(frame_counts(per_image, fps))
+    half = crossfade / 2
+
+    def picture(index: int, t: float) -> Image.Image:
+        start, end = bounds[index] - half, bounds[index + 1] + half
+        frame = moved(stills[index], index, (t - start) / (end - start)) if motion else stills[index]
+        layer = layers[index]
+        return Image.alpha_composite(frame.convert("RGBA"), layer).convert("RGB") if layer is not None else frame
+
+    scene = 0
+    for number in range(total):
+        t = (number + 0.5) / fps
+        while scene < len(stills) - 1 and t >= bounds[scene + 1]:
+            scene += 1
+        frame = picture(scene, t)
+        if half > 0 and scene < len(stills) - 1 and t > bounds[scene + 1] - half:
+            frame = Image.blend(frame, picture(scene + 1, t), (t - bounds[scene + 1] + half) / crossfade)
+        elif half > 0 and scene > 0 and t < bounds[scene] + half:
+            frame = Image.blend(picture(scene - 1, t), frame, (t - bounds[scene] + half) / crossfade)
+        yield frame.tobytes()
 
 
 def _check_slideshow(images: Sequence[ArtifactRef], durations: Sequence[float], captions: Sequence[str],
@@ -159,9 +214,16 @@ def slideshow(
     fps: Annotated[int, Range(1, 120), "frames per second"] = 25,
     fit: Annotated[Fit, "contain: whole image, letterboxed; cover: fill the frame, cropping"] = "contain",
     background: Annotated[str, Pattern(r"#[0-9a-fA-F]{6}"), "letterbox colour, '#rrggbb'"] = "#000000",
+    motion: Annotated[Motion, "ken_burns: a slow zoom or pan on each still (a different move per image)"] = "none",
+    crossfade: Annotated[float, Range(0, 5), "seconds of cross-fade between images (centred on each cut)"] = 0.0,
+    font: Annotated[str, "caption font file (default: Noto Sans, or $NODELOOM_FONT)"] | None = None,
 ) -> VideoRef:
-    """Turn still images into an H.264 MP4 slideshow, with optional captions and sound track."""
+    """Turn still images into an H.264 MP4 slideshow, with optional captions, motion, cross-fades and sound track."""
     per_image = _check_slideshow(images, durations, captions, width, height, fps)
+    if crossfade and crossfade > min(per_image):
+        raise _fail(f"video.slideshow: crossfade {crossfade} s is longer than the shortest image "
+                    f"({min(per_image)} s)", crossfade=crossfade)
+    animated = motion != "none" or crossfade > 0
     counts = frame_counts(per_image, fps)
     total_frames = sum(counts)
     fill = ImageColor.getrgb(background)[:3]
@@ -169,7 +231,8 @@ def slideshow(
     with tempfile.TemporaryDirectory(prefix="nodeloom-slideshow-") as folder:
         target = Path(folder) / "slideshow.mp4"
         extra_inputs: list[str] = []
-        output_options = ["-map", "0:v:0", *_H264_OPTIONS, "-tune", "stillimage", "-r", str(fps)]
+        tune = [] if animated else ["-tune", "stillimage"]
+        output_options = ["-map", "0:v:0", *_H264_OPTIONS, *tune, "-r", str(fps)]
         if audio_path is not None:
             extra_inputs = ["-i", str(audio_path)]
             output_options += ["-map", "1:a:0", *_AAC_OPTIONS]
@@ -177,11 +240,24 @@ def slideshow(
         output_options += ["-t", f"{total_frames / fps:.6f}", *_MP4_OPTIONS]
         with FrameEncoder(target, width, height, fps, what="video.slideshow",
                           extra_inputs=extra_inputs, output_options=output_options) as encoder:
+            if animated:
+                stills = [fit_frame(_open_image(ctx, ref, index, fill), width, height, fit, fill)
+                          for index, ref in enumerate(images)]
+                layers = [caption_layer((width, height), captions[index], font) if captions else None
+                          for index in range(len(images))]
+                for number, data in enumerate(_scene_frames(stills, layers, per_image, fps, motion != "none",
+                                                            crossfade)):
+                    if number % fps == 0:
+                        ctx.check_cancelled()
+                        ctx.progress(number, total_frames, f"frame {number} of {total_frames}")
+                    encoder.write(data)
             for index, (ref, count) in enumerate(zip(images, counts, strict=True)):
+                if animated:
+                    break
                 ctx.progress(index, len(images), f"image {index + 1} of {len(images)}")
                 frame = fit_frame(_open_image(ctx, ref, index, fill), width, height, fit, fill)
                 if captions and captions[index].strip():
-                    frame = draw_caption(frame, captions[index])
+                    frame = draw_caption(frame, captions[index], font)
                 data = frame.tobytes()
                 for written in range(count):
                     if written and written % fps == 0:
