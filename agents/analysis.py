@@ -40,12 +40,14 @@ _SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\b|secs\b|seconds?\b)", 
 _AT_MARK = re.compile(r"\b(?:at|from)\s+(?:the\s+)?(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\w*|second\w*)", re.I)
 _FIELD = re.compile(r"\b(?:its|the|their|a|an)\s+([a-z_][\w.]*)\s+(?:field|value|key|property|attribute|list|array)\b",
                     re.I)
-_FIELD_QUOTED = re.compile(r"\bfield\s+['\"`]?([a-z_][\w.]*)['\"`]?", re.I)
+_FIELD_QUOTED = re.compile(r"\bfield\s+['\"`]([a-z_][\w.]*)['\"`]", re.I)
 _FILENAME = re.compile(r"\b([\w-]+\.(?:txt|json|md|csv|png|jpg|jpeg|wav|mp4|mp3|html))\b", re.I)
 _FORMAT = re.compile(r"\bas (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4)\b(?: file)?", re.I)
 _QUOTED = re.compile(r"(?:^|[\s(:])['\"“‘]([^'\"”’]{2,80})['\"”’]")
 _STYLES = re.compile(r"\b(?:in|as)\s+(?:a\s+|an\s+)?([a-z]+(?:\s[a-z]+)?)\s+style\b", re.I)
-_PLAIN_NUMBER = re.compile(r"\b(\d+)\b")
+_PER_ITEM_LEAD = re.compile(r"^(?:for\s+)?(?:each|every|per)\b", re.I)
+_VERB_INSIDE = re.compile(r"\b(?:make|create|generate|write|turn|render|build|resize|speak|read|save|send|post)\b",
+                          re.I)
 #: words that refer back to what an earlier clause made
 _BACK = re.compile(r"\b(it|its|them|they|those|these|that|the result|the results|each|every|the same)\b", re.I)
 _SPLIT = re.compile(
@@ -139,10 +141,13 @@ def split_clauses(request: str) -> list[Clause]:
     """The request's clauses, in order, with their slots and back-reference flags."""
     clauses: list[Clause] = []
     position = 0
-    for piece in _SPLIT.split(request):
-        if piece is None:
-            continue
-        start = request.find(piece, position) if piece else position
+    pieces = [piece for piece in _SPLIT.split(request) if piece is not None]
+    # "for each line of my poem, make a card": the per-item phrase belongs to the next clause
+    for number in range(len(pieces) - 2, -1, -1):
+        if _PER_ITEM_LEAD.match(pieces[number].strip()) and not _VERB_INSIDE.search(pieces[number]):
+            pieces[number:number + 2] = [pieces[number] + ", " + pieces[number + 1].lstrip(" ,")]
+    for piece in pieces:
+        start = request.find(piece.split(", ")[0], position) if piece else position
         position = max(position, start + len(piece))
         text = piece.strip(" ,.;:!?")
         if len(text) < 3:

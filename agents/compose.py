@@ -55,12 +55,15 @@ _DIRECT: dict[str, set[str]] = {
     "audio": {"audio"},
     "video": {"video"},
     "videos": {"videos"},
+    "all": {"text", "json", "number", "any", "texts", "image", "images", "audio", "video", "videos"},
 }
 #: (produced kind, accepted kind) -> json.extract path that turns one into the other ("" = the step's field)
 _COERCE: dict[tuple[str, str], str] = {("images", "image"): "0", ("json", "texts"): "", ("json", "number"): "",
                                        ("json", "text"): ""}
 #: slots of the analysis that fan a recipe out, by the recipe's fan_out name
 _FAN_SLOTS = {"language": "language", "tone": "tone", "size": "size", "field": "field", "style": "style"}
+#: the order of a clause's capabilities in the data flow (others: 2): "post its summary field" extracts, then posts
+_FLOW = {"fetch": 0, "extract": 1, "send": 3, "save": 3}
 #: words before a recipe's cue that still count as the clause asking for it
 LEAD_WORDS = 2
 _LEAD_IN = re.compile(r"^(?:(?:and|then|also|finally|first|next|please|now)\s+)*(?:(?:have|let|ask|get|use|make)\s+"
@@ -219,6 +222,9 @@ def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Se
         if best is None or similarity.get(best.name, 0.0) < SIMILARITY_FLOOR:
             return [[]]
         return [[Step(best, clause.index, score=similarity[best.name], lead=True)]]
+    earliest = min(step.position for step in scored)
+    for step in scored:
+        step.lead = step.lead and step.position == earliest
     by_group: dict[str, list[Step]] = {}
     for step in sorted(scored, key=lambda s: -s.score):
         by_group.setdefault(step.recipe.group, []).append(step)
@@ -229,7 +235,7 @@ def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Se
     for runner_up in strongest[1:ALTERNATIVES]:
         if strongest[0].score - runner_up.score < 0.12:
             options.append([runner_up if s is strongest[0] else s for s in primary])
-    return [sorted(option, key=lambda s: (s.recipe.group != "fetch", s.position)) for option in options]
+    return [sorted(option, key=lambda s: (_FLOW.get(s.recipe.group, 2), s.position)) for option in options]
 
 
 def _type_fit(steps: Sequence[Step]) -> int:
@@ -346,6 +352,8 @@ class _Assembler:
                                          "outputs": {}}
         self.made: list[_Made] = []
         self.pipeline: str | None = None
+        #: per step (family), the graph input each of its recipe inputs became
+        self.family_inputs: dict[int, dict[str, str]] = {}
 
     def _node_id(self, wanted: str) -> str:
         node_id, number = wanted, 2
@@ -353,14 +361,18 @@ class _Assembler:
             node_id, number = f"{wanted}_{number}", number + 1
         return node_id
 
-    def _input_name(self, wanted: str, declared: Mapping[str, Any]) -> str:
+    def _input_name(self, wanted: str, declared: Mapping[str, Any], family: int) -> str:
         inputs = self.document["inputs"]
         if wanted == "model" and wanted in inputs:
             return wanted  # one diffusion model for the whole graph
+        shared = self.family_inputs.setdefault(family, {})
+        if wanted in shared and wanted not in ("url", "webhook_url"):
+            return shared[wanted]  # the copies of a fanned-out step read the same value
         name, number = wanted, 2
         while name in inputs:
             name, number = f"{wanted}_{number}", number + 1
         inputs[name] = dict(declared)
+        shared[wanted] = name
         return name
 
     def _output_type(self, ref: Mapping[str, str]) -> PortType | None:
@@ -430,7 +442,7 @@ class _Assembler:
         input_names: dict[str, str] = {}
         for name, declared in sub.get("inputs", {}).items():
             if name not in wired:
-                input_names[name] = self._input_name(name, declared)
+                input_names[name] = self._input_name(name, declared, family)
         added: list[str] = []
         for old, spec in sub["nodes"].items():
             if spec["type"] == "image.pipeline" and self.pipeline is not None:

@@ -27,10 +27,11 @@ from nodeloom.core.graph import Graph
 from nodeloom.core.validate import NodeCatalog
 
 #: kinds a recipe produces or accepts on a wired input ("?" after a kind: optional)
-KINDS = ("text", "json", "number", "any", "texts", "image", "images", "audio", "video", "videos")
+KINDS = ("text", "json", "number", "any", "texts", "image", "images", "audio", "video", "videos", "all")
 _LITERAL_SLOT = re.compile(r"\$([a-z_]+)")
 _TEXT_SLOT = re.compile(r"@([a-z_]+)@")
 _NODE_TYPE = re.compile(r"\b([a-z]+\.[a-z_]+)\(")
+_FIELD_AFTER = re.compile(r"\s+(field|key|property|attribute)\b", re.I)
 _MAP_NODE = re.compile(r'node="([a-z]+\.[a-z_]+)"')
 
 
@@ -69,7 +70,9 @@ class Recipe:
         """Where the recipe's cues match `text` (start offsets); empty when they do not (or an avoid cue does)."""
         if any(pattern.search(text) for pattern in self.avoid):
             return []
-        found = [pattern.search(text) for pattern in self.cues]
+        # a cue word that names a JSON field ("its summary field") names no capability
+        found = [next((m for m in pattern.finditer(text) if not _FIELD_AFTER.match(text, m.end())), None)
+                 for pattern in self.cues]
         if self.cue_all and not all(found):
             return []
         return sorted(match.start() for match in found if match is not None)
