@@ -1,8 +1,14 @@
 """The drafting benchmark: draft every case, score it against its reference graph, run it.
 
-A case is a JSON file `{"id", "category", "length", "request", "reference"}` under
-`bench/drafting/cases/`. For each case the runner drafts a graph, scores it with
-`agents.metrics` (validity, node- and edge-level precision, recall and F1), and runs the
+The cases live in splits, one folder each under `bench/drafting/`: `dev` (the cases the
+drafter is tuned on), `heldout` (requests written before any tuning, never tuned on) and
+`edits`. A dev or held-out case is a JSON file `{"id", "category", "length", "request",
+"reference"}`; an edit case is `{"id", "category": "edit", "base", "instruction",
+"reference"}`: the runner drafts with `base=` and scores the edited graph against the
+reference. For each case the runner drafts a graph, scores it with `agents.metrics`
+(validity, node- and edge-level precision, recall and F1, the loose edge F1 beside the strict
+one) and the draft's clause coverage (the share of the request's clauses that some node
+serves), and runs the
 draft with the local executor on embedded defaults: the embedded LLM, graph inputs at their
 defaults, and sample values for the inputs a user must fill — a tiny diffusion pipeline
 saved to a temporary folder for a model, a local HTTP server on 127.0.0.1 for a URL, a
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import statistics
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,7 +47,8 @@ from nodeloom.executors import Executor, LocalExecutor
 from nodeloom.node_registry import NodeRegistry, default_registry
 
 DEFAULT_RUN_TIMEOUT = 120.0
-CATEGORIES = ("llm", "image", "video", "tool", "mixed", "multi_step")
+CATEGORIES = ("llm", "image", "video", "tool", "mixed", "multi_step", "edit")
+SPLITS = ("dev", "heldout", "edits")
 
 
 class BenchmarkError(NodeloomError):
@@ -56,6 +64,9 @@ class BenchCase:
     length: str
     request: str
     reference: Mapping[str, Any]
+    split: str = "dev"
+    #: the graph an edit case starts from (None for a request drafted from nothing)
+    base: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -68,16 +79,21 @@ class CaseResult:
     seconds: float
     source: str
     run_error: str | None = None
+    #: share of the request's clauses some node serves
+    coverage: float = 1.0
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.case.id,
+            "split": self.case.split,
             "category": self.case.category,
             "length": self.case.length,
             "valid": self.score.valid,
             "ran": self.score.ran,
             "node_f1": round(self.score.node_f1, 4),
             "edge_f1": round(self.score.edge_f1, 4),
+            "edge_f1_loose": round(self.score.edge_f1_loose or 0.0, 4),
+            "coverage": round(self.coverage, 4),
             "repair_rounds": self.repair_rounds,
             "seconds": round(self.seconds, 3),
             "source": self.source,
@@ -85,29 +101,58 @@ class CaseResult:
         }
 
 
-def default_cases_folder() -> Path:
-    """`bench/drafting/cases` of the working directory, else of the source checkout beside this package."""
-    here = Path.cwd() / "bench" / "drafting" / "cases"
+def drafting_folder() -> Path:
+    """`bench/drafting` of the working directory, else of the source checkout beside this package."""
+    here = Path.cwd() / "bench" / "drafting"
     if here.is_dir():
         return here
-    return Path(__file__).resolve().parents[1] / "bench" / "drafting" / "cases"
+    return Path(__file__).resolve().parents[1] / "bench" / "drafting"
 
 
-def load_cases(folder: str | Path | None = None) -> list[BenchCase]:
+def default_cases_folder() -> Path:
+    """The dev split's folder (`bench/drafting/dev`)."""
+    return drafting_folder() / "dev"
+
+
+def _case(path: Path, split: str) -> BenchCase:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if "base" in data:  # an edit case: the instruction is the request
+            return BenchCase(str(data["id"]), str(data.get("category", "edit")), str(data.get("length", "short")),
+                             str(data["instruction"]), data["reference"], split, data["base"])
+        return BenchCase(str(data["id"]), str(data["category"]), str(data["length"]), str(data["request"]),
+                         data["reference"], split)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise BenchmarkError(f"{path.name}: not a benchmark case ({error})", details={"file": str(path)}) from None
+
+
+def load_cases(folder: str | Path | None = None, *, split: str | None = None) -> list[BenchCase]:
     """Every `*.json` case in `folder` (default: `default_cases_folder()`), by file name."""
     root = Path(folder) if folder is not None else default_cases_folder()
     files = sorted(root.glob("*.json")) if root.is_dir() else []
     if not files:
         raise BenchmarkError(f"no benchmark cases (*.json) in {root}", details={"folder": str(root)})
-    cases = []
-    for path in files:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            cases.append(BenchCase(str(data["id"]), str(data["category"]), str(data["length"]),
-                                   str(data["request"]), data["reference"]))
-        except (ValueError, KeyError, TypeError) as error:
-            raise BenchmarkError(f"{path.name}: not a benchmark case ({error})", details={"file": str(path)}) from None
-    return cases
+    return [_case(path, split or root.name) for path in files]
+
+
+def load_split(split: str, root: str | Path | None = None) -> list[BenchCase]:
+    """The cases of one split (`dev`, `heldout`, `edits`), or of every split there is (`all`).
+
+    A named split whose folder is missing or empty is a `BenchmarkError` that says so.
+    """
+    base = Path(root) if root is not None else drafting_folder()
+    if split == "all":
+        present = [name for name in SPLITS if (base / name).is_dir() and any((base / name).glob("*.json"))]
+        if not present:
+            raise BenchmarkError(f"no benchmark split in {base}", details={"folder": str(base)})
+        return [case for name in present for case in load_split(name, base)]
+    if split not in SPLITS:
+        raise BenchmarkError(f"unknown split {split!r}; one of {', '.join((*SPLITS, 'all'))}",
+                             details={"split": split})
+    folder = base / split
+    if not folder.is_dir():
+        raise BenchmarkError(f"the {split} split is missing: no folder {folder}", details={"folder": str(folder)})
+    return load_cases(folder, split=split)
 
 
 class _SampleServer(http.server.ThreadingHTTPServer):
@@ -275,24 +320,37 @@ class BenchmarkReport:
     results: list[CaseResult] = field(default_factory=list)
 
     def figures(self, results: Sequence[CaseResult]) -> dict[str, float]:
-        """validity, pass rate, mean node and edge F1 (and P/R), mean repair rounds, seconds per draft."""
+        """validity, pass rate, mean node and edge F1 (and P/R), loose edge F1, clause coverage, mean repair
+        rounds, seconds per draft (mean and median)."""
         summary = summarize([r.score for r in results])
         if results:
-            summary["repair_rounds"] = sum(r.repair_rounds for r in results) / len(results)
-            summary["seconds_per_draft"] = sum(r.seconds for r in results) / len(results)
+            count = len(results)
+            summary["edge_f1_loose"] = sum(r.score.edge_f1_loose or 0.0 for r in results) / count
+            summary["coverage"] = sum(r.coverage for r in results) / count
+            summary["repair_rounds"] = sum(r.repair_rounds for r in results) / count
+            summary["seconds_per_draft"] = sum(r.seconds for r in results) / count
+            summary["median_seconds"] = statistics.median(r.seconds for r in results)
         return summary
 
-    def by_category(self) -> dict[str, dict[str, float]]:
-        names = [c for c in CATEGORIES if any(r.case.category == c for r in self.results)]
-        names += sorted({r.case.category for r in self.results} - set(names))
-        table = {name: self.figures([r for r in self.results if r.case.category == name]) for name in names}
-        table["overall"] = self.figures(self.results)
+    def by_category(self, results: Sequence[CaseResult] | None = None) -> dict[str, dict[str, float]]:
+        chosen = self.results if results is None else list(results)
+        names = [c for c in CATEGORIES if any(r.case.category == c for r in chosen)]
+        names += sorted({r.case.category for r in chosen} - set(names))
+        table = {name: self.figures([r for r in chosen if r.case.category == name]) for name in names}
+        table["overall"] = self.figures(chosen)
         return table
+
+    def by_split(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Per split (in `SPLITS` order): the figures per category and overall."""
+        names = [s for s in SPLITS if any(r.case.split == s for r in self.results)]
+        names += sorted({r.case.split for r in self.results} - set(names))
+        return {name: self.by_category([r for r in self.results if r.case.split == name]) for name in names}
 
     def to_json(self) -> dict[str, Any]:
         return {
             "provider": self.provider,
             "figures": self.by_category(),
+            "splits": self.by_split(),
             "cases": [result.to_json() for result in self.results],
         }
 
@@ -324,7 +382,7 @@ def run_benchmark(
 
 def _one_case(case: BenchCase, drafter: Drafter, executor: Executor, samples: SampleValues, folder: Path,
               run_timeout: float, execute: bool) -> CaseResult:
-    drafted: Draft = drafter.run(case.request)
+    drafted: Draft = drafter.run(case.request, base=case.base)
     ran: bool | None = None
     error: str | None = None
     if drafted.graph is not None and execute:
@@ -334,4 +392,4 @@ def _one_case(case: BenchCase, drafter: Drafter, executor: Executor, samples: Sa
         error = drafted.refusal.message if drafted.refusal is not None else "no graph"
     valid = format_valid(drafted.graph, drafter.registry)  # checked again, not taken on the drafter's word
     score = score_draft(drafted.graph, case.reference, valid=valid, ran=ran)
-    return CaseResult(case, score, drafted.repair_rounds, drafted.seconds, drafted.source, error)
+    return CaseResult(case, score, drafted.repair_rounds, drafted.seconds, drafted.source, error, drafted.coverage)

@@ -51,20 +51,32 @@ def _progress(quiet: bool) -> Any:
               help="Run the draft at once with the local executor, inputs at their defaults.")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole draft (graph, plan, inputs, refusal) as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@click.option("--edit", "edit_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Edit this graph file as REQUEST says (e.g. \"add a voice-over and make it vertical\").")
 def draft(request: str, provider: str, base_url: str | None, model: str, max_repairs: int, out_file: str | None,
-          run_it: bool, as_json: bool, quiet: bool) -> None:
+          run_it: bool, as_json: bool, quiet: bool, edit_file: str | None) -> None:
     """Draft a graph from a REQUEST in words, e.g. "summarise a web page and read it aloud".
 
-    The drafter retrieves catalog nodes by meaning, plans, has the LLM write the graph as a small
-    program, validates it and repairs it; the type-directed planner completes whatever is still
-    invalid, so the graph printed always validates. When nothing in the catalog can make what is
-    asked for, it says so and exits with status 1. Graph inputs without a default are listed: set
-    them with `nodeloom run FILE --set NAME=VALUE`.
+    The request is split into clauses; each clause is served by tested recipes from the recipe
+    library (docs/drafting-recipes.md), wired through their typed inputs and outputs. With the
+    embedded provider no LLM is called; with --provider openai the model writes the program from
+    the recipe menu and the composed draft, and the composition is the fallback. The graph printed
+    always validates; per clause it says which nodes serve it and which slots were read, and it
+    names any clause nothing served. When nothing in the catalog can make what is asked for, it
+    says so and exits with status 1. Graph inputs without a default are listed: set them with
+    `nodeloom run FILE --set NAME=VALUE`. With --edit FILE the request edits that graph (add,
+    remove, replace, rewire, set values) and the changes are printed as a diff.
     """
     from nodeloom.agents.drafter import draft as make_draft
 
+    base: Any = None
+    if edit_file is not None:
+        try:
+            base = json.loads(Path(edit_file).read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise click.ClickException(f"{edit_file} is not a graph JSON file: {error}") from None
     result = make_draft(request, provider=provider, base_url=base_url, model=model, max_repairs=max_repairs,
-                        on_progress=_progress(quiet or as_json))
+                        on_progress=_progress(quiet or as_json), base=base)
     if out_file is not None and result.graph is not None:
         Path(out_file).write_text(result.graph.dumps() + "\n", encoding="utf-8")
     run_record: dict[str, Any] | None = None
@@ -101,12 +113,27 @@ def _print_draft(result: Any, out_file: str | None, run_record: dict[str, Any] |
         refusal = result.refusal
         err.print(f"[red]refused[/] ({refusal.code}): {refusal.message}", markup=True, highlight=False)
         return
-    source = "the LLM's program" if result.source == "model" else "the typed planner"
+    source = {"model": "the LLM's program", "recipes": "the recipe library"}.get(result.source, "the typed planner")
     out.print(f"[green]valid draft[/] from {source} ({result.provider}), {len(result.graph.nodes)} nodes, "
               f"{result.repair_rounds} repair round(s), {result.seconds:.1f}s", markup=True)
-    out.print("plan:", markup=False)
-    for line in result.plan.splitlines():
-        out.print(f"  {line}", markup=False)
+    if result.diff is not None:
+        out.print("changes:", markup=False)
+        for line in result.diff or ["(none)"]:
+            out.print(f"  {line}", markup=False)
+    elif result.plan:
+        out.print("plan:", markup=False)
+        for line in result.plan.splitlines():
+            out.print(f"  {line}", markup=False)
+    if result.clauses:
+        out.print("understood:", markup=False)
+        for clause in result.clauses:
+            slots = ", ".join(f"{k}={v}" for k, v in clause["slots"].items())
+            served = ", ".join(clause["nodes"]) if clause["served"] else "NOT SERVED"
+            recipes = ", ".join(clause["recipes"])
+            out.print(f"  \"{clause['text']}\" -> {recipes or '-'} [{served}]" + (f" slots: {slots}" if slots else ""),
+                      markup=False)
+        if result.unserved:
+            out.print("not served: " + "; ".join(result.unserved), markup=False)
     from nodeloom.agents.program import decompile
 
     out.print("program:", markup=False)
@@ -136,8 +163,10 @@ def bench() -> None:
 @click.option("--provider", type=PROVIDERS, default="local", show_default=True, help=_PROVIDER_HELP)
 @click.option("--base-url", default=None, help=_BASE_URL_HELP)
 @click.option("--model", default="", help="Model name for --provider openai.")
+@click.option("--split", type=click.Choice(["dev", "heldout", "edits", "all"]), default="dev", show_default=True,
+              help="Which cases: bench/drafting/<split>/ (all: every split there is).")
 @click.option("--cases", "cases_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder of case files [default: bench/drafting/cases].")
+              help="A folder of case files instead of a split.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N cases.")
 @click.option("--category", default=None,
               help="Only cases of this category (llm, image, video, tool, mixed, multi_step).")
@@ -147,19 +176,24 @@ def bench() -> None:
               help="Seconds a drafted graph may run before it counts as not passing.")
 @click.option("--no-run", is_flag=True, help="Score the drafts without running them (no pass rate).")
 @click.option("--json", "as_json", is_flag=True, help="Print figures and per-case results as JSON.")
-def drafting(provider: str, base_url: str | None, model: str, cases_dir: str | None, limit: int | None,
+def drafting(provider: str, base_url: str | None, model: str, split: str, cases_dir: str | None, limit: int | None,
              category: str | None, max_repairs: int, run_timeout: float, no_run: bool, as_json: bool) -> None:
-    """Draft every benchmark case and print validity, pass rate, node F1, graph F1, mean repair
-    rounds and seconds per draft, per category and overall.
+    """Draft every benchmark case and print validity, pass rate, node F1, graph F1 (strict, and
+    loose: template variable names ignored), clause coverage, mean repair rounds and seconds per
+    draft (mean and median), per split, per category and overall.
 
     Pass rate: the share of drafts that run to completion with the local executor on embedded
-    defaults (the embedded LLM; sample values for inputs without a default). The metrics are
-    defined in docs/drafting-metrics.md.
+    defaults (the embedded LLM; sample values for inputs without a default). Edit cases draft
+    with their base graph and score the edited graph. The metrics are defined in
+    docs/drafting-metrics.md.
     """
-    from nodeloom.agents.benchmark import load_cases, run_benchmark
+    from nodeloom.agents.benchmark import load_cases, load_split, run_benchmark
     from nodeloom.agents.providers import ProviderChoice
 
-    cases = load_cases(cases_dir)
+    try:
+        cases = load_cases(cases_dir) if cases_dir is not None else load_split(split)
+    except NodeloomError as error:
+        raise click.ClickException(str(error)) from None
     if category is not None:
         cases = [case for case in cases if case.category == category]
     cases = cases[:limit] if limit is not None else cases
@@ -172,7 +206,8 @@ def drafting(provider: str, base_url: str | None, model: str, cases_dir: str | N
             ran = {True: "ran", False: "failed", None: "-"}[result.score.ran]
             score = result.score
             click.echo(f"{result.case.id:<32} valid={int(score.valid)} {ran:<6} node_f1={score.node_f1:.2f} "
-                       f"graph_f1={score.edge_f1:.2f} repairs={result.repair_rounds} {result.seconds:.1f}s "
+                       f"graph_f1={score.edge_f1:.2f} coverage={result.coverage:.2f} "
+                       f"repairs={result.repair_rounds} {result.seconds:.1f}s "
                        f"from={result.source}", err=True)
             if result.run_error:
                 click.echo(f"{'':<32} {result.run_error[:200]}", err=True)
@@ -185,16 +220,21 @@ def drafting(provider: str, base_url: str | None, model: str, cases_dir: str | N
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
         return
-    table = Table(title=f"drafting benchmark, provider {provider}, {len(cases)} cases, "
-                        f"{time.monotonic() - started:.0f}s")
-    for column in ("category", "cases", "validity", "pass rate", "node F1", "graph F1", "repairs", "s/draft"):
-        table.add_column(column, justify="left" if column == "category" else "right", no_wrap=True,
-                         min_width=max(len(column), 10 if column == "category" else 0))
-    for name, figures in report.by_category().items():
-        pass_rate = figures.get("pass_rate")
-        table.add_row(
-            name, f"{figures['count']:.0f}", f"{figures['validity']:.2f}",
-            "-" if pass_rate is None else f"{pass_rate:.2f}", f"{figures['node_f1']:.2f}",
-            f"{figures['edge_f1']:.2f}", f"{figures['repair_rounds']:.2f}", f"{figures['seconds_per_draft']:.1f}",
-        )
-    Console(highlight=False, width=max(out.width, 110)).print(table)
+    console = Console(highlight=False, width=max(out.width, 140))
+    for split_name, rows in report.by_split().items():
+        table = Table(title=f"drafting benchmark, split {split_name}, provider {provider}, "
+                            f"{int(rows['overall']['count'])} cases, {time.monotonic() - started:.0f}s")
+        for column in ("category", "cases", "validity", "pass rate", "node F1", "graph F1", "graph F1 loose",
+                       "coverage", "repairs", "s/draft", "median s"):
+            table.add_column(column, justify="left" if column == "category" else "right", no_wrap=True,
+                             min_width=max(len(column), 10 if column == "category" else 0))
+        for name, figures in rows.items():
+            pass_rate = figures.get("pass_rate")
+            table.add_row(
+                name, f"{figures['count']:.0f}", f"{figures['validity']:.2f}",
+                "-" if pass_rate is None else f"{pass_rate:.2f}", f"{figures['node_f1']:.2f}",
+                f"{figures['edge_f1']:.2f}", f"{figures['edge_f1_loose']:.2f}", f"{figures['coverage']:.2f}",
+                f"{figures['repair_rounds']:.2f}", f"{figures['seconds_per_draft']:.1f}",
+                f"{figures['median_seconds']:.2f}",
+            )
+        console.print(table)

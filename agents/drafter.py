@@ -2,9 +2,18 @@
 
 A LangGraph state machine::
 
-    retrieve -> plan -> write -> compile -> validate -> finalize
-                          ^                    |
-                          +------ repair <-----+   (while invalid and rounds remain)
+    compose -+-> finalize                                  (the embedded provider: no LLM call)
+             +-> retrieve -> plan -> write -> compile -> validate -> finalize
+                                        ^                    |
+                                        +------ repair <-----+   (while invalid and rounds remain)
+
+* **compose** analyses the request without the LLM (clauses, slots) and composes a graph from
+  the recipe library (`agents.compose`). With the embedded provider that graph is the answer
+  (SmolLM2 cannot write graphs, and drafting stays fast); with an OpenAI-compatible provider
+  the model writes the program, shown the recipe menu, the nearest example workflows and the
+  composed program, and the composition is the fallback: the model's graph is kept only when
+  it validates and serves at least as many clauses. When no recipe serves the request the
+  planner path below answers alone.
 
 * **retrieve** ranks the catalog's node types by meaning (`agents.retrieve`).
 * **plan** asks the type-directed planner for the shortest typed chain that makes what the
@@ -23,20 +32,22 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
+from nodeloom.agents.compose import Composition, RecipeIndex, compose
 from nodeloom.agents.planner import PlannedGraph, PlanningRefused, PlanRefusal, complete_graph, goal_types
 from nodeloom.agents.program import ProgramError, compile_program, decompile
 from nodeloom.agents.providers import ProviderChoice, generate
 from nodeloom.agents.retrieve import Candidate, RetrievalUnavailable, retrieve
-from nodeloom.core.errors import NodeloomError
+from nodeloom.core.errors import GraphValidationError, NodeloomError
 from nodeloom.core.graph import Graph
 from nodeloom.core.ports import REQUIRED
 from nodeloom.core.spec import NodeSpec
+from nodeloom.core.types import Audio, Image, Video
 from nodeloom.core.validate import ValidationIssue, validate_graph
 from nodeloom.node_registry import NodeRegistry, default_registry
 
@@ -115,8 +126,9 @@ class Draft:
     inputs: list[GraphInputInfo]
     repair_rounds: int
     provider: str
-    #: "model" when the LLM's program validated, "planner" when the planner completed it
-    source: Literal["model", "planner", "refused"]
+    #: "recipes" when composed from the recipe library, "model" when the LLM's program validated,
+    #: "planner" when the planner completed it
+    source: Literal["recipes", "model", "planner", "refused"]
     program: str = ""
     #: completions the LLM returned (the first draft and each repair)
     llm_replies: int = 0
@@ -124,6 +136,22 @@ class Draft:
     candidates: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: per clause of the request: its text, the recipes and nodes serving it, the slots read
+    clauses: list[dict[str, Any]] = field(default_factory=list)
+    #: the example workflow adapted, if one was near enough
+    example: str | None = None
+    #: for an edit: one line per added (+), removed (-) or changed (~) node or input
+    diff: list[str] | None = None
+
+    @property
+    def unserved(self) -> list[str]:
+        """The clauses of the request that no node of the graph serves."""
+        return [clause["text"] for clause in self.clauses if not clause["served"]]
+
+    @property
+    def coverage(self) -> float:
+        """Share of the request's clauses served by some node (1.0 when the request was not analysed)."""
+        return sum(c["served"] for c in self.clauses) / len(self.clauses) if self.clauses else 1.0
 
     @property
     def ok(self) -> bool:
@@ -151,6 +179,11 @@ class Draft:
             "candidates": self.candidates,
             "notes": self.notes,
             "seconds": round(self.seconds, 3),
+            "clauses": self.clauses,
+            "unserved": self.unserved,
+            "coverage": round(self.coverage, 4),
+            "example": self.example,
+            "diff": self.diff,
         }
 
 
@@ -158,6 +191,7 @@ class DraftState(TypedDict, total=False):
     """What flows through the state machine."""
 
     request: str
+    composition: Composition | None
     candidates: list[Candidate]
     skeleton: PlannedGraph | None
     plan: str
@@ -243,6 +277,32 @@ def _inputs_of(graph: Graph) -> list[GraphInputInfo]:
     ]
 
 
+def _served(composition: Composition, graph: Graph) -> int:
+    """How many of the composition's clauses `graph` serves: it has every node type their recipes use."""
+    types = {instance.type for instance in graph.nodes.values()}
+    needed: dict[int, set[str]] = {}
+    for step in composition.steps:
+        needed.setdefault(step.clause, set()).update(
+            t for t in step.recipe.node_types if composition.graph is None or
+            any(i.type == t for i in composition.graph.nodes.values()))
+    return sum(bool(kinds) and kinds <= types for kinds in needed.values())
+
+
+def _clause_reports(composition: Composition | None, graph: Graph | None) -> list[dict[str, Any]]:
+    """The composition's per-clause account, its node lists narrowed to the nodes of the final graph."""
+    if composition is None:
+        return []
+    reports = []
+    for clause in composition.clauses:
+        report = clause.to_dict()
+        if graph is not composition.graph:
+            kinds = {composition.graph.nodes[n].type for n in clause.nodes} if composition.graph else set()
+            report["nodes"] = sorted(n for n, i in graph.nodes.items() if i.type in kinds) if graph else []
+            report["served"] = bool(report["nodes"])
+        reports.append(report)
+    return reports
+
+
 class Drafter:
     """The compiled state machine for one catalog and one LLM provider."""
 
@@ -262,6 +322,7 @@ class Drafter:
         self.on_progress = on_progress
         self._llm = provider.open()
         machine = StateGraph(DraftState)
+        machine.add_node("compose", self.compose)
         machine.add_node("retrieve", self.retrieve)
         machine.add_node("plan", self.plan)
         machine.add_node("write", self.write)
@@ -269,7 +330,8 @@ class Drafter:
         machine.add_node("validate", self.validate)
         machine.add_node("repair", self.repair)
         machine.add_node("finalize", self.finalize)
-        machine.add_edge(START, "retrieve")
+        machine.add_edge(START, "compose")
+        machine.add_conditional_edges("compose", self._after_compose, {"retrieve": "retrieve", "finalize": "finalize"})
         machine.add_edge("retrieve", "plan")
         machine.add_conditional_edges("plan", self._after_plan, {"write": "write", "finalize": "finalize"})
         machine.add_edge("write", "compile")
@@ -284,6 +346,34 @@ class Drafter:
             self.on_progress(step, message)
 
     # -- steps ---------------------------------------------------------------------
+    def compose(self, state: DraftState) -> DraftState:
+        request = state["request"]
+        notes = list(state.get("notes", []))
+        try:
+            composition: Composition | None = compose(request, self.registry)
+        except RetrievalUnavailable as error:
+            notes.append(f"recipe composition unavailable ({error})")
+            return {"composition": None, "notes": notes}
+        assert composition is not None
+        if composition.graph is None or composition.issues or self._unmakeable(request):
+            why = "no recipe serves the request" if composition.graph is None else (
+                f"{len(composition.issues)} validation problem(s)" if composition.issues else
+                "the request asks for an output no recipe makes")
+            notes.append(f"recipe composition not used: {why}")
+            self._say("compose", why)
+            return {"composition": None if composition.graph is None or composition.issues else composition,
+                    "notes": notes}
+        steps = ", ".join(step.recipe.name for step in composition.steps)
+        self._say("compose", f"{steps} (coverage {composition.coverage:.2f})")
+        return {"composition": composition, "notes": notes}
+
+    def _unmakeable(self, request: str) -> bool:
+        """The request names a media output (video, image, audio) that no available recipe makes."""
+        kinds = {Video: {"video"}, Image: {"image", "images"}, Audio: {"audio"}}
+        recipes = [r for r in RecipeIndex.get().recipes if r.available_in(self.registry)]
+        return any(goal in kinds and not any(r.produces in kinds[goal] for r in recipes)
+                   for goal in goal_types(request))
+
     def retrieve(self, state: DraftState) -> DraftState:
         try:
             found = retrieve(state["request"], self.registry, CANDIDATE_LIMIT)
@@ -322,9 +412,18 @@ class Drafter:
                 spec = self.registry.get(instance.type).spec
                 if spec not in listed:
                     listed.append(spec)
+        composition = state.get("composition")
+        if composition is not None and composition.graph is not None:
+            for node_type in {instance.type for instance in composition.graph.nodes.values()}:
+                spec = self.registry.get(node_type).spec
+                if spec not in listed:
+                    listed.append(spec)
         catalog = "\n".join(signature(spec) for spec in listed)
-        sketch = _sketch(skeleton.graph, self.registry) if skeleton is not None else ""
-        messages = [{"role": "system", "content": f"{RULES}\n\nNodes:\n{catalog}"}]
+        if composition is not None and composition.graph is not None:
+            sketch = _sketch(composition.graph, self.registry)
+        else:
+            sketch = _sketch(skeleton.graph, self.registry) if skeleton is not None else ""
+        messages = [{"role": "system", "content": f"{RULES}\n\nNodes:\n{catalog}{self._menu(composition)}"}]
         for request, program in EXAMPLES:  # few-shot, as earlier turns of the conversation
             messages += [{"role": "user", "content": f"Request: {request}"},
                          {"role": "assistant", "content": program}]
@@ -334,6 +433,15 @@ class Drafter:
                        f"A program that follows the plan; write it again, with values that fit the request:\n{sketch}",
         })
         return self._ask(state, messages)
+
+    def _menu(self, composition: Composition | None) -> str:
+        """The recipe menu for a capable model: the recipes the composition chose, then the rest by name."""
+        if composition is None:
+            return ""
+        chosen = [step.recipe for step in composition.steps]
+        others = [r.name for r in RecipeIndex.get().recipes if r not in chosen and r.available_in(self.registry)]
+        lines = [recipe.menu_line() for recipe in dict.fromkeys(chosen)]
+        return "\n\nRecipes (tested building blocks):\n" + "\n".join(lines) + "\nAlso: " + ", ".join(others)
 
     def _ask(self, state: DraftState, messages: list[dict[str, str]], round_: int = 0) -> DraftState:
         notes = list(state.get("notes", []))
@@ -399,8 +507,20 @@ class Drafter:
         notes = list(state.get("notes", []))
         refusal = state.get("refusal")
         graph: Graph | None = None
-        source: Literal["model", "planner", "refused"] = "refused"
-        if refusal is None:
+        source: Literal["recipes", "model", "planner", "refused"] = "refused"
+        composition = state.get("composition")
+        composed = composition.graph if composition is not None else None
+        if composition is not None and composed is not None:
+            model_graph = state.get("graph") if state.get("valid") else None
+            if model_graph is not None and _served(composition, model_graph) >= _served(composition, composed):
+                graph, source = model_graph, "model"
+            else:
+                graph, source = composed, "recipes"
+                if model_graph is None and state.get("program"):
+                    notes.append("the LLM's program did not validate; the recipe composition answers")
+            graph.description = request
+            self._say("finalize", f"{len(graph.nodes)} nodes, from the {source}")
+        elif refusal is None:
             valid = bool(state.get("valid"))
             off_plan = any(issue.code == OFF_PLAN for issue in state.get("issues", []))
             # an off-plan program is dropped: the planner's own chain serves the request better
@@ -428,6 +548,8 @@ class Drafter:
             refusal=refusal,
             candidates=names,
             notes=notes,
+            clauses=_clause_reports(composition, graph),
+            example=composition.example if composition is not None else None,
         )
         return {"result": result}
 
@@ -449,6 +571,13 @@ class Drafter:
         return None
 
     # -- routing -------------------------------------------------------------------
+    def _after_compose(self, state: DraftState) -> str:
+        composition = state.get("composition")
+        if composition is not None and composition.graph is not None and not composition.issues \
+                and self.choice.name == "local":
+            return "finalize"
+        return "retrieve"
+
     @staticmethod
     def _after_plan(state: DraftState) -> str:
         return "finalize" if state.get("refusal") is not None else "write"
@@ -458,8 +587,10 @@ class Drafter:
             return "finalize"
         return "repair"
 
-    def run(self, request: str) -> Draft:
-        """Draft a graph for `request`."""
+    def run(self, request: str, base: Graph | Mapping[str, Any] | None = None) -> Draft:
+        """Draft a graph for `request`; with `base`, edit that graph as the request says (`agents.edit`)."""
+        if base is not None:
+            return self.edit(request, base)
         start = time.perf_counter()
         final = self.machine.invoke(
             {"request": request, "repairs": 0, "notes": []},
@@ -468,6 +599,31 @@ class Drafter:
         result: Draft = final["result"]
         result.seconds = time.perf_counter() - start
         return result
+
+
+    def edit(self, instruction: str, base: Graph | Mapping[str, Any]) -> Draft:
+        """Edit `base` as the instruction says: the new graph and a readable diff, or a refusal with the issues."""
+        from nodeloom.agents.edit import edit_graph
+
+        start = time.perf_counter()
+        try:
+            result = edit_graph(base, instruction, self.registry)
+        except (GraphValidationError, ValueError, TypeError) as error:
+            refusal = PlanRefusal("invalid_base", f"the base graph cannot be read: {error}")
+            return Draft(instruction, None, "", [], 0, self.choice.name, "refused", refusal=refusal,
+                         seconds=time.perf_counter() - start)
+        refusal = None
+        if result.graph is None:
+            refusal = PlanRefusal("invalid_edit", "the edited graph does not validate: " +
+                                  "; ".join(str(issue) for issue in result.issues[:5]),
+                                  tuple(str(issue) for issue in result.issues))
+        self._say("edit", "; ".join(result.diff) or "no change")
+        reports = [clause.to_dict() for clause in result.clauses]
+        return Draft(
+            instruction, result.graph, "\n".join(result.diff), _inputs_of(result.graph) if result.graph else [],
+            0, self.choice.name, "recipes" if result.graph is not None else "refused", refusal=refusal,
+            clauses=reports, diff=result.diff, seconds=time.perf_counter() - start,
+        )
 
 
 def draft(
@@ -479,12 +635,15 @@ def draft(
     registry: NodeRegistry | None = None,
     max_repairs: int = DEFAULT_MAX_REPAIRS,
     on_progress: ProgressCallback | None = None,
+    base: Graph | Mapping[str, Any] | None = None,
 ) -> Draft:
     """Draft a graph for a request in words: a `Draft` whose graph validates, or whose `refusal` says why not.
 
     `provider` is `local` (the embedded SmolLM2 model) or `openai` (an OpenAI-compatible server at
     `base_url`, serving `model`). `max_repairs` bounds the rounds of feeding validation errors
-    back to the LLM. `Draft.to_json()` is the JSON answer (the REST API's `POST /v1/drafts`).
+    back to the LLM. With `base` (a graph or its JSON document), the request is an instruction to
+    edit that graph (`agents.edit`): the answer holds the edited graph and a readable `diff`.
+    `Draft.to_json()` is the JSON answer (the REST API's `POST /v1/drafts`).
     """
     if not text.strip():
         refusal = PlanRefusal("empty_request", "the request is empty; describe the workflow in a sentence")
@@ -495,7 +654,7 @@ def draft(
         max_repairs=max_repairs,
         on_progress=on_progress,
     )
-    return drafter.run(text)
+    return drafter.run(text, base=base)
 
 
 __all__: Sequence[str] = ("Draft", "Drafter", "GraphInputInfo", "draft", "extract_program", "signature")

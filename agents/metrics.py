@@ -8,6 +8,9 @@ Definitions (the full text, with worked examples, is docs/drafting-metrics.md):
 - **edge P/R/F1**: node-to-node links `(src type, src port) -> (dst type, dst port)`, matched
   through a one-to-one assignment of draft nodes to reference nodes of the same type, the
   assignment chosen to match as many edges as possible (found exactly by branch and bound).
+- **loose edge F1** (reported beside the strict one, never instead): the same, except that the
+  name of a `text.template` variable port (`{{ page }}`, `{{ review }}`: any name works) is
+  not compared; every such port counts as the one port `{variable}`.
 
 When one side has nothing to count (no nodes, or no edges), precision, recall and F1 are
 1.0 if the other side has nothing either and 0.0 otherwise.
@@ -39,6 +42,8 @@ class DraftScore:
     edge_precision: float
     edge_recall: float
     edge_f1: float
+    #: edge F1 with template variable names ignored (see `loose_shape`); None when not computed
+    edge_f1_loose: float | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,21 @@ def _shape(graph: Graph) -> _Shape:
         if link.node in types
     ]
     return _Shape(types, edges)
+
+
+#: node types whose variadic input names are arbitrary, and the ports of theirs that are not variables
+TEMPLATE_PORTS: dict[str, frozenset[str]] = {"text.template": frozenset({"template", "values"})}
+LOOSE_PORT = "{variable}"
+
+
+def loose_shape(shape: _Shape) -> _Shape:
+    """The shape with every template variable port renamed to `LOOSE_PORT`."""
+    edges = [
+        (source, output, target, LOOSE_PORT if port not in TEMPLATE_PORTS.get(shape.types[target], {port})
+         else port)
+        for source, output, target, port in shape.edges
+    ]
+    return _Shape(shape.types, edges)
 
 
 def _draft_graph(draft: Graph | Mapping[str, Any] | None) -> Graph | None:
@@ -254,7 +274,9 @@ def score_draft(
     )
     matched_edges, _ = _edge_match(drafted, expected, SEARCH_STEPS)
     edge_scores = precision_recall_f1(matched_edges, len(drafted.edges), len(expected.edges))
-    return DraftScore(valid, ran, *node_scores, *edge_scores)
+    loose_matched, _ = _edge_match(loose_shape(drafted), loose_shape(expected), SEARCH_STEPS)
+    loose = precision_recall_f1(loose_matched, len(drafted.edges), len(expected.edges))[2]
+    return DraftScore(valid, ran, *node_scores, *edge_scores, edge_f1_loose=loose)
 
 
 def format_valid(draft: Graph | Mapping[str, Any] | None, catalog: NodeCatalog) -> bool:
@@ -282,4 +304,5 @@ def summarize(scores: Sequence[DraftScore]) -> dict[str, float]:
     return summary
 
 
-__all__ = ["DraftScore", "format_valid", "matched_edge_count", "precision_recall_f1", "score_draft", "summarize"]
+__all__ = ["DraftScore", "format_valid", "loose_shape", "matched_edge_count", "precision_recall_f1", "score_draft",
+           "summarize"]

@@ -110,8 +110,9 @@ def _graph_json(graph: Graph | Mapping[str, Any] | str) -> dict[str, Any]:
     return dict(graph)
 
 
-def _draft_call(text: str, max_repairs: int | None, timeout: float) -> _Call:
-    body = DraftRequest(text=text, max_repairs=max_repairs).model_dump(mode="json", exclude_none=True)
+def _draft_call(text: str, max_repairs: int | None, timeout: float, base: Mapping[str, Any] | None = None) -> _Call:
+    body = DraftRequest(text=text, max_repairs=max_repairs, base=dict(base) if base is not None else None).model_dump(
+        mode="json", exclude_none=True)
     return _Call("POST", "/v1/drafts", body=body, timeout=timeout)
 
 
@@ -408,9 +409,11 @@ class Client:
         return written
 
     # drafts
-    def draft(self, text: str, max_repairs: int | None = None, timeout: float = 300.0) -> DraftResponse:
-        """`POST /v1/drafts`: a graph drafted from `text` by the server's LLM (needs `run`); see `.ok`."""
-        return _parse(self._send(_draft_call(text, max_repairs, timeout)), DraftResponse)
+    def draft(self, text: str, max_repairs: int | None = None, timeout: float = 300.0,
+              base: Mapping[str, Any] | None = None) -> DraftResponse:
+        """`POST /v1/drafts`: a graph drafted from `text` (needs `run`); see `.ok`. With `base` (a graph
+        document), `text` is an instruction to edit it and `.diff` lists the changes."""
+        return _parse(self._send(_draft_call(text, max_repairs, timeout, base)), DraftResponse)
 
     # keys
     def create_key(self, scopes: Iterable[Scope | str], name: str = "") -> KeyCreated:
@@ -605,8 +608,9 @@ class AsyncClient:
         written["outputs.json"] = target / "outputs.json"
         return written
 
-    async def draft(self, text: str, max_repairs: int | None = None, timeout: float = 300.0) -> DraftResponse:
-        return _parse(await self._send(_draft_call(text, max_repairs, timeout)), DraftResponse)
+    async def draft(self, text: str, max_repairs: int | None = None, timeout: float = 300.0,
+                    base: Mapping[str, Any] | None = None) -> DraftResponse:
+        return _parse(await self._send(_draft_call(text, max_repairs, timeout, base)), DraftResponse)
 
     async def create_key(self, scopes: Iterable[Scope | str], name: str = "") -> KeyCreated:
         body = KeyCreate(scopes=[Scope(s) for s in scopes], name=name).model_dump(mode="json")

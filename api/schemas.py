@@ -267,6 +267,21 @@ class DraftRequest(BaseModel):
         min_length=1, max_length=4000, description="what the graph should do, in words")
     max_repairs: int | None = Field(default=None, ge=0, le=5,
                                     description="rounds of feeding validation errors back to the LLM")
+    base: dict[str, Any] | None = Field(
+        default=None, description="a graph document to edit: `text` is then the instruction (add, remove, replace, "
+                                  "rewire, set values) and the answer carries the edited graph and a `diff`")
+
+
+class DraftClause(BaseModel):
+    """What the drafter understood of one clause of the request."""
+
+    index: int
+    text: str
+    served: bool = Field(description="some node of the graph serves the clause")
+    recipes: list[str] = Field(default_factory=list, description="the recipes (capabilities) chosen for it")
+    nodes: list[str] = Field(default_factory=list, description="the graph's nodes that serve it")
+    slots: dict[str, Any] = Field(default_factory=dict, description="values read from its words (sizes, counts, ...)")
+    refers_back: bool = False
 
 
 class DraftInput(BaseModel):
@@ -296,12 +311,18 @@ class DraftResponse(BaseModel):
     inputs: list[DraftInput] = Field(default_factory=list)
     repair_rounds: int = 0
     provider: str
-    source: str = Field(description="model: the LLM's program validated; planner: the typed planner completed it")
+    source: str = Field(description="recipes: composed from the recipe library; model: the LLM's program validated; "
+                                    "planner: the typed planner completed it")
     llm_replies: int = 0
     refusal: DraftRefusal | None = None
     candidates: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     seconds: float = 0.0
+    clauses: list[DraftClause] = Field(default_factory=list, description="per clause: the nodes and slots serving it")
+    unserved: list[str] = Field(default_factory=list, description="clauses of the request no node serves")
+    coverage: float = Field(default=1.0, description="share of the request's clauses that some node serves")
+    example: str | None = Field(default=None, description="the example workflow adapted, if one was near enough")
+    diff: list[str] | None = Field(default=None, description="for an edit: +node, -node, ~node.port lines")
 
 
 # -- triggers and schedules ------------------------------------------------------------

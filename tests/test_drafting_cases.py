@@ -14,7 +14,7 @@ from nodeloom.core.graph import Graph
 from nodeloom.core.validate import validate_graph
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "bench" / "drafting" / "cases"
+CASES_DIR = Path(__file__).resolve().parent.parent / "bench" / "drafting" / "dev"
 CASE_FILES = sorted(CASES_DIR.glob("*.json"))
 CATEGORIES = {"llm", "image", "video", "tool", "mixed", "multi_step"}
 LENGTHS = {"short", "long"}

@@ -17,7 +17,7 @@ from nodeloom.node_registry import NodeRegistry, builtin_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_GRAPHS = sorted(ROOT.glob("examples/*/graph.json"))
-CASE_FILES = sorted(ROOT.glob("bench/drafting/cases/*.json"))
+CASE_FILES = sorted(ROOT.glob("bench/drafting/dev/*.json"))
 
 POSTER = '''"Turns a product name into a poster."
 product = input("product", "Text", default="Loom Lamp", description="the product")

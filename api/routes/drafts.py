@@ -13,11 +13,14 @@ router = APIRouter(prefix="/v1/drafts", tags=["drafts"], responses=ERROR_RESPONS
 
 @router.post("", response_model=DraftResponse, summary="Draft a graph from a request in words")
 def create_draft(request: DraftRequest, state: State, identity: Runner) -> DraftResponse:
-    """Retrieve, plan, write, compile, validate and repair with the server's LLM provider.
+    """Compose the graph from the recipe library (the server's LLM provider writes it when it is
+    an OpenAI-compatible one, the composition being its fallback), validate and repair it.
 
-    The answer's `graph` always validates against this server's catalog; when no graph can be
-    made, `ok` is false and `refusal` says what could not be satisfied. Save the graph with
-    `POST /v1/graphs` and run it with `POST /v1/runs`. Drafting takes seconds to a minute.
+    The answer's `graph` always validates against this server's catalog; `clauses` says per
+    clause of the request which nodes serve it and which slots were read, `unserved` names the
+    clauses nothing serves. When no graph can be made, `ok` is false and `refusal` says what
+    could not be satisfied. With `base` (a graph document), `text` is an edit instruction and
+    `diff` lists the changes. Save the graph with `POST /v1/graphs` and run it with `POST /v1/runs`.
     """
     from nodeloom.agents.drafter import DEFAULT_MAX_REPAIRS, draft
 
@@ -29,5 +32,6 @@ def create_draft(request: DraftRequest, state: State, identity: Runner) -> Draft
         model=settings.draft_model,
         registry=state.registry,
         max_repairs=DEFAULT_MAX_REPAIRS if request.max_repairs is None else request.max_repairs,
+        base=request.base,
     )
     return DraftResponse.model_validate(result.to_json())

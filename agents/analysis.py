@@ -1,0 +1,160 @@
+"""Request analysis without the LLM: clauses, slots read by rules, and back-references.
+
+A request is split into clauses at sentence ends, semicolons, "then", and at "and" / commas
+that start a new verb phrase. Each clause gets the slots its words name (sizes, counts,
+durations, languages, field names, tones, file names, quoted text) and a flag saying it
+refers back ("it", "them", "each", "its ...") to what an earlier clause made.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+NUMBER_WORDS = {
+    "one": 1, "a single": 1, "single": 1, "two": 2, "a couple of": 2, "couple of": 2, "pair of": 2, "three": 3,
+    "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twelve": 12,
+}
+LANGUAGES = (
+    "English", "French", "German", "Spanish", "Italian", "Portuguese", "Dutch", "Japanese", "Chinese", "Korean",
+    "Polish", "Swedish", "Norwegian", "Danish", "Finnish", "Russian", "Ukrainian", "Arabic", "Turkish", "Greek",
+    "Hindi", "Czech", "Hungarian", "Romanian", "Vietnamese", "Thai", "Indonesian", "Hebrew",
+)
+TONES = ("formal", "casual", "friendly", "playful", "professional", "persuasive", "humorous", "funny", "serious",
+         "enthusiastic", "concise", "warm", "polite", "neutral", "upbeat")
+#: named formats: aspect words and ratios to a width and height
+ASPECTS = {
+    "9:16": (1080, 1920), "16:9": (1920, 1080), "1:1": (1080, 1080), "4:5": (1080, 1350),
+    "vertical": (1080, 1920), "portrait": (1080, 1920), "story": (1080, 1920), "landscape": (1920, 1080),
+    "widescreen": (1920, 1080), "square": (1080, 1080), "instagram": (1080, 1080),
+}
+_COUNT_NOUNS = (r"(images?|pictures?|photos?|variations?|versions?|scenes?|slides?|cards?|lines?|steps?|items?|"
+                r"ideas?|headlines?|names?|titles?|points?|bullets?|questions?|reasons?|tips?|options?|variants?|"
+                r"shots?|taglines?|tweets?|posts?|sentences?|paragraphs?|frames?|facts?)")
+_NUMBER = r"(\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
+_SIZE = re.compile(r"\b(\d{2,5})\s*(?:x|×|by)\s*(\d{2,5})\b", re.I)
+_WIDE = re.compile(r"\b(\d{2,5})\s*(?:px|pixels)?\s*wide\b", re.I)
+_COUNT = re.compile(rf"\b{_NUMBER}\s+(?:[a-z-]+\s+){{0,3}}?{_COUNT_NOUNS}\b", re.I)
+_SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\b|secs\b|seconds?\b)", re.I)
+_AT_MARK = re.compile(r"\b(?:at|from)\s+(?:the\s+)?(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\w*|second\w*)", re.I)
+_FIELD = re.compile(r"\b(?:its|the|their|a|an)\s+([a-z_][\w.]*)\s+(?:field|value|key|property|attribute|list|array)\b",
+                    re.I)
+_FIELD_QUOTED = re.compile(r"\bfield\s+['\"`]([a-z_][\w.]*)['\"`]", re.I)
+_FILENAME = re.compile(r"\b([\w-]+\.(?:txt|json|md|csv|png|jpg|jpeg|wav|mp4|mp3|html))\b", re.I)
+_FORMAT = re.compile(r"\bas (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4)\b(?: file)?", re.I)
+_QUOTED = re.compile(r"(?:^|[\s(:])['\"“‘]([^'\"”’]{2,80})['\"”’]")
+_STYLES = re.compile(r"\b(?:in|as)\s+(?:a\s+|an\s+)?([a-z]+(?:\s[a-z]+)?)\s+style\b", re.I)
+_PER_ITEM_LEAD = re.compile(r"^(?:for\s+)?(?:each|every|per)\b", re.I)
+_VERB_INSIDE = re.compile(r"\b(?:make|create|generate|write|turn|render|build|resize|speak|read|save|send|post)\b",
+                          re.I)
+#: words that refer back to what an earlier clause made
+_BACK = re.compile(r"\b(it|its|them|they|those|these|that|the result|the results|each|every|the same)\b", re.I)
+_SPLIT = re.compile(
+    r"(?<=[.!?;])\s+|\s*;\s*|,?\s+(?:and\s+)?then\s+|,?\s+after that,?\s+|,?\s+and finally\s+|,?\s+finally\s+|"
+    r",\s+(?:and\s+)?(?=(?:also\s+)?(?:\w+ly\s+)?(?:" + "|".join((
+        "add", "ask", "assemble", "build", "call", "check", "classify", "collect", "combine", "convert",
+        "create", "critique", "download", "draft", "edit", "email", "extract", "fetch", "format", "generate", "get",
+        "give", "grab", "have", "join", "keep", "let", "list", "make", "merge", "multiply", "narrate", "notify",
+        "overlay", "pull", "post", "produce", "put", "read", "render", "resize", "return", "rewrite", "save",
+        "send", "speak", "stitch", "store", "summarise", "summarize", "take", "tell", "translate", "turn", "use",
+        "write", "each", "every", "the", "one", "post", "publish")) + r")\b)"
+    r"|\s+and\s+(?=(?:also\s+)?(?:then\s+)?(?:" + "|".join((
+        "add", "assemble", "classify", "collect", "combine", "convert", "create", "critique", "edit", "extract",
+        "format", "generate", "give", "grab", "join", "keep", "make", "merge", "multiply", "narrate", "notify",
+        "overlay", "pull", "post", "publish", "put", "read", "render", "resize", "rewrite", "save", "send", "speak",
+        "stitch", "store", "summarise", "summarize", "take", "tell", "translate", "turn", "write", "email",
+        "upload", "return")) + r")\b)",
+    re.I,
+)
+
+
+@dataclass
+class Clause:
+    """One clause of a request: its words, where it starts, the slots read from it, and whether it refers back."""
+
+    index: int
+    text: str
+    start: int
+    slots: dict[str, Any] = field(default_factory=dict)
+    refers_back: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "text": self.text, "slots": self.slots, "refers_back": self.refers_back}
+
+
+def number_of(word: str) -> int | None:
+    """`3` or `three` as an int; None for anything else."""
+    lowered = word.lower()
+    if lowered.isdigit():
+        return int(lowered)
+    return NUMBER_WORDS.get(lowered)
+
+
+def read_slots(text: str) -> dict[str, Any]:
+    """The slots a piece of request text names, by rules (see the module docstring)."""
+    slots: dict[str, Any] = {}
+    sizes = [(int(w), int(h)) for w, h in _SIZE.findall(text)]
+    lowered = text.lower()
+    for word, size in ASPECTS.items():
+        if re.search(rf"(?<![\w:]){re.escape(word)}(?![\w:])", lowered) and size not in sizes:
+            sizes.append(size)
+    if sizes:
+        slots["size"] = sizes
+        slots["width"], slots["height"] = sizes[0]
+    elif wide := _WIDE.search(text):
+        width = int(wide.group(1))
+        slots["size"] = [(width, round(width * 9 / 16))]
+        slots["width"], slots["height"] = slots["size"][0]
+    if count := _COUNT.search(text):
+        value = number_of(count.group(1))
+        if value is not None and 0 < value <= 16:
+            slots["count"] = value
+    if at := _AT_MARK.search(text):
+        slots["at"] = float(at.group(1))
+    elif seconds := _SECONDS.search(text):
+        slots["seconds"] = float(seconds.group(1))
+    languages = [name for name in LANGUAGES if re.search(rf"\b{name}\b", text)]
+    if languages:
+        slots["language"] = languages
+    tones = [tone for tone in TONES if re.search(rf"\b{tone}\b", lowered)]
+    if tones:
+        slots["tone"] = tones
+    fields = [m for m in _FIELD.findall(text) if m.lower() not in {"same", "first", "whole", "new", "json", "items"}]
+    fields += _FIELD_QUOTED.findall(text)
+    if fields:
+        slots["field"] = list(dict.fromkeys(fields))
+    if filename := _FILENAME.search(text):
+        slots["filename"] = filename.group(1)
+    elif fmt := _FORMAT.search(text):
+        extension = {"jpeg": "jpg", "markdown": "md", "text": "txt"}.get(fmt.group(1).lower(), fmt.group(1).lower())
+        slots["filename"] = f"result.{extension}"
+    if quoted := _QUOTED.search(text):
+        slots["text"] = quoted.group(1)
+    styles = _STYLES.findall(text)
+    if styles:
+        slots["style"] = styles
+    return slots
+
+
+def split_clauses(request: str) -> list[Clause]:
+    """The request's clauses, in order, with their slots and back-reference flags."""
+    clauses: list[Clause] = []
+    position = 0
+    pieces = [piece for piece in _SPLIT.split(request) if piece is not None]
+    # "for each line of my poem, make a card": the per-item phrase belongs to the next clause
+    for number in range(len(pieces) - 2, -1, -1):
+        if _PER_ITEM_LEAD.match(pieces[number].strip()) and not _VERB_INSIDE.search(pieces[number]):
+            pieces[number:number + 2] = [pieces[number] + ", " + pieces[number + 1].lstrip(" ,")]
+    for piece in pieces:
+        start = request.find(piece.split(", ")[0], position) if piece else position
+        position = max(position, start + len(piece))
+        text = piece.strip(" ,.;:!?")
+        if len(text) < 3:
+            continue
+        index = len(clauses)
+        clauses.append(Clause(index, text, max(start, 0), read_slots(text), bool(index and _BACK.search(text))))
+    return clauses or [Clause(0, request.strip(), 0, read_slots(request))]
+
+
+__all__ = ["Clause", "number_of", "read_slots", "split_clauses"]

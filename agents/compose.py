@@ -1,0 +1,545 @@
+"""Deterministic composition: a request becomes recipe steps, wired through typed interfaces.
+
+1. The request is split into clauses (`agents.analysis`).
+2. Each clause is matched to recipes by meaning (MiniLM cosine between the clause and each
+   recipe's example phrasings) plus verb and noun cues; a clause may ask for several
+   capabilities (one recipe per capability group), ordered as its words name them.
+3. A small beam search keeps, per clause, the alternatives within reach of the best one and
+   scores whole step sequences on similarity, cue matches and type fit (how many wired inputs
+   an earlier step can feed).
+4. A near-identical example workflow (`agents/library/examples.json`) is adapted directly:
+   its steps, with the slots read from the request.
+5. The steps are assembled: each recipe's sub-graph is added, its wired inputs linked to
+   the latest earlier output of a fitting kind (a list of pictures gives its first picture, a
+   JSON document its list field, through `json.extract`), slots fill sizes, counts, languages,
+   fields and tones, and a recipe with a list slot (two languages, three sizes) is added once
+   per value. One diffusion pipeline is shared by every diffusion step.
+
+The result says, per clause, which recipes and nodes serve it and which slots were read.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from nodeloom.agents.analysis import Clause, read_slots, split_clauses
+from nodeloom.agents.recipes import ExampleWorkflow, Recipe, load_examples, load_recipes
+from nodeloom.core.graph import Graph
+from nodeloom.core.types import PortType, can_connect
+from nodeloom.core.validate import NodeCatalog, ValidationIssue, validate_graph
+
+#: cosine to an example workflow's request from which its steps are adapted directly
+EXAMPLE_THRESHOLD = 0.86
+#: a clause without any cue match takes the most similar recipe only from this cosine up
+SIMILARITY_FLOOR = 0.45
+#: what a cue match adds to a recipe's similarity
+CUE_WEIGHT = 0.35
+#: alternatives kept per clause, and sequences kept by the beam
+ALTERNATIVES = 2
+BEAM_WIDTH = 6
+#: what a wired input that an earlier step can feed adds to a sequence's score
+TYPE_FIT_WEIGHT = 0.15
+
+_DIRECT: dict[str, set[str]] = {
+    "any": {"text", "json", "number", "any", "texts"},
+    "text": {"text", "any"},
+    "json": {"json", "any", "texts"},
+    "number": {"number", "any"},
+    "texts": {"texts"},
+    "image": {"image"},
+    "images": {"images"},
+    "audio": {"audio"},
+    "video": {"video"},
+    "videos": {"videos"},
+    "all": {"text", "json", "number", "any", "texts", "image", "images", "audio", "video", "videos"},
+}
+#: (produced kind, accepted kind) -> json.extract path that turns one into the other ("" = the step's field)
+_COERCE: dict[tuple[str, str], str] = {("images", "image"): "0", ("json", "texts"): "", ("json", "number"): "",
+                                       ("json", "text"): ""}
+#: slots of the analysis that fan a recipe out, by the recipe's fan_out name
+_FAN_SLOTS = {"language": "language", "tone": "tone", "size": "size", "field": "field", "style": "style"}
+#: the order of a clause's capabilities in the data flow (others: 2): "post its summary field" extracts, then posts
+_FLOW = {"fetch": 0, "extract": 1, "send": 3, "save": 3}
+#: words before a recipe's cue that still count as the clause asking for it
+LEAD_WORDS = 2
+_LEAD_IN = re.compile(r"^(?:(?:and|then|also|finally|first|next|please|now)\s+)*(?:(?:have|let|ask|get|use|make)\s+"
+                      r"the\s+(?:language\s+)?model\s+(?:to\s+|for\s+)?|the\s+(?:language\s+)?model\s+(?:should\s+)?)?",
+                      re.I)
+_CONTEXT = re.compile(r"^(?:i|we)\s*(?:'ll|'ve|\s+will|\s+have|\s+only have|\s+got|\s+am|'m)\b"
+                      r"|^(?:there|here)(?:'s|\s+is|\s+are)\b",
+                      re.I)
+_BACK_WIRE = re.compile(r"\b(it|its|that|this|them|from (the|my|a|that)|the (prompt|description|text|headline|"
+                        r"result)|prompt)\b", re.I)
+
+
+@dataclass
+class Step:
+    """One recipe serving one clause, with the slots read for it."""
+
+    recipe: Recipe
+    clause: int
+    slots: dict[str, Any] = field(default_factory=dict)
+    score: float = 0.0
+    position: int = 0
+    #: the clause starts with this recipe's cue (after a lead-in): it asks for it, not just names it
+    lead: bool = False
+
+
+@dataclass
+class ClauseReport:
+    """What the drafter understood of one clause: the recipes and nodes that serve it, the slots read."""
+
+    index: int
+    text: str
+    recipes: list[str]
+    nodes: list[str]
+    slots: dict[str, Any]
+
+    @property
+    def served(self) -> bool:
+        return bool(self.nodes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "text": self.text, "served": self.served, "recipes": self.recipes,
+                "nodes": self.nodes, "slots": _jsonable(self.slots)}
+
+
+@dataclass
+class Composition:
+    """The composed graph (None when no recipe fits), the steps and the per-clause account."""
+
+    graph: Graph | None
+    steps: list[Step]
+    clauses: list[ClauseReport]
+    example: str | None = None
+    issues: list[ValidationIssue] = field(default_factory=list)
+
+    @property
+    def coverage(self) -> float:
+        """Share of clauses served by some node."""
+        return sum(c.served for c in self.clauses) / len(self.clauses) if self.clauses else 0.0
+
+    @property
+    def unserved(self) -> list[str]:
+        return [c.text for c in self.clauses if not c.served]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+class RecipeIndex:
+    """Embeddings of every recipe phrasing and example request (MiniLM), made once per process."""
+
+    _lock = threading.Lock()
+    _instance: ClassVar[RecipeIndex | None] = None
+
+    def __init__(self) -> None:
+        from nodeloom.agents.retrieve import SentenceEncoder
+
+        self.recipes = list(load_recipes().values())
+        self.examples = list(load_examples())
+        self.owner: list[int] = []
+        phrasings: list[str] = []
+        for number, recipe in enumerate(self.recipes):
+            for text in (recipe.capability, *recipe.phrasings):
+                phrasings.append(text)
+                self.owner.append(number)
+        self.phrasing_vectors = SentenceEncoder.encode(phrasings)
+        self.example_vectors = SentenceEncoder.encode([e.request for e in self.examples]) if self.examples else None
+
+    @classmethod
+    def get(cls) -> RecipeIndex:
+        with cls._lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    def similarities(self, texts: Sequence[str]) -> tuple[list[dict[str, float]], Any]:
+        """Per text, each recipe's best cosine over its phrasings; and the texts' vectors."""
+        from nodeloom.agents.retrieve import SentenceEncoder
+
+        vectors = SentenceEncoder.encode(list(texts))
+        scores = vectors @ self.phrasing_vectors.T
+        table: list[dict[str, float]] = []
+        for row in scores:
+            best: dict[str, float] = {}
+            for column, value in enumerate(row):
+                name = self.recipes[self.owner[column]].name
+                best[name] = max(best.get(name, -1.0), float(value))
+            table.append(best)
+        return table, vectors
+
+    def nearest_example(self, vector: Any) -> tuple[ExampleWorkflow | None, float]:
+        if self.example_vectors is None:
+            return None, 0.0
+        scores = self.example_vectors @ vector
+        best = int(scores.argmax())
+        return self.examples[best], float(scores[best])
+
+
+def _fits(produced: str, accepted: str) -> bool:
+    return produced in _DIRECT[accepted]
+
+
+# -- choosing steps ------------------------------------------------------------------------------
+
+def is_context(text: str) -> bool:
+    """Whether a clause only sets the scene ("I have a photo of ...", "There's an API that ...")."""
+    return bool(_CONTEXT.match(text))
+
+
+def _lead_words(text: str, position: int) -> int:
+    """How many words come before `position`, not counting a lead-in such as "then have the model"."""
+    start = _LEAD_IN.match(text)
+    offset = start.end() if start else 0
+    return len(text[offset:position].split()) if position >= offset else 0
+
+
+def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Sequence[Recipe]) -> list[list[Step]]:
+    """The alternatives for one clause: each a list of steps (one per capability group), best first."""
+    if is_context(clause.text):
+        return [[]]
+    scored: list[Step] = []
+    for recipe in recipes:
+        hits = recipe.cue_hits(clause.text)
+        if hits:
+            step = Step(recipe, clause.index, score=similarity.get(recipe.name, 0.0) + CUE_WEIGHT, position=hits[0])
+            step.lead = _lead_words(clause.text, hits[0]) <= LEAD_WORDS
+            scored.append(step)
+    if not scored:
+        best = max(recipes, key=lambda r: similarity.get(r.name, 0.0), default=None)
+        if best is None or similarity.get(best.name, 0.0) < SIMILARITY_FLOOR:
+            return [[]]
+        return [[Step(best, clause.index, score=similarity[best.name], lead=True)]]
+    earliest = min(step.position for step in scored)
+    for step in scored:
+        step.lead = step.lead and step.position == earliest
+    by_group: dict[str, list[Step]] = {}
+    for step in sorted(scored, key=lambda s: -s.score):
+        by_group.setdefault(step.recipe.group, []).append(step)
+    primary = [steps[0] for steps in by_group.values()]
+    options = [primary]
+    # the runner-up of the clause's strongest group, as an alternative
+    strongest = max(by_group.values(), key=lambda steps: steps[0].score)
+    for runner_up in strongest[1:ALTERNATIVES]:
+        if strongest[0].score - runner_up.score < 0.12:
+            options.append([runner_up if s is strongest[0] else s for s in primary])
+    return [sorted(option, key=lambda s: (_FLOW.get(s.recipe.group, 2), s.position)) for option in options]
+
+
+def _type_fit(steps: Sequence[Step]) -> int:
+    """How many required wired inputs an earlier step of the sequence can feed."""
+    made: list[str] = []
+    fed = 0
+    for step in steps:
+        for kind in step.recipe.wire.values():
+            if kind.endswith("?"):
+                continue
+            if any(_fits(p, kind) or (p, kind) in _COERCE for p in made):
+                fed += 1
+        made.append(step.recipe.produces)
+    return fed
+
+
+def choose_steps(clauses: Sequence[Clause], similarity: Sequence[Mapping[str, float]],
+                 recipes: Sequence[Recipe]) -> list[Step]:
+    """One or more recipes per clause, chosen by a beam search over the clauses' alternatives."""
+    beam: list[tuple[float, list[Step]]] = [(0.0, [])]
+    for clause, similar in zip(clauses, similarity, strict=True):
+        options = _clause_options(clause, similar, recipes)
+        grown = []
+        for base_score, steps in beam:
+            for option in options:
+                sequence = steps + option
+                score = base_score + sum(s.score for s in option)
+                grown.append((score, sequence))
+        grown.sort(key=lambda item: -(item[0] + TYPE_FIT_WEIGHT * _type_fit(item[1])))
+        beam = grown[:BEAM_WIDTH]
+    best = max(beam, key=lambda item: item[0] + TYPE_FIT_WEIGHT * _type_fit(item[1]))
+    return without_repeats(best[1])
+
+
+def without_repeats(steps: Sequence[Step]) -> list[Step]:
+    """A recipe named in several clauses is one step: where a clause asks for it (its cue leads the clause),
+    else at its last mention; an overview ("a narrated video ...") and a later mention ("the summary") name
+    what another clause makes."""
+    kept: list[Step] = []
+    for number, step in enumerate(steps):
+        same = [s for s in steps if s.recipe.name == step.recipe.name]
+        if len(same) == 1 or step.lead or (not any(s.lead for s in same) and step is same[-1]):
+            kept.append(step)
+        del number
+    return kept
+
+
+# -- slots ---------------------------------------------------------------------------------------
+
+def step_slots(recipe: Recipe, clause_text: str, read: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The slot values for one recipe in one clause: one dict per copy (a fan-out slot gives several)."""
+    slots: dict[str, Any] = {}
+    names = set(recipe.slots)
+    if "instruction" in names:
+        slots["instruction"] = clause_text.rstrip(".") + "."
+    if "default" in names and recipe.name in ("generate_image",):
+        slots["default"] = clause_text
+    if "text" in read and "default" in names and recipe.name in ("title_card", "overlay_text", "write_text"):
+        slots["default"] = read["text"]
+    for name in ("width", "height", "count", "filename", "at"):
+        if name in read and name in names:
+            slots[name] = read[name]
+    if "count" in read and "count" not in names and recipe.name == "generate_image":
+        slots["count"] = read["count"]
+    if recipe.name == "list_items":
+        noun = re.search(r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten)\s+((?:[a-z-]+\s+){0,2}?"
+                         r"[a-z]+s)\b", clause_text, re.I)
+        if noun:
+            slots["things"] = noun.group(1)
+    if recipe.name == "slideshow" and "seconds" in read:
+        slots["durations"] = [round(float(read["seconds"]) / max(int(read.get("count", 1)), 1), 2)]
+    if recipe.name == "edit_image" and "style" not in read:
+        target = re.search(r"\b(?:into|as|like)\s+(.+)$", clause_text, re.I)
+        if target:
+            slots["style"] = target.group(1)
+    if recipe.name == "classify":
+        labels = re.search(r"\bas\s+([\w-]+(?:,\s*[\w-]+)*,?\s+or\s+[\w-]+)", clause_text, re.I)
+        if labels:
+            slots["labels"] = labels.group(1).replace(" or ", ", ")
+    fan = recipe.fan_out
+    values = read.get(_FAN_SLOTS.get(fan or "", ""), None) if fan else None
+    if fan == "style" and values:
+        values = [f"the picture in {value} style" for value in values]
+    if not values:
+        return [slots]
+    copies = []
+    for value in values:
+        copy = dict(slots)
+        if fan == "size":
+            copy["width"], copy["height"] = value
+        else:
+            copy[fan or ""] = value
+        copies.append(copy)
+    return copies
+
+
+# -- assembling ----------------------------------------------------------------------------------
+
+@dataclass
+class _Made:
+    """An output of an assembled step that later steps may take."""
+
+    kind: str
+    ref: dict[str, str]
+    family: int
+    field: str | None = None
+    taken: int = 0
+
+
+class _Assembler:
+    def __init__(self, catalog: NodeCatalog, name: str) -> None:
+        self.catalog = catalog
+        self.document: dict[str, Any] = {"format_version": 1, "name": name, "inputs": {}, "nodes": {},
+                                         "outputs": {}}
+        self.made: list[_Made] = []
+        self.pipeline: str | None = None
+        #: per step (family), the graph input each of its recipe inputs became
+        self.family_inputs: dict[int, dict[str, str]] = {}
+
+    def _node_id(self, wanted: str) -> str:
+        node_id, number = wanted, 2
+        while node_id in self.document["nodes"]:
+            node_id, number = f"{wanted}_{number}", number + 1
+        return node_id
+
+    def _input_name(self, wanted: str, declared: Mapping[str, Any], family: int) -> str:
+        inputs = self.document["inputs"]
+        if wanted == "model" and wanted in inputs:
+            return wanted  # one diffusion model for the whole graph
+        shared = self.family_inputs.setdefault(family, {})
+        if wanted in shared and wanted not in ("url", "webhook_url"):
+            return shared[wanted]  # the copies of a fanned-out step read the same value
+        name, number = wanted, 2
+        while name in inputs:
+            name, number = f"{wanted}_{number}", number + 1
+        inputs[name] = dict(declared)
+        shared[wanted] = name
+        return name
+
+    def _output_type(self, ref: Mapping[str, str]) -> PortType | None:
+        definition = self.catalog.find(self.document["nodes"][ref["node"]]["type"])
+        if definition is None:
+            return None
+        return next((p.type for p in definition.spec.outputs if p.name == ref["output"]), None)
+
+    def _connects(self, ref: Mapping[str, str], targets: Sequence[PortType]) -> bool:
+        """Whether the output `ref` may feed every port in `targets` (the ports a wired input reaches)."""
+        source = self._output_type(ref)
+        return source is None or all(bool(can_connect(source, target)) for target in targets)
+
+    def _source_for(self, accepted: str, family: int, path_field: str | None,
+                    targets: Sequence[PortType] = ()) -> dict[str, str] | None:
+        optional = accepted.endswith("?")
+        kind = accepted.rstrip("?")
+        candidates = [m for m in reversed(self.made) if m.family != family]
+        for fresh_only in (True, False):
+            for made in candidates:
+                if (not fresh_only or made.taken == 0) and _fits(made.kind, kind) and self._connects(made.ref, targets):
+                    made.taken += 1
+                    return made.ref
+        if optional:
+            return None
+        for made in candidates:
+            path = _COERCE.get((made.kind, kind))
+            if path is not None:
+                made.taken += 1
+                node_id = self._node_id("first" if path == "0" else "items")
+                self.document["nodes"][node_id] = {"type": "json.extract", "inputs": {
+                    "data": dict(made.ref),
+                    "path": path or made.field or path_field or ("items" if kind == "texts" else "value")}}
+                return {"node": node_id, "output": "value"}
+        return None
+
+    def _targets(self, sub: Mapping[str, Any], name: str) -> list[PortType]:
+        """The types of the ports that graph input `name` of a recipe's graph feeds."""
+        found: list[PortType] = []
+        for spec in sub["nodes"].values():
+            definition = self.catalog.find(spec["type"])
+            if definition is None:
+                continue
+            for port, value in spec.get("inputs", {}).items():
+                if isinstance(value, dict) and value.get("input") == name:
+                    declared = next((p.type for p in definition.spec.inputs if p.name == port), None)
+                    declared = declared if declared is not None else definition.spec.variadic
+                    if declared is not None:
+                        found.append(declared)
+        return found
+
+    def add(self, step: Step, slots: Mapping[str, Any], family: int, clause_text: str) -> list[str]:
+        """Add one copy of a step's recipe; returns its node ids."""
+        recipe = step.recipe
+        sub = recipe.graph(self.catalog, slots).to_json()
+        renamed = {old: self._node_id(old) for old in sub["nodes"]}
+        wired: dict[str, dict[str, str]] = {}
+        for key, kind in recipe.wire.items():
+            if "." in key:
+                continue
+            if key == "prompt" and recipe.name == "generate_image" and not _BACK_WIRE.search(clause_text):
+                continue
+            field_slot = slots.get("field") if isinstance(slots.get("field"), str) else None
+            source = self._source_for(kind, family, field_slot, self._targets(sub, key))
+            if source is not None:
+                wired[key] = source
+        input_names: dict[str, str] = {}
+        for name, declared in sub.get("inputs", {}).items():
+            if name not in wired:
+                input_names[name] = self._input_name(name, declared, family)
+        added: list[str] = []
+        for old, spec in sub["nodes"].items():
+            if spec["type"] == "image.pipeline" and self.pipeline is not None:
+                renamed[old] = self.pipeline
+                continue
+            inputs = {}
+            for port, value in spec.get("inputs", {}).items():
+                if isinstance(value, dict) and set(value) == {"input"}:
+                    value = wired.get(value["input"]) or {"input": input_names[value["input"]]}
+                elif isinstance(value, dict) and "node" in value and "output" in value and len(value) == 2:
+                    value = {"node": renamed[value["node"]], "output": value["output"]}
+                inputs[port] = value
+            node = {**spec, "inputs": inputs}
+            self.document["nodes"][renamed[old]] = node
+            added.append(renamed[old])
+            if spec["type"] == "image.pipeline":
+                self.pipeline = renamed[old]
+        for key, kind in recipe.wire.items():
+            if "." not in key:
+                continue
+            old, port = key.split(".", 1)
+            source = self._source_for(kind, family, None)
+            if source is not None and old in renamed:
+                self.document["nodes"][renamed[old]]["inputs"][port] = source
+        for output in sub.get("outputs", {}).values():
+            ref = {"node": renamed[output["node"]], "output": output["output"]}
+            field_name = slots.get("field") if isinstance(slots.get("field"), str) else None
+            self.made.append(_Made(recipe.produces, ref, family, field_name))
+            break
+        return added
+
+    def graph(self) -> Graph:
+        outputs: dict[str, dict[str, str]] = {}
+        for made in self.made:
+            if made.taken == 0:
+                name = made.ref["node"]
+                outputs[name] = dict(made.ref)
+        if not outputs and self.made:
+            outputs[self.made[-1].ref["node"]] = dict(self.made[-1].ref)
+        self.document["outputs"] = outputs
+        used = {v["input"] for spec in self.document["nodes"].values() for v in spec["inputs"].values()
+                if isinstance(v, dict) and set(v) == {"input"}}
+        self.document["inputs"] = {k: v for k, v in self.document["inputs"].items() if k in used}
+        return Graph.from_json(self.document)
+
+
+def assemble(steps: Sequence[Step], clauses: Sequence[Clause], catalog: NodeCatalog,
+             name: str = "draft") -> tuple[Graph, dict[int, list[str]]]:
+    """The graph of the steps, and per step (by position) the node ids it added."""
+    assembler = _Assembler(catalog, name)
+    nodes: dict[int, list[str]] = {}
+    texts = {clause.index: clause.text for clause in clauses}
+    for number, step in enumerate(steps):
+        copies = step.slots.get("__copies__") or [step.slots]
+        added: list[str] = []
+        for copy in copies:
+            added += assembler.add(step, copy, number, texts.get(step.clause, ""))
+        nodes[number] = added
+    return assembler.graph(), nodes
+
+
+def compose(request: str, catalog: NodeCatalog, *, index: RecipeIndex | None = None) -> Composition:
+    """Compose a graph for `request` from the recipe library (see the module docstring)."""
+    index = index if index is not None else RecipeIndex.get()
+    recipes = [recipe for recipe in index.recipes if recipe.available_in(catalog)]
+    clauses = split_clauses(request)
+    similarity, vectors = index.similarities([request, *(c.text for c in clauses)])
+    example, closeness = index.nearest_example(vectors[0])
+    example_name: str | None = None
+    available = {recipe.name: recipe for recipe in recipes}
+    if example is not None and closeness >= EXAMPLE_THRESHOLD and all(s.recipe in available for s in example.steps):
+        read = read_slots(request)
+        steps = []
+        for step in example.steps:
+            recipe = available[step.recipe]
+            best_clause = max(clauses, key=lambda c: similarity[1 + c.index].get(recipe.name, 0.0))
+            steps.append(Step(recipe, best_clause.index, {**dict(step.slots), "__read__": read}, closeness))
+        example_name = example.request
+    else:
+        steps = choose_steps(clauses, similarity[1:], recipes)
+        for step in steps:
+            step.slots["__read__"] = clauses[step.clause].slots
+    for step in steps:
+        read = step.slots.pop("__read__")
+        fixed = dict(step.slots)
+        step.slots = {"__copies__": [{**fixed, **copy} for copy in
+                                     step_slots(step.recipe, clauses[step.clause].text, read)]}
+    reports = [ClauseReport(c.index, c.text, [], [], c.slots) for c in clauses]
+    if not steps:
+        return Composition(None, [], reports, example_name)
+    graph, nodes = assemble(steps, clauses, catalog)
+    for number, step in enumerate(steps):
+        report = reports[step.clause]
+        report.recipes.append(step.recipe.name)
+        report.nodes += [n for n in nodes[number] if n in graph.nodes]
+    issues = validate_graph(graph, catalog)
+    return Composition(graph, steps, reports, example_name, issues)
+
+
+__all__ = ["ClauseReport", "Composition", "RecipeIndex", "Step", "assemble", "choose_steps", "compose", "step_slots"]

@@ -1,0 +1,179 @@
+"""The drafter drafts what was asked: known requests give the right graphs, end to end with the
+embedded defaults (MiniLM analysis, the recipe library; no LLM call with the local provider).
+
+These requests are known answers: they are kept out of the library's example workflows and
+out of the benchmark splits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from nodeloom.agents import draft
+from nodeloom.agents.cli import draft as draft_command
+from nodeloom.core.graph import Graph
+from nodeloom.core.validate import validate_graph
+from nodeloom.node_registry import NodeRegistry, default_registry
+
+
+@pytest.fixture(scope="module")
+def registry() -> NodeRegistry:
+    return default_registry()
+
+
+def _types(graph: Graph) -> Counter[str]:
+    return Counter(instance.type for instance in graph.nodes.values())
+
+
+def _edges(graph: Graph) -> set[tuple[str, str, str]]:
+    """(source type, output, target type) of every node-to-node link."""
+    return {(graph.nodes[link.node].type, link.output, instance.type)
+            for instance in graph.nodes.values() for _, link in instance.links() if link.node in graph.nodes}
+
+
+def _drafted(text: str, registry: NodeRegistry) -> Graph:
+    result = draft(text, registry=registry)
+    assert result.graph is not None and validate_graph(result.graph, registry) == []
+    assert result.source == "recipes" and result.llm_replies == 0
+    assert result.unserved == [], result.clauses
+    return result.graph
+
+
+def test_a_photo_request_gives_pipeline_and_generate(registry: NodeRegistry) -> None:
+    graph = _drafted("Create a photo of a blue backpack on a wooden table.", registry)
+    assert _types(graph) == Counter({"image.pipeline": 1, "image.generate": 1})
+    assert ("image.pipeline", "pipe", "image.generate") in _edges(graph)
+
+
+def test_two_languages_give_two_translation_chains(registry: NodeRegistry) -> None:
+    graph = _drafted("Turn the release notes into Spanish and into Italian.", registry)
+    assert _types(graph) == Counter({"text.template": 2, "llm.chat": 2})
+    templates = [i.inputs["template"] for i in graph.nodes.values() if i.type == "text.template"]
+    assert any("Spanish" in t for t in templates) and any("Italian" in t for t in templates)
+    assert len(graph.inputs) == 1  # both chains translate the same text
+
+
+def test_fetch_extract_rewrite_post_is_one_chain(registry: NodeRegistry) -> None:
+    graph = _drafted("Get the JSON at an address, pull out its title field, rewrite it as a tweet and send it to a "
+                     "webhook.", registry)
+    edges = _edges(graph)
+    assert {("http.request", "json", "json.extract"), ("json.extract", "value", "text.template"),
+            ("text.template", "text", "llm.chat"), ("json.object", "data", "webhook.post")} <= edges
+    assert ("llm.chat", "text", "json.object") in edges
+    assert [i.inputs["path"] for i in graph.nodes.values() if i.type == "json.extract"] == ["title"]
+
+
+@pytest.mark.parametrize(
+    ("text", "types", "edges", "values"),
+    [
+        ("Make a 1080x1920 title card saying 'Grand Opening'.", {"image.title_card": 1}, set(),
+         {"image.title_card": {"width": 1080, "height": 1920}}),
+        ("Write a limerick about a penguin and save it to limerick.txt.",
+         {"text.template": 1, "llm.chat": 1, "file.save": 1}, {("llm.chat", "text", "file.save")},
+         {"file.save": {"filename": "limerick.txt"}}),
+        ("Generate three pictures of a red fox and turn them into a slideshow.",
+         {"image.pipeline": 1, "image.generate": 1, "video.slideshow": 1},
+         {("image.generate", "images", "video.slideshow")}, {"image.generate": {"batch_size": 3}}),
+        ("For each line of my poem, make a title card, then build a video from the cards.",
+         {"control.map": 1, "video.slideshow": 1}, {("control.map", "results", "video.slideshow")},
+         {"control.map": {"node": "image.title_card"}}),
+        ("Fetch the forecast API and post its summary field to Slack.",
+         {"http.request": 1, "json.extract": 1, "json.object": 1, "webhook.post": 1},
+         {("http.request", "json", "json.extract"), ("json.extract", "value", "json.object")},
+         {"json.extract": {"path": "summary"}}),
+        ("Turn my photo into a pencil sketch and resize it to 800x600.",
+         {"image.pipeline": 1, "image.edit": 1, "image.resize": 1}, {("image.edit", "image", "image.resize")},
+         {"image.resize": {"width": 800, "height": 600}}),
+        ("Take a frame at 3 seconds from my video and save it as a PNG.", {"video.thumbnail": 1, "file.save": 1},
+         {("video.thumbnail", "image", "file.save")}, {"video.thumbnail": {"at": 3.0}}),
+        ("Classify a customer message as praise, complaint or question.",
+         {"text.template": 1, "llm.structured": 1}, {("text.template", "text", "llm.structured")}, {}),
+        ("Write a product description and read it aloud.", {"text.template": 1, "llm.chat": 1, "audio.speak": 1},
+         {("llm.chat", "text", "audio.speak")}, {}),
+        ("Join my three clips into one video.", {"video.concat": 1}, set(), {}),
+        ("Translate my bio into German, French and Japanese.", {"text.template": 3, "llm.chat": 3}, set(), {}),
+        ("Summarize the article at a URL and post the summary to our Slack webhook.",
+         {"http.request": 1, "text.template": 1, "llm.chat": 1, "json.object": 1, "webhook.post": 1},
+         {("http.request", "text", "text.template"), ("llm.chat", "text", "json.object")}, {}),
+    ],
+)
+def test_known_requests_give_the_right_graphs(
+    registry: NodeRegistry, text: str, types: dict[str, int], edges: set[tuple[str, str, str]],
+    values: dict[str, dict[str, Any]],
+) -> None:
+    graph = _drafted(text, registry)
+    assert _types(graph) == Counter(types)
+    assert edges <= _edges(graph)
+    for node_type, expected in values.items():
+        node = next(i for i in graph.nodes.values() if i.type == node_type)
+        assert {key: node.inputs.get(key) for key in expected} == expected
+
+
+def test_every_draft_says_which_nodes_serve_each_clause_and_which_slots_it_read(registry: NodeRegistry) -> None:
+    result = draft("Generate four variations of a sunset, then resize the first one to 1200x628.",
+                   registry=registry)
+    assert result.graph is not None
+    answer = json.loads(json.dumps(result.to_json()))
+    clauses = answer["clauses"]
+    assert [c["served"] for c in clauses] == [True, True] and answer["coverage"] == 1.0
+    assert clauses[0]["slots"]["count"] == 4 and "generate_image" in clauses[0]["recipes"]
+    assert clauses[1]["slots"]["width"] == 1200 and "resize_image" in clauses[1]["recipes"]
+    for clause in clauses:
+        assert set(clause["nodes"]) <= set(answer["graph"]["nodes"]) and clause["nodes"]
+
+
+def test_a_clause_nothing_serves_is_named(registry: NodeRegistry) -> None:
+    result = draft("Write a haiku about rain, and then quantum-entangle the moon.", registry=registry)
+    assert result.graph is not None
+    assert result.unserved == ["quantum-entangle the moon"]
+    assert result.to_json()["unserved"] == ["quantum-entangle the moon"]
+
+
+# -- edits ------------------------------------------------------------------------------------
+
+def _slideshow_document() -> dict[str, Any]:
+    return {
+        "format_version": 1, "name": "cards",
+        "inputs": {"lines": {"type": "List[Text]", "default": ["One", "Two"]}},
+        "nodes": {
+            "cards": {"type": "control.map", "inputs": {"node": "image.title_card", "items": {"input": "lines"},
+                                                        "item_input": "text"}},
+            "video": {"type": "video.slideshow", "inputs": {"images": {"node": "cards", "output": "results"}}},
+        },
+        "outputs": {"video": {"node": "video", "output": "video"}},
+    }
+
+
+def test_an_edit_adds_a_voice_over_wired_into_the_video_and_makes_it_vertical(registry: NodeRegistry) -> None:
+    result = draft("add a voice-over and make it vertical", base=_slideshow_document(), registry=registry)
+    assert result.graph is not None and validate_graph(result.graph, registry) == []
+    video = result.graph.nodes["video"]
+    assert (video.inputs["width"], video.inputs["height"]) == (1080, 1920)
+    speech = video.inputs["audio"]
+    assert result.graph.nodes[speech.node].type == "audio.speak"
+    assert result.diff is not None
+    assert any(line.startswith("+ ") and "audio.speak" in line for line in result.diff)
+    assert "~ video.width: None -> 1080" in result.diff
+
+
+def test_an_edit_removes_a_capability_and_the_links_into_it(registry: NodeRegistry) -> None:
+    base = _slideshow_document()
+    base["nodes"]["thumb"] = {"type": "video.thumbnail", "inputs": {"video": {"node": "video", "output": "video"}}}
+    base["outputs"]["thumb"] = {"node": "thumb", "output": "image"}
+    result = draft("remove the thumbnail", base=base, registry=registry)
+    assert result.graph is not None and "thumb" not in result.graph.nodes
+    assert result.diff == ["- thumb (video.thumbnail)"]
+
+
+def test_cli_edit_prints_the_diff(tmp_path: Path) -> None:
+    source = tmp_path / "graph.json"
+    source.write_text(json.dumps(_slideshow_document()))
+    outcome = CliRunner().invoke(draft_command, ["make it square", "--edit", str(source), "--quiet"])
+    assert outcome.exit_code == 0, outcome.output
+    assert "~ video.width: None -> 1080" in outcome.output and "~ video.height: None -> 1080" in outcome.output

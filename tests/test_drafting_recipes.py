@@ -1,0 +1,161 @@
+"""The recipe library and its example workflows: every recipe validates and runs on embedded defaults,
+every example composes into a valid graph, and no example copies a benchmark request."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nodeloom.agents.analysis import read_slots, split_clauses
+from nodeloom.agents.benchmark import SampleValues, run_draft, sample_server
+from nodeloom.agents.compose import Step, assemble
+from nodeloom.agents.recipes import Recipe, load_examples, load_recipes
+from nodeloom.agents.retrieve import SentenceEncoder
+from nodeloom.core.validate import validate_graph
+from nodeloom.executors import LocalExecutor
+from nodeloom.node_registry import NodeRegistry, default_registry
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "drafting"
+#: small LLM budgets keep the runs cheap; a structured answer needs room for its JSON
+SMALL_TOKENS = {"llm.chat": 8, "llm.structured": 120}
+
+
+@pytest.fixture(scope="module")
+def registry() -> NodeRegistry:
+    return default_registry()
+
+
+@pytest.fixture(scope="module")
+def runner(registry: NodeRegistry) -> Iterator[tuple[LocalExecutor, SampleValues, Path]]:
+    with tempfile.TemporaryDirectory(prefix="nodeloom-recipes-") as scratch, sample_server() as url, \
+            LocalExecutor(registry, artifacts=Path(scratch) / "artifacts") as executor:
+        yield executor, SampleValues(Path(scratch), executor, url), Path(scratch)
+
+
+def _uses_llm(recipe: Recipe) -> bool:
+    return bool(recipe.node_types & {"llm.chat", "llm.structured", "control.refine"}) or "llm.chat" in recipe.program
+
+
+def _cheap_slots(recipe: Recipe) -> dict[str, object]:
+    slots: dict[str, object] = {}
+    if "max_tokens" in recipe.slots:
+        slots["max_tokens"] = SMALL_TOKENS["llm.structured" if "llm.structured" in recipe.program else "llm.chat"]
+    if "max_turns" in recipe.slots:
+        slots["max_turns"] = 1
+    return slots
+
+
+def test_the_library_has_forty_recipes_with_phrasings_and_notes() -> None:
+    recipes = load_recipes()
+    assert len(recipes) >= 40
+    for recipe in recipes.values():
+        assert len(recipe.phrasings) >= 2, recipe.name
+        assert recipe.use_when and recipe.not_when and recipe.cues, recipe.name
+
+
+def test_every_recipe_validates_with_its_default_slots(registry: NodeRegistry) -> None:
+    for recipe in load_recipes().values():
+        graph = recipe.graph(registry)
+        assert validate_graph(graph, registry) == [], recipe.name
+        assert graph.outputs, recipe.name
+
+
+def test_every_recipe_without_an_llm_runs_on_embedded_defaults(
+    runner: tuple[LocalExecutor, SampleValues, Path], registry: NodeRegistry
+) -> None:
+    executor, samples, folder = runner
+    failures = {}
+    for recipe in load_recipes().values():
+        if _uses_llm(recipe):
+            continue
+        ran, error = run_draft(recipe.graph(registry), executor, samples, folder / recipe.name, 120)
+        if not ran:
+            failures[recipe.name] = error
+    assert failures == {}
+
+
+@pytest.mark.slow
+def test_every_llm_recipe_runs_on_the_embedded_model(
+    runner: tuple[LocalExecutor, SampleValues, Path], registry: NodeRegistry
+) -> None:
+    executor, samples, folder = runner
+    failures = {}
+    for recipe in load_recipes().values():
+        if not _uses_llm(recipe):
+            continue
+        ran, error = run_draft(recipe.graph(registry, _cheap_slots(recipe)), executor, samples,
+                               folder / recipe.name, 240)
+        if not ran:
+            failures[recipe.name] = error
+    assert failures == {}
+
+
+def test_there_are_a_hundred_example_workflows_over_every_category() -> None:
+    examples = load_examples()
+    assert len(examples) >= 100
+    assert {e.category for e in examples} == {"llm", "image", "video", "tool", "mixed", "multi_step"}
+
+
+def test_every_example_workflow_composes_into_a_valid_graph(registry: NodeRegistry) -> None:
+    recipes = load_recipes()
+    for example in load_examples():
+        clauses = split_clauses(example.request)
+        steps = [Step(recipes[step.recipe], 0, {"__copies__": [dict(step.slots)]}) for step in example.steps]
+        graph, _ = assemble(steps, clauses, registry)
+        assert validate_graph(graph, registry) == [], example.request
+        assert len(graph.nodes) >= len(example.steps), example.request
+
+
+def _benchmark_requests() -> list[tuple[str, str]]:
+    """(split/case id, request) of every benchmark case of every split there is (read to check, not to tune)."""
+    found = []
+    for path in sorted(BENCH.glob("*/*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        text = data.get("request") or data.get("instruction")
+        if isinstance(text, str):
+            found.append((f"{path.parent.name}/{path.stem}", text))
+    return found
+
+
+def test_no_example_copies_a_benchmark_request() -> None:
+    benchmark = _benchmark_requests()
+    assert len(benchmark) >= 66
+    examples = [example.request for example in load_examples()]
+    asked = {text.strip().lower() for _, text in benchmark}
+    assert [text for text in examples if text.strip().lower() in asked] == []
+    mine = SentenceEncoder.encode(examples)
+    theirs = SentenceEncoder.encode([text for _, text in benchmark])
+    closeness = mine @ theirs.T
+    # name the library's request and the case id only: the held-out wording stays unseen
+    too_close = [(examples[i], benchmark[j][0], round(float(closeness[i, j]), 3))
+                 for i in range(len(examples)) for j in range(len(benchmark)) if closeness[i, j] >= 0.9]
+    assert too_close == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a 15-second clip", {"seconds": 15.0}),
+        ("resize it to 1920x1080", {"width": 1920, "height": 1080}),
+        ("a storyboard with 3 scenes", {"count": 3}),
+        ("into French and German", {"language": ["French", "German"]}),
+        ("take its description field", {"field": ["description"]}),
+        ("make it 9:16", {"width": 1080, "height": 1920}),
+        ("four variations of the picture", {"count": 4}),
+        ("a thumbnail at the 2 second mark", {"at": 2.0}),
+        ("save it as notes.txt", {"filename": "notes.txt"}),
+    ],
+)
+def test_slots_are_read_by_rules(text: str, expected: dict[str, object]) -> None:
+    slots = read_slots(text)
+    assert {key: slots.get(key) for key in expected} == expected
+
+
+def test_a_request_splits_into_clauses_that_refer_back() -> None:
+    clauses = split_clauses("Fetch the page, summarise it and then read the summary aloud.")
+    assert [c.text for c in clauses] == ["Fetch the page", "summarise it", "read the summary aloud"]
+    assert [c.refers_back for c in clauses] == [False, True, False]
