@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text as RichText
 
+from nodeloom._comfy_format import comfy_file_issue
 from nodeloom._outputs import parse_assignments, write_outputs
 from nodeloom._progress import RunDisplay
 from nodeloom._run import load
@@ -60,6 +61,8 @@ LAZY_COMMANDS = {
     "keys": "nodeloom.api.cli:keys",
     "draft": "nodeloom.agents.cli:draft",
     "bench": "nodeloom.agents.cli:bench",
+    "import-comfy": "nodeloom._comfy_cli:import_comfy",
+    "export-comfy": "nodeloom._comfy_cli:export_comfy",
 }
 
 
@@ -222,7 +225,8 @@ def validate(graph_file: str, as_json: bool) -> None:
         text = path.read_bytes()
     except OSError as error:
         raise NodeloomError(f"cannot read {path}: {error.strerror}") from None
-    issues = validate_graph(text, default_registry())
+    comfy_file = comfy_file_issue(text, str(path))
+    issues = [comfy_file] if comfy_file else validate_graph(text, default_registry())
     if as_json:
         click.echo(json.dumps([issue.to_dict() for issue in issues], indent=2))
     elif issues:
