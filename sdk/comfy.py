@@ -353,6 +353,8 @@ def api_to_graph(prompt: Mapping[str, Any], *, lenient: bool = False, name: str 
         known = CLASSES[entry["class_type"]]
         inputs: dict[str, Any] = {}
         for port, value in entry.get("inputs", {}).items():
+            if port in UI_ONLY:
+                continue  # the upload button, a seed's control: UI state, sometimes in API files
             if _is_link(value):
                 source_id = str(value[0])
                 outputs = CLASSES[kept[source_id]["class_type"]].outputs
