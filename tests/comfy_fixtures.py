@@ -21,6 +21,7 @@ LORA = "tiny-style.safetensors"
 LORA_MODULES = {
     "unet": ("down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k", "mid_block.resnets.0.conv1",
              "up_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"),
+    # named as diffusers names them (with "text_model."), as LoRA files do
     "text_encoder": ("text_model.encoder.layers.1.self_attn.q_proj", "text_model.encoder.layers.1.mlp.fc1"),
 }
 
@@ -61,7 +62,7 @@ def tiny_lora(checkpoint: Path, rank: int = 4) -> dict[str, object]:
     for prefix, names in LORA_MODULES.items():
         modules = dict(components[prefix].named_modules())
         for name in names:
-            weight = modules[name].weight
+            weight = (modules.get(name) or modules[name.removeprefix("text_model.")]).weight
             inner = int(weight[0].numel())
             tensors[f"{prefix}.{name}.lora_A.weight"] = torch.randn(rank, inner, generator=generator) * 0.5
             tensors[f"{prefix}.{name}.lora_B.weight"] = torch.randn(weight.shape[0], rank, generator=generator) * 0.5

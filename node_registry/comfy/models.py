@@ -202,7 +202,7 @@ def patched(component: Any, prefix: str, loras: Sequence[tuple[str, float]]) -> 
         return
     import torch
 
-    originals: dict[str, Any] = {}
+    originals: dict[Any, Any] = {}  # module -> its weight before the patches
     modules = dict(component.named_modules())
     try:
         with torch.no_grad():
@@ -213,7 +213,8 @@ def patched(component: Any, prefix: str, loras: Sequence[tuple[str, float]]) -> 
                     head, _, name = module_path.partition(".")
                     if head != prefix:
                         continue
-                    target = modules.get(name)
+                    # transformers 5 dropped the "text_model." level the LoRA files name
+                    target = modules.get(name) or modules.get(name.removeprefix("text_model."))
                     if target is None or not hasattr(target, "weight"):
                         raise NodeExecutionError(
                             f"LoRA {Path(file).name} patches {module_path}, which the checkpoint has not: "
@@ -222,13 +223,13 @@ def patched(component: Any, prefix: str, loras: Sequence[tuple[str, float]]) -> 
                             details={"lora": file, "module": module_path},
                         )
                     weight = target.weight
-                    if name not in originals:
-                        originals[name] = weight.detach().clone()
+                    if target not in originals:
+                        originals[target] = weight.detach().clone()
                     scale = strength * ((alpha / down.shape[0]) if alpha is not None else 1.0)
                     delta = up.to(torch.float32).flatten(1) @ down.to(torch.float32).flatten(1)
                     weight += (scale * delta).reshape(weight.shape).to(weight.device, weight.dtype)
         yield
     finally:
         with torch.no_grad():
-            for name, original in originals.items():
-                modules[name].weight.copy_(original)
+            for module, original in originals.items():
+                module.weight.copy_(original)

@@ -164,7 +164,7 @@ def clip_text_encode(ctx: NodeContext, text: Annotated[str, "the prompt"], clip:
                 embeds = encoder(ids, attention_mask=mask)[0]
             else:
                 hidden = encoder(ids, attention_mask=mask, output_hidden_states=True).hidden_states
-                embeds = encoder.text_model.final_layer_norm(hidden[layer])
+                embeds = getattr(encoder, "text_model", encoder).final_layer_norm(hidden[layer])
     return ctx.put_tensor(embeds.to(torch.float32), "conditioning")
 
 
