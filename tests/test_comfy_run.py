@@ -27,6 +27,10 @@ from tests.comfy_fixtures import RUNNABLE, SIZES, WORKFLOWS, build_models
 
 @pytest.fixture(scope="module")
 def comfy_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only fight each other (and other test processes)
     root = build_models(tmp_path_factory.mktemp("comfy"))
     saved = {key: os.environ.get(key) for key in ("NODELOOM_MODELS", "NODELOOM_COMFY_INPUT")}
     os.environ["NODELOOM_MODELS"] = str(root / "models")
@@ -38,6 +42,7 @@ def comfy_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         else:
             os.environ[key] = value
     CHECKPOINTS.clear()
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +131,8 @@ def test_every_fixture_workflow_runs_on_a_celery_gpu_worker(comfy_root: Path, tm
     with RedisServer(tmp_path / "redis") as server:
         config = CeleryConfig(broker_url=server.url, artifacts=tmp_path / "artifacts", key_prefix="nlcomfy")
         with WorkerFleet(config, tmp_path / "logs") as fleet, CeleryExecutor(config=config) as executor:
-            fleet.start("gpu", "nodeloom.gpu", concurrency=1)
-            fleet.start("cpu", "nodeloom.cpu,nodeloom.io", concurrency=1)
+            fleet.start("gpu", "nodeloom.gpu", concurrency=1, env={"OMP_NUM_THREADS": "1"})
+            fleet.start("cpu", "nodeloom.cpu,nodeloom.io", concurrency=1, env={"OMP_NUM_THREADS": "1"})
             for name in RUNNABLE:
                 result = executor.run(comfy.load(WORKFLOWS / f"{name}.api.json"), use_cache=False)
                 assert result.ok, (name, result.errors())
