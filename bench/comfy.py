@@ -11,7 +11,7 @@ times the workflow loaded the checkpoint over all its runs (target 1).
 The checkpoint is the tiny one built from configs (no download) unless `--models` names a
 ComfyUI models folder and `--checkpoint` one of its checkpoints.
 
-Usage: python bench/comfy.py [--runs 10] [--steps 20] [--size 256] [--models DIR --checkpoint NAME]
+Usage: python bench/comfy.py [--runs 10] [--steps 20] [--size 256] [--threads N] [--models DIR --checkpoint NAME]
 """
 
 from __future__ import annotations
@@ -36,7 +36,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="image width and height in pixels")
     parser.add_argument("--models", type=Path, default=None, help="a ComfyUI models folder [default: tiny, built]")
     parser.add_argument("--checkpoint", default="tiny-sd")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads [default: torch's]; 1 steadies the figures on a shared machine")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as scratch:
         models = args.models
         if models is None:
@@ -67,7 +73,7 @@ def measure(models: Path, args: argparse.Namespace) -> None:
     device = "cuda" if cuda_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
     direct = StableDiffusionPipeline.from_pretrained(resolve("checkpoints", args.checkpoint, "checkpoint"),
-                                                     torch_dtype=dtype).to(device)
+                                                     dtype=dtype).to(device)
     direct.set_progress_bar_config(disable=True)
     direct.scheduler = make_scheduler(direct.scheduler.config, "euler", "normal")
     texts = {name: graph.inputs[name].default for name in ("positive", "negative")}
