@@ -72,8 +72,9 @@ def measure(models: Path, args: argparse.Namespace) -> None:
     executor = LocalExecutor()
     device = "cuda" if cuda_available() else "cpu"
     dtype = torch.float16 if device == "cuda" else torch.float32
-    direct = StableDiffusionPipeline.from_pretrained(resolve("checkpoints", args.checkpoint, "checkpoint"),
-                                                     dtype=dtype).to(device)
+    direct = StableDiffusionPipeline.from_pretrained(  # type: ignore[no-untyped-call]
+        resolve("checkpoints", args.checkpoint, "checkpoint"), dtype=dtype
+    ).to(device)
     direct.set_progress_bar_config(disable=True)
     direct.scheduler = make_scheduler(direct.scheduler.config, "euler", "normal")
     texts = {name: graph.inputs[name].default for name in ("positive", "negative")}

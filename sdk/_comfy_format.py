@@ -17,7 +17,8 @@ def workflow_format(data: Any) -> Format | None:
         return None
     if isinstance(data.get("nodes"), list) and isinstance(data.get("links"), list):
         return "ui"
-    prompt = data.get("prompt") if isinstance(data.get("prompt"), Mapping) else data
+    inner = data.get("prompt")
+    prompt: Mapping[Any, Any] = inner if isinstance(inner, Mapping) else data
     entries = list(prompt.values())
     if entries and all(isinstance(entry, Mapping) and isinstance(entry.get("class_type"), str) for entry in entries):
         return "api"
@@ -26,9 +27,8 @@ def workflow_format(data: Any) -> Format | None:
 
 def comfy_file_issue(text: str | bytes, source: str) -> ValidationIssue | None:
     """The problem to report when a graph command is given a ComfyUI file (None for other files)."""
-    marker = b"class_type" if isinstance(text, bytes) else "class_type"
-    widgets = b"widgets_values" if isinstance(text, bytes) else "widgets_values"
-    if marker not in text and widgets not in text:  # cheap: most graph files are never parsed twice
+    raw = text.encode() if isinstance(text, str) else text
+    if b"class_type" not in raw and b"widgets_values" not in raw:  # cheap: most graph files are not parsed twice
         return None
     try:
         found = workflow_format(json.loads(text))

@@ -87,8 +87,8 @@ def load_checkpoint(handle: PipelineHandle) -> Any:
 
     config = _single_file_config(path)
     try:
-        pipeline = StableDiffusionPipeline.from_single_file(  # type: ignore[no-untyped-call]
-            str(path), config=str(config), local_files_only=True, torch_dtype=getattr(torch, handle.dtype)
+        pipeline = StableDiffusionPipeline.from_single_file(
+            str(path), config=str(config), local_files_only=True, dtype=getattr(torch, handle.dtype)
         ).to(handle.device)
     except Exception as error:  # diffusers raises many kinds for a file it cannot read
         raise NodeExecutionError(
@@ -109,10 +109,12 @@ def load_vae(handle: PipelineHandle) -> Any:
     dtype = getattr(torch, handle.dtype)
     try:
         if path.is_dir():
-            vae = AutoencoderKL.from_pretrained(str(path), torch_dtype=dtype, local_files_only=True)
+            vae = AutoencoderKL.from_pretrained(  # type: ignore[no-untyped-call]
+                str(path), dtype=dtype, local_files_only=True
+            )
         else:
             vae = AutoencoderKL.from_single_file(
-                str(path), config=str(_single_file_config(path)), torch_dtype=dtype, local_files_only=True
+                str(path), config=str(_single_file_config(path)), dtype=dtype, local_files_only=True
             )
     except NodeExecutionError:
         raise
