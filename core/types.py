@@ -2,7 +2,8 @@
 
 `Text`, `Int`, `Float`, `Bool`, `Json` (optionally bound to a pydantic model or a JSON
 Schema), the artifact types `File`, `Image`, `Audio`, `Video`, `Tensor`, `Latent`,
-`Conditioning`, the model handles `DiffusionPipe` and `LLMHandle`, `List(T)` and `Any`.
+`Conditioning`, `Mask`, the model handles `DiffusionPipe`, `DiffusionModel`, `Clip`, `Vae` and
+`LLMHandle`, `List(T)` and `Any`.
 
 `can_connect(src, dst)` is the single place that decides whether an output may feed an
 input, and explains a refusal. `parse_type` reads the names used in graph JSON
@@ -321,7 +322,13 @@ Video = ArtifactType("Video", "video")
 Tensor = ArtifactType("Tensor", "tensor")
 Latent = ArtifactType("Latent", "latent")
 Conditioning = ArtifactType("Conditioning", "conditioning")
+#: a mask tensor (1 where to paint), stored as a tensor artifact
+Mask = ArtifactType("Mask", "tensor")
 DiffusionPipe = HandleType("DiffusionPipe")
+#: the parts of a checkpoint as ComfyUI splits them: the denoising model, the text encoder, the autoencoder
+DiffusionModel = HandleType("DiffusionModel")
+Clip = HandleType("Clip")
+Vae = HandleType("Vae")
 LLMHandle = HandleType("LLMHandle")
 Any = AnyType()
 
@@ -337,7 +344,7 @@ NAMED_TYPES: dict[str, PortType] = {
     t.name: t
     for t in (
         Text, Int, Float, Bool, Json, File, Image, Audio, Video, Tensor, Latent,
-        Conditioning, DiffusionPipe, LLMHandle, Any,
+        Conditioning, Mask, DiffusionPipe, DiffusionModel, Clip, Vae, LLMHandle, Any,
     )
 }
 

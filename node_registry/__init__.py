@@ -30,6 +30,7 @@ BUILTIN_PACKS = (
     "nodeloom.node_registry.video",
     "nodeloom.node_registry.tools",
     "nodeloom.node_registry.control",
+    "nodeloom.node_registry.comfy",
 )
 
 _default: NodeRegistry | None = None

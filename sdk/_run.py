@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from nodeloom._comfy_format import comfy_file_issue
 from nodeloom.core.artifacts import LocalArtifactStore, default_artifact_root
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
 from nodeloom.core.disk_cache import DiskResultCache
-from nodeloom.core.errors import GraphFileError
+from nodeloom.core.errors import GraphFileError, GraphValidationError
 from nodeloom.core.events import RunResult
 from nodeloom.core.graph import Graph, as_graph
 from nodeloom.core.issues import ValidationIssue
@@ -51,6 +52,9 @@ def load(path: str | os.PathLike[str]) -> Graph:
         raise GraphFileError(f"no graph file at {source}", details={"path": str(source)}) from None
     except (OSError, UnicodeDecodeError) as error:
         raise GraphFileError(f"cannot read {source}: {error}", details={"path": str(source)}) from None
+    comfy_file = comfy_file_issue(text, str(source))
+    if comfy_file is not None:
+        raise GraphValidationError([comfy_file])
     return Graph.loads(text)
 
 

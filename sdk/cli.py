@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text as RichText
 
+from nodeloom._comfy_format import comfy_file_issue
 from nodeloom._outputs import parse_assignments, write_outputs
 from nodeloom._progress import RunDisplay
 from nodeloom._run import load
@@ -68,6 +69,8 @@ LAZY_COMMANDS = {
     "keys": "nodeloom.api.cli:keys",
     "draft": "nodeloom.agents.cli:draft",
     "bench": "nodeloom.agents.cli:bench",
+    "import-comfy": "nodeloom._comfy_cli:import_comfy",
+    "export-comfy": "nodeloom._comfy_cli:export_comfy",
 }
 
 
@@ -262,12 +265,14 @@ def validate(graph_file: str, as_json: bool, allow_private_network: bool) -> Non
         text = path.read_bytes()
     except OSError as error:
         raise NodeloomError(f"cannot read {path}: {error.strerror}") from None
+    comfy_file = comfy_file_issue(text, str(path))
     registry = default_registry()
-    issues = validate_graph(text, registry)
-    data, unreadable = parse_json_text(text)
-    graph = None if unreadable else read_graph_document(data)[0]
-    if graph is not None:
-        issues += preflight(graph, registry, config=RunConfig(allow_private_network=allow_private_network))
+    issues = [comfy_file] if comfy_file else validate_graph(text, registry)
+    if not comfy_file:
+        data, unreadable = parse_json_text(text)
+        graph = None if unreadable else read_graph_document(data)[0]
+        if graph is not None:
+            issues += preflight(graph, registry, config=RunConfig(allow_private_network=allow_private_network))
     if as_json:
         click.echo(json.dumps([issue.to_dict() for issue in issues], indent=2))
     elif issues:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 #: (kind, module, attribute) of the per-process model caches a worker reports
 _MODEL_CACHES = (
     ("image", "nodeloom.node_registry.image.pipelines", "PIPELINES"),
+    ("comfy", "nodeloom.node_registry.comfy.models", "CHECKPOINTS"),
     ("llm", "nodeloom.node_registry.llm.local", "MODELS"),
 )
 

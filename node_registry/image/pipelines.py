@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -175,13 +175,15 @@ class PipelineCache:
     """Loaded pipelines by handle: a thread-safe LRU of at most `max_entries`, counting its loads.
 
     Two threads asking for the same missing pipeline load it once; loads of different
-    pipelines do not wait for each other.
+    pipelines do not wait for each other. `loader` loads a handle's model (default: a
+    diffusers pipeline folder or hub id); other packs keep other models the same way.
     """
 
-    def __init__(self, max_entries: int = 2) -> None:
+    def __init__(self, max_entries: int = 2, loader: Callable[[PipelineHandle], Any] | None = None) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be >= 1")
         self.max_entries = max_entries
+        self._load = loader or load_pipeline
         self.loads = 0
         self._entries: OrderedDict[PipelineHandle, _Loaded] = OrderedDict()
         self._loading: dict[PipelineHandle, threading.Lock] = {}
@@ -230,7 +232,7 @@ class PipelineCache:
                 if found is not None:
                     return found
             try:
-                entry = _Loaded(load_pipeline(handle), threading.Lock())
+                entry = _Loaded(self._load(handle), threading.Lock())
             finally:
                 with self._lock:
                     self._loading.pop(handle, None)
