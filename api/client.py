@@ -45,6 +45,7 @@ from nodeloom.api.schemas import (
     RunEventInfo,
     RunInfo,
     RunPage,
+    RunPreview,
     RunState,
     RunSubmit,
     ScheduleCreate,
@@ -329,6 +330,13 @@ class Client:
         call = _submit_call(graph, inputs, graph_id, version, use_cache, idempotency_key)
         return _parse(self._send(call), RunInfo)
 
+    def preview(self, graph: Graph | Mapping[str, Any] | str | None = None, inputs: Mapping[str, Any] | None = None,
+                *, graph_id: str | None = None, version: int | None = None, use_cache: bool = True) -> RunPreview:
+        """`POST /v1/runs?dry_run=true`: which nodes a run would run and which would come from the cache."""
+        call = _submit_call(graph, inputs, graph_id, version, use_cache, None)
+        call.params["dry_run"] = "true"
+        return _parse(self._send(call), RunPreview)
+
     def get_run(self, run_id: str) -> RunInfo:
         return _parse(self._send(_Call("GET", f"/v1/runs/{run_id}")), RunInfo)
 
@@ -535,6 +543,13 @@ class AsyncClient:
                      idempotency_key: str | None = None) -> RunInfo:
         call = _submit_call(graph, inputs, graph_id, version, use_cache, idempotency_key)
         return _parse(await self._send(call), RunInfo)
+
+    async def preview(self, graph: Graph | Mapping[str, Any] | str | None = None,
+                      inputs: Mapping[str, Any] | None = None, *, graph_id: str | None = None,
+                      version: int | None = None, use_cache: bool = True) -> RunPreview:
+        call = _submit_call(graph, inputs, graph_id, version, use_cache, None)
+        call.params["dry_run"] = "true"
+        return _parse(await self._send(call), RunPreview)
 
     async def get_run(self, run_id: str) -> RunInfo:
         return _parse(await self._send(_Call("GET", f"/v1/runs/{run_id}")), RunInfo)

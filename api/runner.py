@@ -23,7 +23,9 @@ from nodeloom.api.schemas import RunState, RunSubmit
 from nodeloom.api.tables import GraphRow, GraphVersionRow, RunEventRow, RunNodeRow, RunRow
 from nodeloom.core.errors import GraphValidationError, NodeloomError, RunNotFoundError
 from nodeloom.core.graph import Graph
+from nodeloom.core.plan import prepare_run
 from nodeloom.core.preflight import preflight
+from nodeloom.core.preview import NodePreview, preview_run
 from nodeloom.core.subgraphs import expanded
 from nodeloom.core.validate import NodeCatalog, check_run_inputs, validate_graph
 from nodeloom.executors.base import Executor
@@ -105,6 +107,17 @@ class RunService:
                 return earlier, False
         self._start(run_id, graph, dict(request.inputs), request.use_cache, base=0)
         return run_id, True
+
+    def preview(self, identity: Identity, request: RunSubmit) -> list[NodePreview]:
+        """What `submit` would run and take from the cache, checked as `submit` checks; starts nothing."""
+        _, _, document = self._document(identity, request)
+        catalog = project_catalog(self.catalog, self.engine, identity.project)
+        graph = expanded(checked_graph(document, catalog), catalog)
+        plan, values = prepare_run(graph, catalog, request.inputs)
+        issues = preflight(graph, catalog, request.inputs)
+        if issues:
+            raise GraphValidationError(issues)
+        return preview_run(plan, values, self.executor.cache if request.use_cache else None)
 
     def _by_idempotency_key(self, project: str, key: str, digest: str) -> str | None:
         """The run an earlier submit with this key started, if any; 409 when its body was another."""

@@ -204,6 +204,25 @@ class RunInfo(RunSummary):
     idempotency_key: str | None
 
 
+class NodePreviewInfo(BaseModel):
+    node: str
+    type: str
+    action: str = Field(description="`cached`: the result comes from the cache; `run`: the node runs")
+    reason: str | None = Field(description="why it runs: `not_cached`, `never_cached` (non-deterministic without "
+                               "a seed), `seed_from_link`, `cache_off`")
+    cache_key: str | None
+    queue: str = Field(description="the queue it goes to on Celery workers (its lane kind on the others)")
+
+
+class RunPreview(BaseModel):
+    """What a run would do (`POST /v1/runs?dry_run=true`): nothing was started or stored."""
+
+    dry_run: bool = True
+    nodes: list[NodePreviewInfo]
+    run: int = Field(description="how many nodes would run")
+    cached: int = Field(description="how many would come from the cache")
+
+
 class RunPage(BaseModel):
     """One page of runs; iterating it yields the runs (`for run in api.list_runs()`)."""
 

@@ -214,7 +214,7 @@ def main() -> None:
 def _celery(work: Path, env: dict[str, str]) -> tuple[Any, Any]:
     """A redis-server on a free port and one worker with two processes on every queue."""
     from nodeloom.executors.celery import CeleryConfig
-    from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet
+    from nodeloom.testing import RedisServer, WorkerFleet
 
     (work / "redis").mkdir(parents=True)
     server = RedisServer(work / "redis").start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, Self, runtime_checkable
 
+from nodeloom.core.cache import ResultCache
 from nodeloom.core.context import RunConfig
 from nodeloom.core.events import RunEvent, RunResult
 from nodeloom.core.graph import Graph
@@ -21,6 +22,9 @@ EventCallback = Callable[[RunEvent], None]
 
 @runtime_checkable
 class Executor(Protocol):
+    #: the executor's own result cache (what `use_cache=True` runs look up); run previews read it
+    cache: ResultCache
+
     def submit(
         self,
         graph: Graph,

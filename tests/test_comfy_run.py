@@ -126,7 +126,7 @@ def test_an_imported_workflow_runs_from_the_command_line_with_new_values(comfy_r
 @pytest.mark.slow
 def test_every_fixture_workflow_runs_on_a_celery_gpu_worker(comfy_root: Path, tmp_path: Path) -> None:
     from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
-    from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet
+    from nodeloom.testing import RedisServer, WorkerFleet
 
     with RedisServer(tmp_path / "redis") as server:
         config = CeleryConfig(broker_url=server.url, artifacts=tmp_path / "artifacts", key_prefix="nlcomfy")

@@ -158,7 +158,7 @@ def test_two_cli_processes_run_only_the_changed_item(tmp_path: Path, cli_env: di
 @pytest.fixture(scope="module")
 def celery_executor(registry: NodeRegistry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
-    from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet
+    from nodeloom.testing import RedisServer, WorkerFleet
 
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         config = CeleryConfig(broker_url=server.url, artifacts=tmp_path_factory.mktemp("artifacts"),

@@ -8,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import Journal
+from test_api_server import ApiServer, _create_key_cli, greeting_graph
 
+from nodeloom.api.client import ApiClientError, Client
 from nodeloom.core import Graph, InputRef, NodeState, RunConfig
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.plan import prepare_run
@@ -87,3 +90,27 @@ def test_run_plan_runs_nothing(tmp_path: Path) -> None:
     text = subprocess.run([str(NODELOOM), "run", str(HELLO), "--set", "name=coffee", "--plan"],
                           capture_output=True, text=True, timeout=120, check=True).stdout
     assert "3 of 3 nodes would run" in text and "nothing was run" in text
+
+
+def test_a_dry_run_through_the_api_starts_nothing_and_names_what_would_run(tmp_path: Path) -> None:
+    server = ApiServer(f"sqlite:///{tmp_path / 'nodeloom.db'}", tmp_path)
+    server.start()
+    try:
+        key = _create_key_cli(server, "shop", "run")
+        with Client(server.url, api_key=key) as api:
+            saved = api.create_graph(greeting_graph("preview-me"))
+            before = api.preview(graph_id=saved.id, inputs={"name": "tea"})
+            assert [(node.node, node.action, node.reason) for node in before.nodes] == [("hello", "run", "not_cached")]
+            assert api.list_runs(graph_id=saved.id).total == 0  # nothing was started or stored
+            api.wait(api.submit(graph_id=saved.id, inputs={"name": "tea"}).id, timeout=60)
+            after = api.preview(graph_id=saved.id, inputs={"name": "tea"})
+            assert (after.run, after.cached) == (0, 1)
+            assert api.preview(graph_id=saved.id, inputs={"name": "coffee"}).run == 1
+            uncached = api.preview(graph_id=saved.id, inputs={"name": "tea"}, use_cache=False)
+            assert uncached.nodes[0].reason == "cache_off"
+            with pytest.raises(ApiClientError) as bad:
+                api.preview(graph_id=saved.id, inputs={"nmae": "tea"})
+            assert bad.value.status == 422
+            assert api.list_runs(graph_id=saved.id).total == 1
+    finally:
+        server.stop()

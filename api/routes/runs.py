@@ -21,7 +21,17 @@ from nodeloom.api.deps import DbSession, Reader, Runner, State
 from nodeloom.api.errors import ERROR_RESPONSES, ApiError, not_found
 from nodeloom.api.inputs import MAX_INT
 from nodeloom.api.runner import check_node_count
-from nodeloom.api.schemas import ErrorResponse, NodeRunInfo, RunInfo, RunPage, RunState, RunSubmit, RunSummary
+from nodeloom.api.schemas import (
+    ErrorResponse,
+    NodePreviewInfo,
+    NodeRunInfo,
+    RunInfo,
+    RunPage,
+    RunPreview,
+    RunState,
+    RunSubmit,
+    RunSummary,
+)
 from nodeloom.api.tables import RunEventRow, RunNodeRow, RunRow
 from nodeloom.core.artifacts import ArtifactRef
 from nodeloom.core.errors import ArtifactNotFoundError
@@ -96,15 +106,20 @@ def _respond(state: State, session: Session, project: str, run_id: str, status: 
 @router.post(
     "", response_model=RunInfo, status_code=201,
     summary="Submit a run of a saved graph or an inline graph",
-    responses={200: {"model": RunInfo, "description": "an earlier submit with the same Idempotency-Key"},
+    responses={200: {"model": RunInfo | RunPreview,  # type: ignore[dict-item]
+                     "description": "an earlier submit with the same Idempotency-Key (a run), or with "
+                     "dry_run=true what the run would do (a preview: nothing started)"},
                400: {"model": ErrorResponse, "description": "an empty Idempotency-Key"},
                409: {"model": ErrorResponse, "description": "the Idempotency-Key was used with another body "
-                     "(code idempotency_key_reused)"}},
+                     "(code idempotency_key_reused)"},
+},
 )
 def submit_run(
     body: RunSubmit,
     state: State,
     identity: Runner,
+    dry_run: Annotated[bool, Query(description="check the run and say which nodes would run and which would come "
+                                               "from the cache, on which queue; start nothing")] = False,
     idempotency_key: Annotated[str | None, Header(max_length=200, description="a retried submit with the same "
                                                   "key returns the same run instead of starting another")] = None,
 ) -> Response:
@@ -112,6 +127,12 @@ def submit_run(
         raise ApiError(400, "idempotency_key_empty", "Idempotency-Key must not be empty; leave the header out instead")
     if body.graph is not None:
         check_node_count(body.graph, state.settings.max_nodes)
+    if dry_run:
+        previews = state.runs.preview(identity, body)
+        running = sum(1 for preview in previews if preview.action == "run")
+        nodes = [NodePreviewInfo(**preview.to_json()) for preview in previews]
+        answer = RunPreview(nodes=nodes, run=running, cached=len(previews) - running)
+        return Response(answer.model_dump_json(), media_type="application/json")
     run_id, created = state.runs.submit(identity, body, idempotency_key)
     with Session(state.engine) as session:
         return _respond(state, session, identity.project, run_id, 201 if created else 200)[0]

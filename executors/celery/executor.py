@@ -14,6 +14,7 @@ from typing import Any
 from celery import Celery  # type: ignore[import-untyped]
 
 from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
+from nodeloom.core.cache import ResultCache
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
 from nodeloom.core.errors import NodeNotRegisteredError, RunNotFoundError, RunTimeoutError
@@ -24,6 +25,7 @@ from nodeloom.core.values import decode_outputs, revive, to_json_text
 from nodeloom.executors.base import EventCallback, ExecutorConveniences, RunHandle
 from nodeloom.executors.celery.app import CeleryConfig, make_app
 from nodeloom.executors.celery.dispatch import DistributedRun, branch_wiring
+from nodeloom.executors.celery.results import StoredResults
 from nodeloom.executors.celery.store import RunDocument, RunNotices, RunStore, task_id
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,8 @@ class CeleryExecutor(ExecutorConveniences):
         self.app: Celery = make_app(self.config)
         self.store = RunStore.from_url(self.config.redis_url, self.config.key_prefix, run_ttl=self.config.run_ttl)
         self.artifacts: ArtifactStore = open_artifact_store(self.config.artifacts)
+        #: the results workers share in Redis, read here for run previews
+        self.cache: ResultCache = StoredResults(self.store, self.artifacts, self.config.inline_limit)
         self.run_config = run_config or RunConfig()
         self.poll_interval = poll_interval
         self._closed = threading.Event()
