@@ -245,6 +245,9 @@ def test_marketing_graph_shown_edited_saved_run_and_its_video_plays(
     assert duration > 0
     assert api.get_run(run_id).inputs["scenes"] == 1
     tab.screenshot("run-marketing")
+    # the LLM's tokens arrived as progress events: the node's streamed text is the storyboard's JSON
+    page.locator('.react-flow__node[data-id="storyboard"]').click()
+    assert '"scenes"' in page.get_by_role("region", name="streamed text").inner_text()
 
 
 def test_small_graph_runs_with_live_node_states_and_an_image_output_and_appears_in_history(
