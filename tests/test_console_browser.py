@@ -245,6 +245,9 @@ def test_marketing_graph_shown_edited_saved_run_and_its_video_plays(
     assert duration > 0
     assert api.get_run(run_id).inputs["scenes"] == 1
     tab.screenshot("run-marketing")
+    # the LLM's tokens arrived as progress events: the node's streamed text is the storyboard's JSON
+    page.locator('.react-flow__node[data-id="storyboard"]').click()
+    assert '"scenes"' in page.get_by_role("region", name="streamed text").inner_text()
 
 
 def test_small_graph_runs_with_live_node_states_and_an_image_output_and_appears_in_history(
@@ -254,6 +257,10 @@ def test_small_graph_runs_with_live_node_states_and_an_image_output_and_appears_
     tab.sign_in(admin_key)
     page = tab.page
     tab.open_graph(saved.id)
+    # a node is selected from the keyboard: focus it, Enter
+    page.locator('.react-flow__node[data-id="card"]').focus()
+    page.keyboard.press("Enter")
+    assert page.get_by_role("region", name="inspector").get_by_role("heading", level=3).inner_text() == "card"
     page.get_by_role("button", name="Run…").click()
     form = page.get_by_role("form", name="run inputs")
     topic = form.get_by_label("topic input")
@@ -332,6 +339,13 @@ def test_a_wrong_connection_is_refused_with_the_reason_and_undo_takes_back_an_ad
     page.locator('.react-flow__node[data-id="template"]').wait_for(state="detached")
     page.keyboard.press("Control+Shift+z")
     page.locator('.react-flow__node[data-id="template"]').wait_for()
+
+    # a literal made a graph input: the value becomes its default, and a link is drawn to it
+    count = edges.count()
+    page.locator('.react-flow__node[data-id="card"]').click()
+    page.get_by_role("button", name="Make width a graph input").click()
+    page.wait_for_function(f"() => document.querySelectorAll('.react-flow__edge').length === {count + 1}")
+    assert page.get_by_label("output width of __inputs__ (Int)").count() == 1
 
 
 def test_server_validation_errors_are_shown_on_the_node_and_port_they_name(

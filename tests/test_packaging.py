@@ -49,6 +49,8 @@ def test_wheel_holds_every_package_and_no_top_level_strays(wheel: Path) -> None:
     packaged = {str(Path(n).parent).replace("/", ".") for n in names if n.endswith("/__init__.py")}
     assert packaged == source_packages()
     assert "nodeloom/core/py.typed" in names
+    # the web console's bundle (package data), served by `nodeloom serve` at /
+    assert {"nodeloom/api/static/console/index.html", "nodeloom/api/static/console/assets/console.js"} <= set(names)
 
 
 def test_wheel_imports_on_its_own(wheel: Path, tmp_path: Path) -> None:

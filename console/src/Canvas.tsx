@@ -37,6 +37,12 @@ function brief(value: unknown): string {
   return text.length > 28 ? `${text.slice(0, 27)}…` : text;
 }
 
+/** The end of a streamed text (an LLM's tokens so far), on one line. */
+function tail(text: string): string {
+  const line = text.replace(/\s+/g, " ");
+  return line.length > 40 ? `…${line.slice(-39)}` : line;
+}
+
 const Box = memo(function Box({ id, data, selected }: NodeProps<BoxNode>) {
   const state = data.status?.state;
   const progress = data.status && data.status.total ? Math.round(100 * (data.status.done ?? 0) / data.status.total) : null;
@@ -52,7 +58,7 @@ const Box = memo(function Box({ id, data, selected }: NodeProps<BoxNode>) {
         <div className="progress" role="progressbar" aria-label={`${data.title} progress`}
           aria-valuenow={progress ?? undefined} aria-valuemin={0} aria-valuemax={100}>
           <div style={{ width: `${progress ?? 30}%` }} className={progress === null ? "indeterminate" : ""} />
-          {data.status?.message && <span className="stream">{brief(data.status.message)}</span>}
+          {data.status?.message && <span className="stream" aria-live="polite">{tail(data.status.message)}</span>}
         </div>
       )}
       <div className="box-ports">

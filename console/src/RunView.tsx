@@ -162,6 +162,10 @@ export function RunView({ runId, session, canRun }: { runId: string; session: Se
         {doc ? <Canvas doc={doc} catalog={session.catalog} editable={false} statuses={statuses} selected={selected} onSelect={setSelected} />
           : <div className="canvas"><p className="muted">Waiting for the run to start…</p></div>}
         <aside className="side">
+          {selected && statuses[selected]?.message && (
+            <section className="inspector" aria-label="streamed text"><h3>{selected}: streamed text</h3>
+              <pre className="json">{statuses[selected].message}</pre></section>
+          )}
           {selected && doc && <Inspector doc={doc} catalog={session.catalog} nodeId={selected} editable={false} issues={[]} onChange={() => undefined} onRefused={() => undefined} />}
           <section className="outputs" aria-label="outputs">
             <h3>Outputs</h3>
