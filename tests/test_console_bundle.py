@@ -35,7 +35,8 @@ def test_the_committed_bundle_is_served_by_the_package() -> None:
 @pytest.mark.slow
 def test_the_committed_bundle_matches_a_fresh_build_of_the_sources(tmp_path: Path) -> None:
     if NPM is None:  # .ci/run installs it: in CI a missing npm is a failure, elsewhere a skip
-        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)("needs npm (Node.js 20+) to rebuild the console")
+        missing = pytest.fail if os.environ.get("CI") == "true" else pytest.skip
+        missing("needs npm (Node.js 20+) to rebuild the console")
     work = tmp_path / "console"
     shutil.copytree(SOURCES, work, ignore=shutil.ignore_patterns("node_modules"))
     out = tmp_path / "out"
