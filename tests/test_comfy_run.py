@@ -142,3 +142,12 @@ def test_every_fixture_workflow_runs_on_a_celery_gpu_worker(comfy_root: Path, tm
             checkpoint = str((comfy_root / "models" / "checkpoints" / "tiny-sd").resolve())
             assert {"kind": "comfy", "model": checkpoint, "dtype": "float32", "device": "cpu"} in report["models"]
             assert report["model_loads"] == 1  # six workflows, one load of the checkpoint
+
+
+def test_a_missing_checkpoint_is_a_clear_error_naming_the_available_ones(executor: LocalExecutor) -> None:
+    graph = comfy.load(WORKFLOWS / "txt2img.api.json")
+    graph.set_inputs("4", ckpt_name="sd_xl_base_1.0.safetensors")
+    result = executor.run(graph, use_cache=False)
+    (error,) = result.errors()
+    assert error["node"] == "4"
+    assert "no model 'sd_xl_base_1.0.safetensors'" in error["message"] and "available: tiny-sd" in error["message"]

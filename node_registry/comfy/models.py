@@ -132,14 +132,9 @@ CHECKPOINTS = PipelineCache(loader=load_checkpoint)
 VAES = PipelineCache(loader=load_vae)
 
 
-def checkpoint_handle(name: str, lane_device: str | None) -> dict[str, Any]:
-    path = resolve("checkpoints", name, "ckpt_name")
-    return choose_handle(str(path), "auto", "auto", lane_device).to_json()
-
-
-def vae_handle(name: str, lane_device: str | None) -> dict[str, Any]:
-    path = resolve("vae", name, "vae_name")
-    return choose_handle(str(path), "auto", "auto", lane_device).to_json()
+def model_handle(folder: ModelFolder, name: str, port: str, lane_device: str | None) -> dict[str, Any]:
+    """The JSON handle of a model file found in `folder`, on the lane's device (fp16 on a GPU)."""
+    return choose_handle(str(resolve(folder, name, port)), "auto", "auto", lane_device).to_json()
 
 
 def pipeline_handle(handle: Mapping[str, Any], lane_device: str | None, port: str) -> PipelineHandle:

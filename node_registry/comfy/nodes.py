@@ -96,7 +96,7 @@ def checkpoint_loader_simple(
     ckpt_name: Annotated[str, "a diffusers folder or .safetensors file in $NODELOOM_MODELS/checkpoints"],
 ) -> CheckpointParts:
     """CheckpointLoaderSimple: load a checkpoint (kept loaded) and split it into model, CLIP and VAE."""
-    handle = models.checkpoint_handle(ckpt_name, ctx.device)
+    handle = models.model_handle("checkpoints", ckpt_name, "ckpt_name", ctx.device)
     models.CHECKPOINTS.get(PipelineHandle.of(handle))
     return CheckpointParts({"checkpoint": handle, "loras": []}, {"checkpoint": handle, "loras": [], "layer": -1},
                            {"checkpoint": handle})
@@ -108,7 +108,7 @@ def vae_loader(
     vae_name: Annotated[str, "a diffusers AutoencoderKL folder or .safetensors file in $NODELOOM_MODELS/vae"],
 ) -> VaeRef:
     """VAELoader: load a VAE (kept loaded) to use instead of the checkpoint's."""
-    handle = models.vae_handle(vae_name, ctx.device)
+    handle = models.model_handle("vae", vae_name, "vae_name", ctx.device)
     models.VAES.get(PipelineHandle.of(handle))
     return {"file": handle}
 
