@@ -724,8 +724,9 @@ def cycle_issues(graph: Graph) -> list[ValidationIssue]:
 
 def validate_graph(source: Graph | Mapping[str, Any] | str | bytes, catalog: NodeCatalog) -> list[ValidationIssue]:
     """Every problem of the graph against `catalog`, or an empty list. Never raises for bad input."""
+    issues: list[ValidationIssue] = []
     if isinstance(source, Graph):
-        graph, issues = source, []
+        graph = source
     else:
         data: Any = source
         if isinstance(source, str | bytes):
