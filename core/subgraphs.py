@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from nodeloom.core.errors import GraphValidationError
-from nodeloom.core.graph import Graph, InputRef, Link
+from nodeloom.core.graph import Graph, InputRef, Link, as_graph
 
 if TYPE_CHECKING:
     from nodeloom.core.validate import NodeCatalog, ValidationIssue
@@ -64,24 +64,18 @@ class GraphLibrary:
         self._folders = [Path(folder) for folder in folders]
         self.parent = parent
         self._lock = threading.Lock()
-        #: counts additions, so plans made before one are redone
-        self.revision = 0
 
     def add(self, name: str, graph: Graph | Mapping[str, Any] | str, version: str | int = 1) -> str:
         """Make `graph` usable as the node type `graph:NAME@VERSION` (returned)."""
-        from nodeloom.core.graph import as_graph
-
         if not name or "@" in name or PATH_SEPARATOR in name:
             raise ValueError(f"a graph name must be non-empty, without '@' or '/': {name!r}")
         with self._lock:
             self._graphs[(name, str(version))] = as_graph(graph)
-            self.revision += 1
         return graph_type(name, version)
 
     def add_folder(self, folder: str | Path) -> None:
         with self._lock:
             self._folders.append(Path(folder))
-            self.revision += 1
 
     def find_graph(self, name: str, version: str) -> Graph | None:
         found = self._graphs.get((name, version))
@@ -174,10 +168,13 @@ def expanded(graph: Graph, catalog: Any) -> Graph:
     return flat
 
 
-Resolver = Callable[[Any, "str | None", "str | None"], Any]
+#: translates a value of one (saved) graph into the flat graph's terms: (value, node id, port) -> value
+Resolver = Callable[[Any, str | None, str | None], Any]
 
 
 class _Inliner:
+    """Builds the flat graph, graph node by graph node, and collects the problems found."""
+
     def __init__(self, flat: Graph, source: GraphSource | None) -> None:
         self.flat = flat
         self.source = source
