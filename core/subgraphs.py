@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 GRAPH_TYPE_PREFIX = "graph:"
 #: separates the id of a graph node from the ids of its inner nodes
 PATH_SEPARATOR = "/"
+#: the longest path id of an inner node (what the API's tables hold)
+MAX_PATH_LENGTH = 200
 
 
 @runtime_checkable
@@ -278,6 +280,11 @@ class _Inliner:
                 expand(node_id)
                 continue
             new_id = prefix + node_id
+            if len(new_id) > MAX_PATH_LENGTH:
+                self._issue("invalid_id", f"the path of inner node {new_id[:60]!r}... is longer than "
+                            f"{MAX_PATH_LENGTH} characters", prefix.rstrip(PATH_SEPARATOR) or None,
+                            hint="nest graph nodes less deeply or use shorter node ids")
+                continue
             if new_id in self.flat.nodes:
                 self._issue("invalid_id", f"node id {new_id!r} is also the path of a graph node's inner node",
                             new_id, hint="rename the node")

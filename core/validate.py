@@ -51,7 +51,7 @@ from nodeloom.core.subgraphs import expand_graph_nodes
 from nodeloom.core.types import PortType, can_connect, parse_type
 
 #: a node id; `/` separates the path of a graph node's inner node (`ad/storyboard`)
-NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}){0,15}$")
+NODE_ID_PATTERN = re.compile(r"^(?=.{1,200}$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})*$")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 ISSUE_CODES = frozenset(
