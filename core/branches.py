@@ -16,31 +16,25 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from nodeloom.core.graph import Graph
+    from nodeloom.core.graph_parts import Link
     from nodeloom.core.issues import ValidationIssue
 
 
-class _NotTaken:
-    """The value of an output a conditional node did not take (one instance: `NOT_TAKEN`)."""
+class NotTaken(Enum):
+    """The value of an output a conditional node did not take: `NOT_TAKEN`, its only member."""
 
-    _instance: _NotTaken | None = None
-
-    def __new__(cls) -> _NotTaken:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
+    NOT_TAKEN = "not_taken"
 
     def __repr__(self) -> str:
         return "NOT_TAKEN"
 
-    def __reduce__(self) -> str:
-        return "NOT_TAKEN"
 
-
-NOT_TAKEN: Final = _NotTaken()
+NOT_TAKEN: Final = NotTaken.NOT_TAKEN
 
 #: node types whose outputs may be left untaken
 CONDITIONAL_TYPES: Final = frozenset({"control.branch", "control.switch"})
@@ -120,12 +114,18 @@ def _present(graph: Graph, order: list[str], choice: Mapping[str, str]) -> dict[
     present: dict[str, set[str] | None] = {}
     for node_id in order:
         instance = graph.nodes[node_id]
-        arrived = [link.node in present and (present[link.node] is None or link.output in present[link.node])
-                   for _, link in instance.links()]
+        arrived = [_carries(present, link) for _, link in instance.links()]
         runs = (any(arrived) or not arrived) if instance.type in FIRST_TYPES else all(arrived)
         if runs:
             present[node_id] = {choice[node_id]} if node_id in choice else None
     return present
+
+
+def _carries(present: Mapping[str, set[str] | None], link: Link) -> bool:
+    if link.node not in present:
+        return False
+    outputs = present[link.node]
+    return outputs is None or link.output in outputs
 
 
 def branch_issues(graph: Graph, *, check_outputs: bool = True) -> list[ValidationIssue]:
@@ -138,7 +138,9 @@ def branch_issues(graph: Graph, *, check_outputs: bool = True) -> list[Validatio
     if not conditional:
         return []
     issues: list[ValidationIssue] = []
-    uses = [(node_id, port, link) for node_id, n in graph.nodes.items() for port, link in n.links()]
+    uses: list[tuple[str | None, str, Link]] = [
+        (node_id, port, link) for node_id, n in graph.nodes.items() for port, link in n.links()
+    ]
     uses += [(None, name, link) for name, link in graph.outputs.items()]
     for node_id, port, link in uses:
         source = graph.nodes.get(link.node)
@@ -161,8 +163,7 @@ def branch_issues(graph: Graph, *, check_outputs: bool = True) -> list[Validatio
         for picked in combinations:
             choice = dict(zip(deciding, picked, strict=True))
             present = _present(graph, [n for n in order if n in upstream], choice)
-            produced = link.node in present and (present[link.node] is None or link.output in present[link.node])
-            if not produced:
+            if not _carries(present, link):
                 taken = ", ".join(f"{node_id!r} takes {option!r}" for node_id, option in choice.items())
                 issues.append(ValidationIssue(
                     "branch_dependent_output",

@@ -21,7 +21,7 @@ from nodeloom.core.types import PortType, parse_type
 #: the version of the graph document format this nodeloom writes (and the newest it reads)
 FORMAT_VERSION = 1
 #: a node id; `/` separates the path of a graph node's inner node (`ad/storyboard`)
-NODE_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}){0,15}$")
+NODE_ID_PATTERN = re.compile(r"^(?=.{1,200}$)[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})*$")
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 #: the keys a graph input declaration may have (`schema` binds a Json type, `item` a List's item type)
 INPUT_KEYS = ("type", "schema", "item", "default", "description", "min", "max", "choices", "pattern")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from nodeloom.core.errors import GraphValidationError
-from nodeloom.core.graph import Graph
+from nodeloom.core.graph import Graph, as_graph
 from nodeloom.core.graph_parts import InputRef, Link
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 GRAPH_TYPE_PREFIX = "graph:"
 #: separates the id of a graph node from the ids of its inner nodes
 PATH_SEPARATOR = "/"
+#: the longest path id of an inner node (what the API's tables hold)
+MAX_PATH_LENGTH = 200
 
 
 @runtime_checkable
@@ -66,24 +68,18 @@ class GraphLibrary:
         self._folders = [Path(folder) for folder in folders]
         self.parent = parent
         self._lock = threading.Lock()
-        #: counts additions, so plans made before one are redone
-        self.revision = 0
 
     def add(self, name: str, graph: Graph | Mapping[str, Any] | str, version: str | int = 1) -> str:
         """Make `graph` usable as the node type `graph:NAME@VERSION` (returned)."""
-        from nodeloom.core.graph import as_graph
-
         if not name or "@" in name or PATH_SEPARATOR in name:
             raise ValueError(f"a graph name must be non-empty, without '@' or '/': {name!r}")
         with self._lock:
             self._graphs[(name, str(version))] = as_graph(graph)
-            self.revision += 1
         return graph_type(name, version)
 
     def add_folder(self, folder: str | Path) -> None:
         with self._lock:
             self._folders.append(Path(folder))
-            self.revision += 1
 
     def find_graph(self, name: str, version: str) -> Graph | None:
         found = self._graphs.get((name, version))
@@ -176,10 +172,13 @@ def expanded(graph: Graph, catalog: Any) -> Graph:
     return flat
 
 
-Resolver = Callable[[Any, "str | None", "str | None"], Any]
+#: translates a value of one (saved) graph into the flat graph's terms: (value, node id, port) -> value
+Resolver = Callable[[Any, str | None, str | None], Any]
 
 
 class _Inliner:
+    """Builds the flat graph, graph node by graph node, and collects the problems found."""
+
     def __init__(self, flat: Graph, source: GraphSource | None) -> None:
         self.flat = flat
         self.source = source
@@ -283,6 +282,11 @@ class _Inliner:
                 expand(node_id)
                 continue
             new_id = prefix + node_id
+            if len(new_id) > MAX_PATH_LENGTH:
+                self._issue("invalid_id", f"the path of inner node {new_id[:60]!r}... is longer than "
+                            f"{MAX_PATH_LENGTH} characters", prefix.rstrip(PATH_SEPARATOR) or None,
+                            hint="nest graph nodes less deeply or use shorter node ids")
+                continue
             if new_id in self.flat.nodes:
                 self._issue("invalid_id", f"node id {new_id!r} is also the path of a graph node's inner node",
                             new_id, hint="rename the node")

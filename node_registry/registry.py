@@ -55,7 +55,7 @@ class NodeRegistry:
         self._own_revision = 0
         self.parent = parent
         #: saved graphs usable as node types `graph:NAME@VERSION` (falls back to the parent's)
-        self.graphs = GraphLibrary(parent=parent.graphs if parent is not None else None)
+        self.graphs: GraphLibrary = GraphLibrary(parent=parent.graphs if parent is not None else None)
         self.plugin_problems: list[PluginProblem] = []
         for definition in definitions_in(list(nodes)):
             self.register(definition)

@@ -11,9 +11,9 @@ import pytest
 from marker_nodes import MODULE, markers
 
 from nodeloom.core import EventKind, Graph, NodeState, RunStatus
-from nodeloom.testing import wait_until
 from nodeloom.executors.pool import PoolExecutor, WorkerStartError
 from nodeloom.node_registry import NodeRegistry, builtin_registry
+from nodeloom.testing import wait_until
 
 
 @pytest.fixture(scope="module")

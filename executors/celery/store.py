@@ -26,7 +26,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -425,7 +425,7 @@ class RunStore:
                 pipe.hset(f"{base}:feeds", mapping={node_id: json.dumps({c: list(o) for c, o in used.items()})
                                                     for node_id, used in feeds.items()})
             if joins:
-                pipe.hset(f"{base}:joins", mapping=dict(joins))
+                pipe.hset(f"{base}:joins", mapping={node_id: str(count) for node_id, count in joins.items()})
         pipe.rpush(f"{base}:events", json.dumps(["run.started", None, now,
                                                  {"nodes": len(node_types), "graph": graph_name}]))
         if roots:
@@ -468,7 +468,7 @@ class RunStore:
 
     def complete(self, run_id: str, node_id: str, attempt: int, outputs: str, duration: float,
                  cache_key: str | None, cache: bool = False,
-                 untaken: Sequence[str] = ()) -> list[tuple[str, int]] | None:
+                 untaken: Collection[str] = ()) -> list[tuple[str, int]] | None:
         """Record a node's outputs (and put them in the result cache when `cache`); returns the
         children it made ready with their attempt numbers (None if the attempt was stale).
         `untaken`: the outputs a branch did not take (their consumers are skipped)."""
@@ -480,7 +480,7 @@ class RunStore:
         return None if ready is None else self._pairs(ready)
 
     def complete_cached(self, run_id: str, node_id: str, outputs: str, cache_key: str,
-                        untaken: Sequence[str] = ()) -> list[tuple[str, int]] | None:
+                        untaken: Collection[str] = ()) -> list[tuple[str, int]] | None:
         """Complete a pending node from a result-cache hit; returns the children it made ready."""
         ready = self._complete_cached(
             keys=[self.run_key(run_id)],
@@ -647,7 +647,7 @@ class RunNotices:
 
     def _listen(self) -> None:
         while not self._closed.is_set():
-            pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self.store.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
             try:
                 pubsub.psubscribe(self._pattern)
                 while not self._closed.is_set():
