@@ -421,6 +421,11 @@ class PoolExecutor:
         """Submit and wait: the result of the finished run."""
         return self.submit(graph, inputs, **options).result()
 
+    def queued(self) -> int:
+        """Runs waiting for a free worker."""
+        with self._lock:
+            return len(self._queue)
+
     def worker_pids(self) -> list[int]:
         """The process ids of the live workers."""
         with self._lock:
