@@ -55,7 +55,7 @@ def build_registry(settings: ApiSettings) -> NodeRegistry:
 def build_executor(
     settings: ApiSettings, registry: NodeRegistry, engine: Engine,
 ) -> tuple[Executor, ArtifactStore, QueueDepths | None]:
-    """The executor named by the settings, its artifact store, and (Celery) a queue-depth reader.
+    """The executor named by the settings, its artifact store, and (pool, Celery) a queue-depth reader.
 
     The pool (the default: worker processes, so no node runs in the API process) and the local
     executor keep their result cache in the database too (`DurableResultCache`, in this process;
@@ -86,7 +86,7 @@ def build_executor(
 
     pool = PoolExecutor(registry, node_modules=settings.node_modules, workers=settings.workers,
                         artifacts=artifacts.root, cache=cache, cpu_workers=settings.cpu_workers)
-    return pool, artifacts, None
+    return pool, artifacts, lambda: {"nodeloom.pool": pool.queued()}
 
 
 def _celery_queue_depths(broker_url: str) -> QueueDepths:

@@ -35,7 +35,8 @@ class _QueueDepths(Collector):
         self.depths = depths
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily("nodeloom_queue_depth", "Node tasks waiting in each Celery queue",
+        family = GaugeMetricFamily("nodeloom_queue_depth",
+                                   "Work waiting: node tasks in each Celery queue, or runs waiting for a pool worker",
                                    labels=["queue"])
         for name, depth in sorted(self.depths().items()):
             family.add_metric([name], float(depth))

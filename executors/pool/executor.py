@@ -255,13 +255,15 @@ class _Worker:
         child.close()
         self.ready = False
         self.run: _PoolRun | None = None
-        self.retiring = False
         self._send_lock = threading.Lock()
 
     def send(self, message: tuple[Any, ...]) -> bool:
+        return self.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def send_bytes(self, data: bytes) -> bool:
         try:
             with self._send_lock:
-                self.connection.send(message)
+                self.connection.send_bytes(data)
         except (OSError, ValueError):  # the worker is gone: its sentinel tells the supervisor
             return False
         return True
@@ -421,6 +423,11 @@ class PoolExecutor:
         """Submit and wait: the result of the finished run."""
         return self.submit(graph, inputs, **options).result()
 
+    def queued(self) -> int:
+        """Runs waiting for a free worker."""
+        with self._lock:
+            return len(self._queue)
+
     def worker_pids(self) -> list[int]:
         """The process ids of the live workers."""
         with self._lock:
@@ -479,19 +486,19 @@ class PoolExecutor:
         for worker in self._workers:
             if not self._queue:
                 return
-            if not worker.ready or worker.run is not None or worker.retiring:
+            if not worker.ready or worker.run is not None:
                 continue
             run = self._queue.popleft()
             message = ("run", run.run_id, run.graph.to_json(), run.inputs, run.config.to_json(), run.use_cache)
             try:
-                pickle.dumps(message)
+                data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:
                 run.stop(RunStatus.FAILED, None, {"code": "not_sendable", "message":
                          "the run's inputs cannot be sent to a worker process (they have no pickled form)"}, {})
                 continue
             run.worker = worker
             worker.run = run
-            if not worker.send(message):  # it has just died: its replacement takes the run
+            if not worker.send_bytes(data):  # it has just died: its replacement takes the run
                 run.worker = worker.run = None
                 self._queue.appendleft(run)
 
@@ -524,11 +531,22 @@ class PoolExecutor:
 
     def _drain(self, worker: _Worker) -> None:
         connection = worker.connection
-        try:
-            while connection.poll():
-                self._handle(worker, pickle.loads(connection.recv_bytes()))
-        except (EOFError, OSError, pickle.UnpicklingError):
-            pass  # it died: its sentinel is ready too
+        while True:
+            try:
+                if not connection.poll():
+                    return
+                data = connection.recv_bytes()
+            except (EOFError, OSError):
+                return  # it died: its sentinel is ready too
+            try:
+                message = pickle.loads(data)
+            except Exception:  # a value whose class this process cannot load: that message is lost, not the pool
+                log.exception("could not read a message of pool worker %s", worker.pid)
+                continue
+            try:
+                self._handle(worker, message)
+            except Exception:  # the supervisor must outlive any one message
+                log.exception("could not handle a %r message of pool worker %s", message[0], worker.pid)
 
     def _handle(self, worker: _Worker, message: tuple[Any, ...]) -> None:
         kind = message[0]
@@ -551,8 +569,11 @@ class PoolExecutor:
         elif kind == "cache_get":
             _, number, key = message
             found = self.cache.get(key)
-            if not worker.send(("cache", number, found)):
-                worker.send(("cache", number, None))
+            try:
+                data = pickle.dumps(("cache", number, found), protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # kept in this process only (no pickled form): a miss for the worker
+                data = pickle.dumps(("cache", number, None))
+            worker.send_bytes(data)
         elif kind == "cache_put":
             self.cache.put(message[1], message[2])
         elif kind == "refused":
