@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from marker_nodes import FOLDER, MODULE, markers
+from marker_nodes import FOLDER, MODULE, arithmetic_and_text_graph, markers
 
 from nodeloom.core import EventKind, Float, Graph, NodeState, RunEvent, RunStatus
 from nodeloom.core.errors import RunNotFoundError
 from nodeloom.executors import Executor, LocalExecutor
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
-from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet, wait_until
 from nodeloom.node_registry import NodeRegistry, builtin_registry
+from nodeloom.testing import RedisServer, WorkerFleet, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -52,14 +52,7 @@ def executor(request: pytest.FixtureRequest, conformance_registry: NodeRegistry,
 
 
 def test_outputs_states_and_timings(executor: Executor) -> None:
-    g = Graph("sums")
-    x = g.input("x", Float)
-    doubled = g.add("math.multiply", "double", a=x, b=2)
-    plus = g.add("math.add", "plus", a=doubled["result"], b=0.5)
-    total = g.add("math.sum", "total", a=doubled["result"], b=plus["result"], c=1)
-    line = g.add("text.template", "line", template="{{ a }} and {{ b }}", a=plus["result"], b=total["result"])
-    g.output("total", total["result"])
-    g.output("line", line["text"])
+    g = arithmetic_and_text_graph()
     result = executor.run(g, {"x": 4}, use_cache=False)
     assert result.status is RunStatus.SUCCEEDED and result.ok
     assert result.outputs == {"total": 17.5, "line": "8.5 and 17.5"}
@@ -67,6 +60,7 @@ def test_outputs_states_and_timings(executor: Executor) -> None:
                                                                          NodeState.DONE)
     assert all(r.attempts == 1 and r.duration is not None and r.duration >= 0 for r in result.nodes.values())
     assert result.finished_at is not None and result.finished_at >= result.started_at
+    assert result.to_json()["outputs"] == {"total": 17.5, "line": "8.5 and 17.5"}
 
 
 def test_failure_skips_descendants_and_keeps_other_branches(executor: Executor, tmp_path: Path) -> None:

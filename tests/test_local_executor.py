@@ -34,21 +34,6 @@ def intervals(journal, labels):  # type: ignore[no-untyped-def]
     return {entry[0]: (entry[1], entry[2]) for entry in journal.entries if entry[0] in labels}
 
 
-def test_run_returns_outputs_states_and_timings(executor: LocalExecutor) -> None:
-    g = Graph()
-    x = g.input("x", Float)
-    doubled = g.add("math.multiply", "double", a=x, b=2)
-    plus = g.add("math.add", "plus", a=doubled["result"], b=0.5)
-    g.output("y", plus["result"])
-    result = executor.run(g, {"x": 4})
-    assert result.status is RunStatus.SUCCEEDED and result.ok
-    assert result.outputs == {"y": 8.5}
-    assert {n: r.state for n, r in result.nodes.items()} == {"double": NodeState.DONE, "plus": NodeState.DONE}
-    record = result.nodes["plus"]
-    assert record.attempts == 1 and record.duration is not None and record.duration >= 0
-    assert result.to_json()["outputs"] == {"y": 8.5}
-
-
 def test_independent_branches_run_concurrently(executor: LocalExecutor, journal) -> None:  # type: ignore[no-untyped-def]
     g = Graph()
     left = g.add("test.sleep", label="left", seconds=0.4)
