@@ -16,7 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text as RichText
 
-from nodeloom._outputs import parse_assignments, write_outputs
+from nodeloom._inputs import parse_assignments
+from nodeloom._outputs import write_outputs
 from nodeloom._progress import RunDisplay
 from nodeloom._run import load
 from nodeloom.core.context import RunConfig

@@ -24,7 +24,7 @@ from netutil import RecordingHandler, ServerLog, recording_server
 from nodeloom.core import Graph, NodeState, RunConfig, RunResult
 from nodeloom.executors import LocalExecutor
 from nodeloom.node_registry import NodeRegistry
-from nodeloom.node_registry.tools.addresses import (
+from nodeloom.node_registry.http.addresses import (
     DestinationRefused,
     parse_url,
     redirect_destination,

@@ -1,11 +1,10 @@
-"""The tools pack: nodes that touch the world outside the graph.
+"""The http pack: `http.request`.
 
-`http.request` and `webhook.post` reach public addresses only unless the run allows
-private networks (`addresses.py` holds that policy); `file.save` writes into the run's
-output folder only.
+It reaches public addresses only unless the run allows private networks (`addresses.py`
+holds that policy); `${NODELOOM_SECRET_*}` references are expanded where their binding
+allows. `webhook.post` (the webhook pack) sends through the same code.
 """
 
-from nodeloom.node_registry.tools.files import file_save
-from nodeloom.node_registry.tools.http import http_request, webhook_post
+from nodeloom.node_registry.http.nodes import http_request
 
-__all__ = ["file_save", "http_request", "webhook_post"]
+__all__ = ["http_request"]

@@ -19,7 +19,7 @@ from netutil import RecordingHandler, ServerLog, recording_server
 
 from nodeloom.core import Graph, NodeState, RunConfig, RunResult
 from nodeloom.executors import LocalExecutor
-from nodeloom.node_registry.tools.addresses import host_matches
+from nodeloom.node_registry.http.addresses import host_matches
 
 HTTP_OUTPUTS = ("status", "headers", "text", "json")
 LOCAL = RunConfig(allow_private_network=True)
