@@ -48,7 +48,7 @@ from nodeloom.api.schemas import (
     RunSubmit,
     Scope,
 )
-from nodeloom.core.errors import NodeloomError
+from nodeloom.core.errors import NodeloomError, RunTimeoutError
 from nodeloom.core.graph import Graph
 
 T = TypeVar("T")
@@ -320,7 +320,8 @@ class Client:
             if run.status.terminal or run.status is RunState.INTERRUPTED:
                 return run
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"run {run_id} is still {run.status.value} after {timeout} s")
+                raise RunTimeoutError(f"run {run_id} is still {run.status.value} after {timeout} s", run_id=run_id,
+                                      timeout=timeout)
 
     def run(self, graph: Graph | Mapping[str, Any] | str, inputs: Mapping[str, Any] | None = None,
             timeout: float | None = None) -> RunInfo:
@@ -485,7 +486,8 @@ class AsyncClient:
             if run.status.terminal or run.status is RunState.INTERRUPTED:
                 return run
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"run {run_id} is still {run.status.value} after {timeout} s")
+                raise RunTimeoutError(f"run {run_id} is still {run.status.value} after {timeout} s", run_id=run_id,
+                                      timeout=timeout)
 
     async def run(self, graph: Graph | Mapping[str, Any] | str, inputs: Mapping[str, Any] | None = None,
                   timeout: float | None = None) -> RunInfo:

@@ -21,7 +21,7 @@ from nodeloom._outputs import write_outputs
 from nodeloom._progress import RunDisplay
 from nodeloom._run import load
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import GraphValidationError, NodeloomError
+from nodeloom.core.errors import GraphFileError, GraphValidationError, NodeloomError, UsageError
 from nodeloom.core.events import RunStatus
 from nodeloom.core.graph import Graph
 from nodeloom.core.issues import ValidationIssue
@@ -93,7 +93,7 @@ class _Cli(click.Group):
             sys.exit(EXIT_INVALID)
         except NodeloomError as error:
             err.print(f"[red]error:[/] {error.message}", markup=True)
-            usage = error.code in ("nodeloom_error", "invalid_input_value", "graph_file_unreadable")
+            usage = error.code in ("usage_error", "invalid_input_value", "graph_file_unreadable")
             sys.exit(EXIT_USAGE if usage else EXIT_INVALID)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
@@ -196,7 +196,7 @@ def _check_writable(folder: Path) -> None:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise NodeloomError(f"cannot write to the output folder {folder}: {error.strerror or error}") from None
+        raise UsageError(f"cannot write to the output folder {folder}: {error.strerror or error}") from None
 
 
 def _print_summary(status: RunStatus, run_id: str, seconds: float, target: Path,
@@ -225,7 +225,7 @@ def validate(graph_file: str, as_json: bool) -> None:
     try:
         text = path.read_bytes()
     except OSError as error:
-        raise NodeloomError(f"cannot read {path}: {error.strerror}") from None
+        raise GraphFileError(f"cannot read {path}: {error.strerror}") from None
     issues = validate_graph(text, default_registry())
     if as_json:
         click.echo(json.dumps([issue.to_dict() for issue in issues], indent=2))
@@ -327,10 +327,10 @@ def worker(queues: str, concurrency: int, pool: str, broker: str, store: str | N
     import os
 
     if importlib.util.find_spec("celery") is None:
-        raise NodeloomError("nodeloom worker needs Celery: pip install 'nodeloom[celery]'")
+        raise UsageError("nodeloom worker needs Celery: pip install 'nodeloom[celery]'")
     names = [q.strip() for q in queues.split(",") if q.strip()]
     if not names:
-        raise NodeloomError("--queues names no queue")
+        raise UsageError("--queues names no queue")
     full = ",".join(q if "." in q else f"nodeloom.{q}" for q in names)
     env = dict(os.environ, NODELOOM_BROKER_URL=broker)
     if store:

@@ -288,6 +288,8 @@ def test_result_wait_can_time_out_and_unknown_runs_are_errors(executor: LocalExe
     with pytest.raises(TimeoutError) as caught:
         handle.result(timeout=0.05)
     assert isinstance(caught.value, RunTimeoutError) and caught.value.to_dict()["error"]["code"] == "run_timeout"
+    with pytest.raises(RunTimeoutError, match="no event of run"):  # waiting for the next event, too
+        list(handle.events(timeout=0.05))
     assert handle.result(timeout=5).ok
     with pytest.raises(RunNotFoundError):
         executor.result("nope")

@@ -19,6 +19,7 @@ from nodeloom.core.artifacts import ArtifactStore
 from nodeloom.core.attempt import call_node, failure_outcome, timeout_error
 from nodeloom.core.cache import ResultCache, value_token
 from nodeloom.core.context import RunConfig
+from nodeloom.core.errors import RunTimeoutError
 from nodeloom.core.events import EventKind, EventLog, NodeRecord, NodeState, RunEvent, RunResult, RunStatus
 from nodeloom.core.plan import ExecutionPlan, PlannedNode
 from nodeloom.executors.local.lanes import AsyncLoop, Lane, Timers
@@ -144,7 +145,8 @@ class LocalRun:
                 while len(self.events) <= index and not self.done.is_set():
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
-                        raise TimeoutError(f"no event of run {self.run_id} within {timeout} s")
+                        raise RunTimeoutError(f"no event of run {self.run_id} within {timeout} s", run_id=self.run_id,
+                                              timeout=timeout)
                     self.waiters += 1
                     try:
                         self.cond.wait(remaining)
