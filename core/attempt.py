@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Coroutine, Mapping
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, Protocol
 
 from nodeloom.core.artifacts import ArtifactStore
 from nodeloom.core.catalog import NodeCatalog
@@ -20,33 +20,48 @@ from nodeloom.core.errors import NodeTimeoutError, error_record
 from nodeloom.core.spec import NodeDefinition, RetryPolicy
 
 Outputs = dict[str, Any]
-#: runs an async node's coroutine to its outputs (the local executor uses its event loop thread)
-AsyncRunner = Callable[[Coroutine[Any, Any, Outputs]], Outputs]
-ProgressCallback = Callable[[float, float | None, str], None]
 
 
-def call_node(
-    definition: NodeDefinition,
-    node_id: str,
-    inputs: Mapping[str, Any],
-    *,
-    run_id: str,
-    attempt: int,
-    artifacts: ArtifactStore,
-    config: RunConfig,
-    catalog: NodeCatalog | None,
-    device: str | None,
-    on_progress: ProgressCallback,
-    is_cancelled: Callable[[], bool],
-    run_async: AsyncRunner = asyncio.run,
-) -> Outputs:
+class AttemptSite(Protocol):
+    """Where one attempt runs, as the executor sees it; read only when the node takes a `NodeContext`
+    (or is async), so an attempt of a plain node costs no more than the call."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def number(self) -> int: ...
+
+    @property
+    def artifacts(self) -> ArtifactStore: ...
+
+    @property
+    def config(self) -> RunConfig: ...
+
+    @property
+    def catalog(self) -> NodeCatalog | None: ...
+
+    @property
+    def device(self) -> str | None: ...
+
+    def progress(self, done: float, total: float | None, message: str) -> None: ...
+
+    def is_cancelled(self) -> bool: ...
+
+    def run_async(self, coroutine: Coroutine[Any, Any, Outputs]) -> Outputs:
+        """Run an async node's coroutine to its outputs."""
+        ...
+
+
+def call_node(definition: NodeDefinition, node_id: str, inputs: Mapping[str, Any], site: AttemptSite) -> Outputs:
     """Call the node once and return its checked outputs; a node that takes a `NodeContext` gets one."""
     ctx = None
     if definition.context_param is not None:
-        ctx = NodeContext(run_id=run_id, node_id=node_id, artifacts=artifacts, config=config, attempt=attempt,
-                          device=device, on_progress=on_progress, is_cancelled=is_cancelled, catalog=catalog)
+        ctx = NodeContext(run_id=site.run_id, node_id=node_id, artifacts=site.artifacts, config=site.config,
+                          attempt=site.number, device=site.device, on_progress=site.progress,
+                          is_cancelled=site.is_cancelled, catalog=site.catalog)
     if definition.is_async:
-        return run_async(definition.invoke_async(node_id, inputs, ctx))
+        return site.run_async(definition.invoke_async(node_id, inputs, ctx))
     return definition.invoke(node_id, inputs, ctx)
 
 

@@ -9,6 +9,7 @@ worker process, after the pool forked, and kept between tasks.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -18,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Coroutine
 from typing import Any
 
 import redis
@@ -25,9 +27,10 @@ from celery import Task  # type: ignore[import-untyped]
 from celery.exceptions import SoftTimeLimitExceeded  # type: ignore[import-untyped]
 from celery.signals import worker_process_shutdown  # type: ignore[import-untyped]
 
-from nodeloom.core.artifacts import open_artifact_store
+from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
 from nodeloom.core.attempt import call_node, failure_outcome, timeout_error
 from nodeloom.core.catalog import NodeCatalog
+from nodeloom.core.context import RunConfig
 from nodeloom.core.events import RunStatus
 from nodeloom.core.plan import ExecutionPlan
 from nodeloom.core.values import encode_outputs
@@ -106,12 +109,7 @@ class NodeWorker:
         encoded = ""
         try:
             inputs = run.gather(planned, texts=texts)
-            outputs = call_node(
-                planned.definition, node_id, inputs, run_id=run_id, attempt=attempt, artifacts=self.artifacts,
-                config=run.config, catalog=run.plan.catalog, device=os.environ.get("NODELOOM_DEVICE"),
-                on_progress=lambda done, total, message: self._progress(run_id, node_id, attempt, done, total, message),
-                is_cancelled=lambda: self.store.status(run_id) is not RunStatus.RUNNING,
-            )
+            outputs = call_node(planned.definition, node_id, inputs, _TaskAttempt(self, run, node_id, attempt))
             encoded = encode_outputs(outputs, self.artifacts, self.config.inline_limit, node_id)
         except SoftTimeLimitExceeded:
             error = timeout_error(node_id, planned.timeout)
@@ -157,6 +155,47 @@ class NodeWorker:
         if message:
             data["message"] = message
         self.store.progress(run_id, node_id, attempt, data)
+
+
+class _TaskAttempt:
+    """The `AttemptSite` of one attempt on a worker: progress and cancellation go through the run store."""
+
+    __slots__ = ("node_id", "number", "run", "worker")
+
+    def __init__(self, worker: NodeWorker, run: DistributedRun, node_id: str, number: int) -> None:
+        self.worker = worker
+        self.run = run
+        self.node_id = node_id
+        self.number = number
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return self.worker.artifacts
+
+    @property
+    def config(self) -> RunConfig:
+        return self.run.config
+
+    @property
+    def catalog(self) -> NodeCatalog | None:
+        return self.run.plan.catalog
+
+    @property
+    def device(self) -> str | None:
+        return os.environ.get("NODELOOM_DEVICE")
+
+    def progress(self, done: float, total: float | None, message: str) -> None:
+        self.worker._progress(self.run_id, self.node_id, self.number, done, total, message)
+
+    def is_cancelled(self) -> bool:
+        return self.worker.store.status(self.run_id) is not RunStatus.RUNNING
+
+    def run_async(self, coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+        return asyncio.run(coroutine)
 
 
 _worker: NodeWorker | None = None
