@@ -17,6 +17,7 @@ from nodeloom.core.artifacts import ArtifactStore
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import NodeContext, RunConfig
 from nodeloom.core.errors import NodeTimeoutError, error_record
+from nodeloom.core.plan import ExecutionPlan
 from nodeloom.core.spec import NodeDefinition, RetryPolicy
 
 Outputs = dict[str, Any]
@@ -51,6 +52,38 @@ class AttemptSite(Protocol):
     def run_async(self, coroutine: Coroutine[Any, Any, Outputs]) -> Outputs:
         """Run an async node's coroutine to its outputs."""
         ...
+
+
+class AttemptRun(Protocol):
+    """What an attempt reads of its run (the local `LocalRun`, the Celery `DistributedRun`)."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def config(self) -> RunConfig: ...
+
+    @property
+    def plan(self) -> ExecutionPlan: ...
+
+
+class AttemptOfRun:
+    """The part of an `AttemptSite` both executors read from their run object `run`."""
+
+    __slots__ = ()
+    run: AttemptRun
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def config(self) -> RunConfig:
+        return self.run.config
+
+    @property
+    def catalog(self) -> NodeCatalog | None:
+        return self.run.plan.catalog
 
 
 def call_node(definition: NodeDefinition, node_id: str, inputs: Mapping[str, Any], site: AttemptSite) -> Outputs:

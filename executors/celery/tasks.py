@@ -28,9 +28,8 @@ from celery.exceptions import SoftTimeLimitExceeded  # type: ignore[import-untyp
 from celery.signals import worker_process_shutdown  # type: ignore[import-untyped]
 
 from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
-from nodeloom.core.attempt import call_node, failure_outcome, timeout_error
+from nodeloom.core.attempt import AttemptOfRun, call_node, failure_outcome, timeout_error
 from nodeloom.core.catalog import NodeCatalog
-from nodeloom.core.context import RunConfig
 from nodeloom.core.events import RunStatus
 from nodeloom.core.plan import ExecutionPlan
 from nodeloom.core.values import encode_outputs
@@ -157,10 +156,11 @@ class NodeWorker:
         self.store.progress(run_id, node_id, attempt, data)
 
 
-class _TaskAttempt:
+class _TaskAttempt(AttemptOfRun):
     """The `AttemptSite` of one attempt on a worker: progress and cancellation go through the run store."""
 
     __slots__ = ("node_id", "number", "run", "worker")
+    run: DistributedRun
 
     def __init__(self, worker: NodeWorker, run: DistributedRun, node_id: str, number: int) -> None:
         self.worker = worker
@@ -169,20 +169,8 @@ class _TaskAttempt:
         self.number = number
 
     @property
-    def run_id(self) -> str:
-        return self.run.run_id
-
-    @property
     def artifacts(self) -> ArtifactStore:
         return self.worker.artifacts
-
-    @property
-    def config(self) -> RunConfig:
-        return self.run.config
-
-    @property
-    def catalog(self) -> NodeCatalog | None:
-        return self.run.plan.catalog
 
     @property
     def device(self) -> str | None:

@@ -16,9 +16,8 @@ from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, Protocol
 
 from nodeloom.core.artifacts import ArtifactStore
-from nodeloom.core.attempt import call_node, failure_outcome, timeout_error
+from nodeloom.core.attempt import AttemptOfRun, call_node, failure_outcome, timeout_error
 from nodeloom.core.cache import ResultCache, value_token
-from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
 from nodeloom.core.errors import RunTimeoutError
 from nodeloom.core.events import EventKind, EventLog, NodeRecord, NodeState, RunEvent, RunResult, RunStatus
@@ -45,10 +44,11 @@ class RunHost(Protocol):
     def run_finished(self, run: LocalRun) -> None: ...
 
 
-class _Attempt:
+class _Attempt(AttemptOfRun):
     """One try of one node. `abandoned` is set on timeout or cancel: its result is then ignored."""
 
     __slots__ = ("abandoned", "future", "lane", "node_id", "number", "run", "sync")
+    run: LocalRun
 
     def __init__(self, run: LocalRun, node_id: str, number: int, lane: Lane, sync: bool) -> None:
         self.run = run
@@ -61,20 +61,8 @@ class _Attempt:
 
     # -- the AttemptSite of core.attempt: read only by nodes that take a NodeContext ----------
     @property
-    def run_id(self) -> str:
-        return self.run.run_id
-
-    @property
     def artifacts(self) -> ArtifactStore:
         return self.run.executor.artifacts
-
-    @property
-    def config(self) -> RunConfig:
-        return self.run.config
-
-    @property
-    def catalog(self) -> NodeCatalog | None:
-        return self.run.plan.catalog
 
     @property
     def device(self) -> str | None:
