@@ -24,7 +24,7 @@ from nodeloom.api.fastpath import FinishedRunReads
 from nodeloom.api.limits import BodySizeLimit
 from nodeloom.api.metrics import ApiMetrics, QueueDepths
 from nodeloom.api.recorder import RunRecorder
-from nodeloom.api.results import DurableResultCache
+from nodeloom.api.result_cache import DurableResultCache
 from nodeloom.api.routes import drafts, graphs, keys, nodes, runs, schedules, service, triggers
 from nodeloom.api.runner import RunService
 from nodeloom.api.schedules import Scheduler

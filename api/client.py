@@ -57,7 +57,7 @@ from nodeloom.api.schemas import (
     TriggerInfo,
 )
 from nodeloom.api.signing import DELIVERY_HEADER, SIGNATURE_HEADER, signature
-from nodeloom.core.errors import NodeloomError
+from nodeloom.core.errors import NodeloomError, RunTimeoutError
 from nodeloom.core.graph import Graph
 
 T = TypeVar("T")
@@ -362,7 +362,8 @@ class Client:
             if run.status.terminal or run.status is RunState.INTERRUPTED:
                 return run
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"run {run_id} is still {run.status.value} after {timeout} s")
+                raise RunTimeoutError(f"run {run_id} is still {run.status.value} after {timeout} s", run_id=run_id,
+                                      timeout=timeout)
 
     def run(self, graph: Graph | Mapping[str, Any] | str, inputs: Mapping[str, Any] | None = None,
             timeout: float | None = None) -> RunInfo:
@@ -573,7 +574,8 @@ class AsyncClient:
             if run.status.terminal or run.status is RunState.INTERRUPTED:
                 return run
             if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"run {run_id} is still {run.status.value} after {timeout} s")
+                raise RunTimeoutError(f"run {run_id} is still {run.status.value} after {timeout} s", run_id=run_id,
+                                      timeout=timeout)
 
     async def run(self, graph: Graph | Mapping[str, Any] | str, inputs: Mapping[str, Any] | None = None,
                   timeout: float | None = None) -> RunInfo:

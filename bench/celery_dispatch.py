@@ -39,8 +39,8 @@ import redis
 
 from nodeloom.core import Float, Graph, InputRef, Link
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
-from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet
 from nodeloom.node_registry import builtin_registry
+from nodeloom.testing import RedisServer, WorkerFleet
 
 TARGET_PER_NODE_VS_CHAIN = 1.5
 TARGET_TASKS_PER_SECOND_2_WORKERS = 300.0

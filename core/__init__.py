@@ -22,6 +22,7 @@ from nodeloom.core.errors import (
     RunNotFoundError,
     RunTimeoutError,
     UnknownNodeTypeError,
+    UsageError,
 )
 from nodeloom.core.events import (
     EventKind,
@@ -129,6 +130,7 @@ __all__ = [
     "TensorRef",
     "Text",
     "UnknownNodeTypeError",
+    "UsageError",
     "ValidationIssue",
     "Video",
     "VideoRef",

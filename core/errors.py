@@ -131,6 +131,12 @@ class GraphFileError(NodeloomError):
     code = "graph_file_unreadable"
 
 
+class UsageError(NodeloomError):
+    """A command was used wrongly: an option's value, an output folder that cannot be written, a missing extra."""
+
+    code = "usage_error"
+
+
 class InputValueError(NodeloomError):
     """A value given for a graph input on the command line (`--set name=value`) cannot be read."""
 

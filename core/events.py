@@ -102,16 +102,11 @@ class EventLog:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self._entries: list[tuple[Any, ...]] = []
-        #: record one entry `(kind.value, node, time, *values)`: the executor's hot path
+        #: record one entry `(kind.value, node, time, *values)`, `values` following `EVENT_FIELDS[kind]`
+        #: (the kind as its text, so the tuple holds only atomic values: see the class doc)
         self.add = self._entries.append
 
     def __len__(self) -> int:
-        return len(self._entries)
-
-    def append(self, kind: EventKind, node: str | None, time: float, *values: Any) -> int:
-        """Record an event; `values` follow `EVENT_FIELDS[kind]`. Returns its sequence number."""
-        # the kind is kept as its text so the tuple holds only atomic values (see the class doc)
-        self._entries.append((kind._value_, node, time, *values))
         return len(self._entries)
 
     def event(self, index: int) -> RunEvent:

@@ -23,12 +23,15 @@ from nodeloom.node_registry.registry import (
 #: modules of the built-in packs, registered into every default registry
 BUILTIN_PACKS = (
     "nodeloom.node_registry.text",
+    "nodeloom.node_registry.json",
     "nodeloom.node_registry.math",
     "nodeloom.node_registry.llm",
     "nodeloom.node_registry.image",
     "nodeloom.node_registry.audio",
     "nodeloom.node_registry.video",
-    "nodeloom.node_registry.tools",
+    "nodeloom.node_registry.http",
+    "nodeloom.node_registry.webhook",
+    "nodeloom.node_registry.file",
     "nodeloom.node_registry.control",
     "nodeloom.node_registry.comfy",
 )

@@ -16,14 +16,15 @@ from rich.table import Table
 from rich.text import Text as RichText
 
 from nodeloom._comfy_format import comfy_file_issue
-from nodeloom._outputs import parse_assignments, write_outputs
+from nodeloom._inputs import parse_assignments
+from nodeloom._outputs import write_outputs
 from nodeloom._progress import RunDisplay
 from nodeloom._run import load
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
 from nodeloom.core.document import parse_json_text
-from nodeloom.core.errors import GraphValidationError, NodeloomError
+from nodeloom.core.errors import GraphFileError, GraphValidationError, NodeloomError, UsageError
 from nodeloom.core.events import RunStatus
 from nodeloom.core.graph import Graph, read_graph_document
 from nodeloom.core.issues import ValidationIssue
@@ -100,7 +101,7 @@ class _Cli(click.Group):
             sys.exit(EXIT_INVALID)
         except NodeloomError as error:
             err.print(f"[red]error:[/] {error.message}", markup=True)
-            usage = error.code in ("nodeloom_error", "invalid_input_value", "graph_file_unreadable")
+            usage = error.code in ("usage_error", "invalid_input_value", "graph_file_unreadable")
             sys.exit(EXIT_USAGE if usage else EXIT_INVALID)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
@@ -231,7 +232,7 @@ def _check_writable(folder: Path) -> None:
         except OSError as error:
             problem = f"cannot write to the output folder {folder}: {error.strerror or error}"
     if problem is not None:
-        raise NodeloomError(problem)
+        raise UsageError(problem)
 
 
 def _print_summary(status: RunStatus, run_id: str, seconds: float, target: Path,
@@ -264,7 +265,7 @@ def validate(graph_file: str, as_json: bool, allow_private_network: bool) -> Non
     try:
         text = path.read_bytes()
     except OSError as error:
-        raise NodeloomError(f"cannot read {path}: {error.strerror}") from None
+        raise GraphFileError(f"cannot read {path}: {error.strerror}") from None
     comfy_file = comfy_file_issue(text, str(path))
     registry = default_registry()
     issues = [comfy_file] if comfy_file else validate_graph(text, registry)
@@ -372,10 +373,10 @@ def worker(queues: str, concurrency: int, pool: str, broker: str, store: str | N
     import os
 
     if importlib.util.find_spec("celery") is None:
-        raise NodeloomError("nodeloom worker needs Celery: pip install 'nodeloom[celery]'")
+        raise UsageError("nodeloom worker needs Celery: pip install 'nodeloom[celery]'")
     names = [q.strip() for q in queues.split(",") if q.strip()]
     if not names:
-        raise NodeloomError("--queues names no queue")
+        raise UsageError("--queues names no queue")
     full = ",".join(q if "." in q else f"nodeloom.{q}" for q in names)
     env = dict(os.environ, NODELOOM_BROKER_URL=broker)
     if store:

@@ -1,5 +1,10 @@
-"""A Redis server and Celery workers on this machine, as child processes: for tests, benchmarks,
-and trying the executor out without a deployment.
+"""Test helpers for nodeloom users and for nodeloom's own suite and benchmarks.
+
+`nodeloom.testing` starts a Redis server and Celery workers on this machine as child
+processes, to test a node pack on the distributed executor (or benchmark it, or try it
+out) without a deployment; `wait_until` polls a condition and `free_port` finds a loopback
+port. It needs the `celery` extra (`pip install 'nodeloom[celery]'`) and `redis-server` on
+the PATH. Nothing in the nodeloom package imports it: it is scaffolding for tests.
 
 >>> with RedisServer(folder) as server, WorkerFleet(CeleryConfig(broker_url=server.url)) as fleet:
 ...     fleet.start("cpu", "nodeloom.cpu,nodeloom.io")

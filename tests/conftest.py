@@ -18,9 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NamedTuple
 
-import httpx
 import pytest
-from netutil import free_port
+from netutil import free_port, wait_for_server
 
 from nodeloom.core import NodeContext, Range, RetryPolicy, node
 from nodeloom.executors import LocalExecutor
@@ -211,19 +210,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"llama_cpp.server exited with {process.returncode}:\n{log_path.read_text()[-2000:]}")
-                try:
-                    answer = httpx.get(f"{base_url}/models", headers={"Authorization": f"Bearer {SERVER_KEY}"})
-                    if answer.status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"llama_cpp.server did not answer within 60 s:\n{log_path.read_text()[-2000:]}")
-                time.sleep(0.1)
+            wait_for_server(process, f"{base_url}/models", 60, "llama_cpp.server", log=log_path,
+                            headers={"Authorization": f"Bearer {SERVER_KEY}"})
             yield base_url
         finally:
             process.terminate()

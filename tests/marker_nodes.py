@@ -1,4 +1,5 @@
-"""Test nodes that leave a marker file per execution, so tests count executions across processes.
+"""Test nodes that leave a marker file per execution, so tests count executions across processes,
+and the graph the executor suites share.
 
 Imported by name (`marker_nodes`) by the executor tests and by the Celery worker processes
 they start (pytest puts this folder on `sys.path`; workers get it as an extra path).
@@ -11,7 +12,7 @@ import signal
 import time
 from pathlib import Path
 
-from nodeloom.core import NodeContext, RetryPolicy, node
+from nodeloom.core import Float, Graph, NodeContext, RetryPolicy, node
 from nodeloom.core.errors import NodeExecutionError
 
 MODULE = "marker_nodes"
@@ -96,3 +97,15 @@ def crash(folder: str, label: str) -> float:
     _mark(folder, label)
     os.kill(os.getpid(), signal.SIGKILL)
     return 0.0
+
+
+def arithmetic_and_text_graph() -> Graph:
+    g = Graph("sums")
+    x = g.input("x", Float)
+    doubled = g.add("math.multiply", "double", a=x, b=2)
+    plus = g.add("math.add", "plus", a=doubled["result"], b=0.5)
+    total = g.add("math.sum", "total", a=doubled["result"], b=plus["result"], c=1)
+    line = g.add("text.template", "line", template="{{ a }} and {{ b }}", a=plus["result"], b=total["result"])
+    g.output("total", total["result"])
+    g.output("line", line["text"])
+    return g

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from databases import database_url
+from processes import cli_env
 from test_api_server import ApiServer, _create_key_cli, greeting_graph, sleeping_graph
 
 from nodeloom.api.client import ApiClientError, Client
@@ -30,8 +31,8 @@ FAST_SCHEDULER = {"NODELOOM_SCHEDULE_TICK": "0.2", "NODELOOM_SCHEDULE_GRACE": "3
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer, ApiServer]]:
     home = tmp_path_factory.mktemp("automation-pg")
     with database_url("postgres", home, "nl_auto") as db_url:
-        first = ApiServer(db_url, home / "a", env=FAST_SCHEDULER)
-        second = ApiServer(db_url, home / "b", env=FAST_SCHEDULER)
+        first = ApiServer(db_url, home / "a", env=cli_env(home / "a", **FAST_SCHEDULER))
+        second = ApiServer(db_url, home / "b", env=cli_env(home / "b", **FAST_SCHEDULER))
         for server in (first, second):
             server.home.mkdir()
         first.start()  # the first one migrates the schema; the second finds it current
@@ -175,7 +176,7 @@ def test_a_fire_while_the_last_run_is_in_flight_is_skipped(api: Client) -> None:
 
 
 def test_missed_fires_after_downtime_follow_the_catchup_policy(tmp_path: Path) -> None:
-    server = ApiServer(f"sqlite:///{tmp_path / 'nodeloom.db'}", tmp_path, env=FAST_SCHEDULER)
+    server = ApiServer(f"sqlite:///{tmp_path / 'nodeloom.db'}", tmp_path, env=cli_env(tmp_path, **FAST_SCHEDULER))
     server.start()
     key = _create_key_cli(server, "shop", "admin")
     with Client(server.url, api_key=key) as client:

@@ -6,25 +6,21 @@ Uses the Redis at 127.0.0.1:6379 (database 13, a key prefix of its own) as broke
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from netutil import free_port
+from processes import ApiServer, cli_env, create_key, spawn, stop
 
 from nodeloom.api.client import Client
 from nodeloom.api.schemas import RunState
 
 pytestmark = pytest.mark.slow
 
-TESTS = Path(__file__).resolve().parent
 REDIS = "redis://127.0.0.1:6379/13"
 
 
@@ -34,37 +30,21 @@ class Deployment:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.db_url = f"sqlite:///{home / 'nodeloom.db'}"
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-                    "NODELOOM_HOME": str(home), "NODELOOM_BROKER_URL": REDIS,
-                    "NODELOOM_KEY_PREFIX": f"nlapi{uuid.uuid4().hex[:8]}",
-                    "NODELOOM_ARTIFACTS": str(home / "artifacts"), "NODELOOM_NODE_MODULES": "conftest"}
-        self.api: subprocess.Popen[bytes] | None = None
+        self.env = cli_env(home, NODELOOM_BROKER_URL=REDIS, NODELOOM_KEY_PREFIX=f"nlapi{uuid.uuid4().hex[:8]}",
+                           NODELOOM_ARTIFACTS=str(home / "artifacts"), NODELOOM_NODE_MODULES="conftest")
+        self.server = ApiServer(self.db_url, home, options=["--executor", "celery"], env=self.env, log="api.log")
         self.worker: subprocess.Popen[bytes] | None = None
-        self.url = ""
 
-    def _spawn(self, *args: str, log: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen([sys.executable, "-m", "nodeloom.cli", *args], env=self.env,
-                                stdout=(self.home / log).open("ab"), stderr=subprocess.STDOUT)
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     def start_worker(self) -> None:
-        self.worker = self._spawn("worker", "--queues", "cpu,io", "--concurrency", "2", "--node-module", "conftest",
-                                  "--loglevel", "WARNING", log="worker.log")
+        self.worker = spawn(["worker", "--queues", "cpu,io", "--concurrency", "2", "--node-module", "conftest",
+                             "--loglevel", "WARNING"], self.env, self.home / "worker.log")
 
     def start_api(self) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.api = self._spawn("serve", "--port", str(port), "--db-url", self.db_url, "--executor", "celery",
-                               "--node-module", "conftest", "--log-level", "warning", log="api.log")
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.api.poll() is not None:
-                raise RuntimeError((self.home / "api.log").read_text()[-3000:])
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("the API did not start")
+        self.server.start()
 
     def logs(self) -> str:
         """The ends of the API's and the worker's logs, for failure messages."""
@@ -72,19 +52,11 @@ class Deployment:
                          for name in ("api.log", "worker.log") if (self.home / name).exists())
 
     def kill_api(self) -> None:
-        if self.api is not None:
-            self.api.send_signal(signal.SIGKILL)
-            self.api.wait(timeout=10)
+        self.server.kill()
 
     def stop(self) -> None:
-        for process in (self.api, self.worker):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
+        self.server.stop()
+        stop(self.worker, timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -112,10 +84,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
 
 @pytest.fixture(scope="module")
 def key(deployment: Deployment) -> str:
-    done = subprocess.run([sys.executable, "-m", "nodeloom.cli", "keys", "create", "--project", "alpha",
-                           "--scopes", "run", "--db-url", deployment.db_url],
-                          env=deployment.env, capture_output=True, text=True, check=True, timeout=120)
-    return done.stdout.strip()
+    return create_key(deployment.db_url, deployment.env, "alpha", "run")
 
 
 def _sleeper(seconds: float, label: str) -> dict[str, Any]:

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 from databases import database_url
-from test_api_server import ApiServer, _create_key_cli, greeting_graph
+from processes import ApiServer
+from test_api_server import _create_key_cli, greeting_graph
 
 from nodeloom.api.client import AsyncClient, Client
 from nodeloom.api.schemas import GraphSummary, RunSummary

@@ -18,7 +18,7 @@ from databases import KINDS, database_url
 from sqlalchemy import Engine, func, select, update
 
 from nodeloom.api.db import make_engine, upgrade_database
-from nodeloom.api.results import DurableResultCache
+from nodeloom.api.result_cache import DurableResultCache
 from nodeloom.api.tables import NodeResultRow
 from nodeloom.core import Graph
 from nodeloom.core.artifacts import ArtifactRef, LocalArtifactStore

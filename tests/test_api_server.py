@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -22,66 +20,14 @@ from typing import Any
 import httpx
 import pytest
 from databases import KINDS, database_url
-from netutil import free_port
+from processes import ApiServer, create_key
 from sqlalchemy import func, select
 
 from nodeloom.api.client import ApiClientError, AsyncClient, Client
 from nodeloom.api.db import make_engine
 from nodeloom.api.schemas import RunState, Scope
 from nodeloom.api.tables import NodeResultRow
-
-TESTS = Path(__file__).resolve().parent
-
-
-def _env(home: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-            "NODELOOM_HOME": str(home), "XDG_DATA_HOME": str(home / "data")}
-
-
-class ApiServer:
-    """`nodeloom serve` in a child process; `kill` stops it the hard way, as a crash would."""
-
-    def __init__(self, db_url: str, home: Path, extra_args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None) -> None:
-        self.db_url = db_url
-        self.home = home
-        self.extra_args = extra_args
-        self.env = env or {}
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = ""
-
-    def start(self) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        log = (self.home / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "nodeloom.cli", "serve", "--port", str(port), "--db-url", self.db_url,
-             "--node-module", "conftest", "--log-level", "warning", *self.extra_args],
-            env={**_env(self.home), **self.env}, stdout=log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited: {(self.home / 'server.log').read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise RuntimeError("the server did not answer /healthz within 90 s")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+from nodeloom.testing import wait_until
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -97,16 +43,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def _create_key_cli(server: ApiServer, project: str, scopes: str) -> str:
-    """`nodeloom keys create`: the key alone on stdout."""
-    done = subprocess.run(
-        [sys.executable, "-m", "nodeloom.cli", "keys", "create", "--project", project, "--scopes", scopes,
-         "--db-url", server.db_url],
-        env=_env(server.home), capture_output=True, text=True, timeout=120, check=True,
-    )
-    key = done.stdout.strip()
-    assert key.startswith("nl_") and "\n" not in key
-    assert "shown only now" in done.stderr
-    return key
+    return create_key(server.db_url, server.env, project, scopes)
 
 
 @pytest.fixture(scope="module")
@@ -144,11 +81,7 @@ def sleeping_graph(seconds: float, label: str, value: float = 2.5) -> dict[str, 
 
 
 def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
+    wait_until(predicate, timeout, "the condition")
 
 
 # -- service and catalog -------------------------------------------------------------

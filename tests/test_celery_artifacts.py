@@ -24,7 +24,7 @@ from PIL import Image
 from nodeloom.core import Graph
 from nodeloom.core.artifacts import FsspecArtifactStore, LocalArtifactStore
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
-from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet, wait_until
+from nodeloom.testing import RedisServer, WorkerFleet, wait_until
 
 pytestmark = pytest.mark.slow
 

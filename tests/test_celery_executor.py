@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from marker_nodes import FOLDER, MODULE, markers
+from marker_nodes import FOLDER, MODULE, arithmetic_and_text_graph, markers
 
 from nodeloom.core import EventKind, Float, Graph, NodeState, RunStatus
 from nodeloom.core.errors import RunNotFoundError
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
-from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet, wait_until
 from nodeloom.node_registry import NodeRegistry, builtin_registry
+from nodeloom.testing import RedisServer, WorkerFleet, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -75,18 +75,6 @@ def registry() -> NodeRegistry:
 def executor(registry: NodeRegistry, config: CeleryConfig, workers: WorkerFleet) -> Iterator[CeleryExecutor]:
     with CeleryExecutor(registry, config=config) as running:
         yield running
-
-
-def arithmetic_and_text_graph() -> Graph:
-    g = Graph("sums")
-    x = g.input("x", Float)
-    doubled = g.add("math.multiply", "double", a=x, b=2)
-    plus = g.add("math.add", "plus", a=doubled["result"], b=0.5)
-    total = g.add("math.sum", "total", a=doubled["result"], b=plus["result"], c=1)
-    line = g.add("text.template", "line", template="{{ a }} and {{ b }}", a=plus["result"], b=total["result"])
-    g.output("total", total["result"])
-    g.output("line", line["text"])
-    return g
 
 
 def test_fan_in_node_runs_once_when_its_parents_finish_together(executor: CeleryExecutor, tmp_path: Path) -> None:

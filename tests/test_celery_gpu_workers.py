@@ -17,8 +17,8 @@ import pytest
 
 from nodeloom.core import Graph, NodeState
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
-from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet
 from nodeloom.node_registry.image.tiny import save_tiny_pipeline
+from nodeloom.testing import RedisServer, WorkerFleet
 
 pytestmark = pytest.mark.slow
 

@@ -6,17 +6,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import jsonschema
 import pytest
+from processes import NODELOOM, nodeloom, plugin_env
 
 REPO = Path(__file__).resolve().parent.parent
 HELLO = REPO / "examples" / "hello" / "graph.json"
-NODELOOM = Path(sys.executable).with_name("nodeloom")
+
 
 PLUGIN = '''
 import time
@@ -40,26 +39,7 @@ def fail(message: str = "boom") -> int:
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
     """An environment with a node pack installed as a distribution (entry point + module)."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "slowpack.py").write_text(textwrap.dedent(PLUGIN))
-    info = site / "slowpack-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slowpack\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[nodeloom.nodes]\nslow = slowpack\n")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(site)
-    env["NODELOOM_HOME"] = str(tmp_path / "home")
-    env.pop("FORCE_COLOR", None)
-    env["NO_COLOR"] = "1"
-    env["COLUMNS"] = "200"
-    return env
-
-
-def nodeloom(
-    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(NODELOOM), *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+    return plugin_env(tmp_path, "slowpack", PLUGIN, "slow")
 
 
 def write_graph(path: Path, nodes: dict, outputs: dict, inputs: dict | None = None) -> Path:  # type: ignore[type-arg]

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-NODELOOM = Path(sys.executable).with_name("nodeloom")
+from processes import nodeloom, plugin_env
 
 #: a node pack whose node leaves a marker file, so a test can tell whether any node ran
 MARKER_PACK = '''
@@ -34,20 +29,8 @@ def touch(path: str) -> str:
 
 @pytest.fixture
 def cli_env(tmp_path: Path) -> dict[str, str]:
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "markerpack.py").write_text(textwrap.dedent(MARKER_PACK))
-    info = site / "markerpack-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: markerpack\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[nodeloom.nodes]\nmarker = markerpack\n")
-    env = dict(os.environ, PYTHONPATH=str(site), NODELOOM_HOME=str(tmp_path / "home"), NO_COLOR="1", COLUMNS="200")
-    env.pop("FORCE_COLOR", None)
-    return env
-
-
-def nodeloom(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(NODELOOM), *args], capture_output=True, text=True, env=env, timeout=120)
+    """An environment with a node pack installed as a distribution (entry point + module)."""
+    return plugin_env(tmp_path, "markerpack", MARKER_PACK, "marker")
 
 
 def write_graph(path: Path, nodes: dict[str, Any], outputs: dict[str, Any]) -> Path:

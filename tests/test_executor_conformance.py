@@ -14,15 +14,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from marker_nodes import FOLDER, MODULE, markers
+from marker_nodes import FOLDER, MODULE, arithmetic_and_text_graph, markers
 
 from nodeloom.core import EventKind, Float, Graph, NodeState, RunEvent, RunStatus
 from nodeloom.core.errors import RunNotFoundError
-from nodeloom.executors import Executor, LocalExecutor
+from nodeloom.executors import Executor, LocalExecutor, RunHandle
 from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
-from nodeloom.executors.celery.fleet import RedisServer, WorkerFleet, wait_until
 from nodeloom.executors.pool import PoolExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
+from nodeloom.testing import RedisServer, WorkerFleet, wait_until
 
 
 @pytest.fixture(scope="session")
@@ -57,14 +57,7 @@ def executor(request: pytest.FixtureRequest, conformance_registry: NodeRegistry,
 
 
 def test_outputs_states_and_timings(executor: Executor) -> None:
-    g = Graph("sums")
-    x = g.input("x", Float)
-    doubled = g.add("math.multiply", "double", a=x, b=2)
-    plus = g.add("math.add", "plus", a=doubled["result"], b=0.5)
-    total = g.add("math.sum", "total", a=doubled["result"], b=plus["result"], c=1)
-    line = g.add("text.template", "line", template="{{ a }} and {{ b }}", a=plus["result"], b=total["result"])
-    g.output("total", total["result"])
-    g.output("line", line["text"])
+    g = arithmetic_and_text_graph()
     result = executor.run(g, {"x": 4}, use_cache=False)
     assert result.status is RunStatus.SUCCEEDED and result.ok
     assert result.outputs == {"total": 17.5, "line": "8.5 and 17.5"}
@@ -72,6 +65,7 @@ def test_outputs_states_and_timings(executor: Executor) -> None:
                                                                          NodeState.DONE)
     assert all(r.attempts == 1 and r.duration is not None and r.duration >= 0 for r in result.nodes.values())
     assert result.finished_at is not None and result.finished_at >= result.started_at
+    assert result.to_json()["outputs"] == {"total": 17.5, "line": "8.5 and 17.5"}
 
 
 def test_failure_skips_descendants_and_keeps_other_branches(executor: Executor, tmp_path: Path) -> None:
@@ -114,13 +108,19 @@ def test_events_arrive_in_order_through_callback_and_stream(executor: Executor, 
     assert [e.seq for e in handle.events(after=3)] == [e.seq for e in streamed[3:]]
 
 
-def test_cancel_stops_the_running_node_and_its_successors(executor: Executor, tmp_path: Path) -> None:
+def start_slow_run(executor: Executor, tmp_path: Path, seconds: float) -> RunHandle:
+    """A run of `slow` (a node waiting `seconds`) then `after`, once `slow` has started."""
     g = Graph()
-    slow = g.add("marker.wait", "slow", folder=str(tmp_path), label="slow", seconds=5)
+    slow = g.add("marker.wait", "slow", folder=str(tmp_path), label="slow", seconds=seconds)
     after = g.add("marker.mark", "after", folder=str(tmp_path), label="after", value=slow["value"])
     g.output("value", after["value"])
     handle = executor.submit(g, use_cache=False)
     wait_until(lambda: bool(markers(tmp_path, "slow-start")), 30, "the slow node to start")
+    return handle
+
+
+def test_cancel_stops_the_running_node_and_its_successors(executor: Executor, tmp_path: Path) -> None:
+    handle = start_slow_run(executor, tmp_path, seconds=5)
     assert handle.cancel() is True
     result = handle.result(timeout=10)
     assert result.status is RunStatus.CANCELLED
@@ -192,12 +192,7 @@ def test_unknown_runs_are_clear_errors(executor: Executor) -> None:
 
 
 def test_status_is_a_snapshot_while_running_and_the_result_once_finished(executor: Executor, tmp_path: Path) -> None:
-    g = Graph()
-    slow = g.add("marker.wait", "slow", folder=str(tmp_path), label="slow", seconds=0.6)
-    after = g.add("marker.mark", "after", folder=str(tmp_path), label="after", value=slow["value"])
-    g.output("value", after["value"])
-    handle = executor.submit(g, use_cache=False)
-    wait_until(lambda: bool(markers(tmp_path, "slow-start")), 30, "the slow node to start")
+    handle = start_slow_run(executor, tmp_path, seconds=0.6)
     now = executor.status(handle.run_id)
     assert now.status is RunStatus.RUNNING and now.finished_at is None and now.outputs == {}
     assert (now.nodes["slow"].state, now.nodes["after"].state) == (NodeState.RUNNING, NodeState.PENDING)

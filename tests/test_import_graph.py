@@ -156,3 +156,9 @@ def test_the_check_sees_a_lazy_circle_and_ignores_a_type_checking_import(tmp_pat
     graph = import_graph(modules)
     assert graph == {"pkg.a": {"pkg.b"}, "pkg.b": {"pkg.a"}, "pkg.c": set()}
     assert circles(graph) == [["pkg.a", "pkg.b"]]
+
+
+def test_no_module_of_the_package_imports_the_test_helpers() -> None:
+    graph = import_graph(package_modules())
+    assert "nodeloom.testing" in graph
+    assert sorted(module for module, targets in graph.items() if "nodeloom.testing" in targets) == []

@@ -34,21 +34,6 @@ def intervals(journal, labels):  # type: ignore[no-untyped-def]
     return {entry[0]: (entry[1], entry[2]) for entry in journal.entries if entry[0] in labels}
 
 
-def test_run_returns_outputs_states_and_timings(executor: LocalExecutor) -> None:
-    g = Graph()
-    x = g.input("x", Float)
-    doubled = g.add("math.multiply", "double", a=x, b=2)
-    plus = g.add("math.add", "plus", a=doubled["result"], b=0.5)
-    g.output("y", plus["result"])
-    result = executor.run(g, {"x": 4})
-    assert result.status is RunStatus.SUCCEEDED and result.ok
-    assert result.outputs == {"y": 8.5}
-    assert {n: r.state for n, r in result.nodes.items()} == {"double": NodeState.DONE, "plus": NodeState.DONE}
-    record = result.nodes["plus"]
-    assert record.attempts == 1 and record.duration is not None and record.duration >= 0
-    assert result.to_json()["outputs"] == {"y": 8.5}
-
-
 def test_independent_branches_run_concurrently(executor: LocalExecutor, journal) -> None:  # type: ignore[no-untyped-def]
     g = Graph()
     left = g.add("test.sleep", label="left", seconds=0.4)
@@ -303,6 +288,8 @@ def test_result_wait_can_time_out_and_unknown_runs_are_errors(executor: LocalExe
     with pytest.raises(TimeoutError) as caught:
         handle.result(timeout=0.05)
     assert isinstance(caught.value, RunTimeoutError) and caught.value.to_dict()["error"]["code"] == "run_timeout"
+    with pytest.raises(RunTimeoutError, match="no event of run"):  # waiting for the next event, too
+        list(handle.events(timeout=0.05))
     assert handle.result(timeout=5).ok
     with pytest.raises(RunNotFoundError):
         executor.result("nope")

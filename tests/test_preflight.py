@@ -27,7 +27,7 @@ from nodeloom.core.preflight import out_dir_problem, preflight
 from nodeloom.core.spec import InputProblem, NodePreflight, node
 from nodeloom.executors.local import LocalExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
-from nodeloom.node_registry.tools.addresses import literal_address
+from nodeloom.node_registry.http.addresses import literal_address
 
 NODELOOM = Path(sys.executable).with_name("nodeloom")
 

@@ -13,13 +13,12 @@ import io
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from netutil import free_port, wait_for_server
 from PIL import Image
 
 from nodeloom.agents.refine import (
@@ -39,7 +38,6 @@ from nodeloom.core import EventKind, Graph, LocalArtifactStore, RunEvent
 from nodeloom.core.validate import validate_graph
 from nodeloom.executors import LocalExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
-from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
@@ -241,15 +239,7 @@ def vision_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     process = subprocess.Popen([sys.executable, str(script), str(port), str(log)])
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{base_url}/models").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    pytest.fail("the stand-in vision server did not start")
-                time.sleep(0.05)
+        wait_for_server(process, f"{base_url}/models", 20, "the stand-in vision server")
         yield base_url, log
     finally:
         process.terminate()

@@ -6,7 +6,8 @@ import pytest
 
 from nodeloom.core import Graph, NodeExecutionError
 from nodeloom.executors import LocalExecutor
-from nodeloom.node_registry.text import json_extract, json_parse, text_join, text_template
+from nodeloom.node_registry.json import json_extract, json_parse
+from nodeloom.node_registry.text import text_join, text_template
 
 
 def test_template_renders_values_and_extra_inputs() -> None:
@@ -72,7 +73,7 @@ def test_text_nodes_compose_in_a_graph(executor: LocalExecutor) -> None:
 
 
 def test_object_builds_json_with_artifact_references(executor: LocalExecutor) -> None:
-    from nodeloom.node_registry.text import json_object
+    from nodeloom.node_registry.json import json_object
 
     ref = executor.artifacts.put_bytes(b"\x89PNG fake", "image/png")
     out = json_object.invoke("o", {"title": "Ad", "count": 2, "poster": ref})

@@ -11,22 +11,20 @@ from __future__ import annotations
 import json
 import logging
 import ssl
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import trustme
+from netutil import RecordingHandler, ServerLog, recording_server
 
 from nodeloom.core import Graph, NodeState, RunConfig, RunResult
 from nodeloom.executors import LocalExecutor
 from nodeloom.node_registry import NodeRegistry
-from nodeloom.node_registry.tools.addresses import (
+from nodeloom.node_registry.http.addresses import (
     DestinationRefused,
     parse_url,
     redirect_destination,
@@ -37,102 +35,41 @@ HTTP_OUTPUTS = ("status", "headers", "text", "json")
 FAST_RETRY = {"max_attempts": 3, "initial_backoff": 0.01, "jitter": 0.0}
 
 
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class ServerLog:
-    """What the server saw, and the knobs the handler reads."""
-
-    port: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    requests: list[Received] = field(default_factory=list)
-    release: threading.Event = field(default_factory=threading.Event)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def count(self, path: str) -> int:
-        with self.lock:
-            return sum(1 for r in self.requests if r.path == path)
-
-
-def _handler(server: ServerLog) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-        def _reply(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (extra or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
-
-        def _json(self, status: int, data: Any, extra: dict[str, str] | None = None) -> None:
-            self._reply(status, json.dumps(data).encode(), "application/json", extra)
-
-        def _handle(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            split = urlsplit(self.path)
-            with server.lock:
-                server.requests.append(Received(self.command, split.path, dict(self.headers.items()), body))
-                seen = sum(1 for r in server.requests if r.path == split.path)
-            parts = split.path.strip("/").split("/")
-            query = parse_qs(split.query)
-            if parts[0] == "json":
-                self._json(200, {"hello": "world", "n": 3}, {"Set-Cookie": "session=abc123", "X-Plain": "yes"})
-            elif parts[0] == "echo":
-                text = body.decode()
-                try:
-                    parsed: Any = json.loads(text)
-                except ValueError:
-                    parsed = text
-                self._json(200, {"method": self.command, "body": parsed, "headers": dict(self.headers.items())})
-            elif parts[0] == "text":
-                self._reply(200, b"plain words", "text/plain; charset=utf-8")
-            elif parts[0] == "status":
-                self._reply(int(parts[1]), f"status {parts[1]} from the server".encode(), "text/plain")
-            elif parts[0] == "flaky":  # /flaky/<name>/<failures>: 503 for the first <failures> requests
-                if seen <= int(parts[2]):
-                    self._reply(503, b"busy, try later", "text/plain")
-                else:
-                    self._json(200, {"ok": True, "requests": seen})
-            elif parts[0] == "redirect":
-                self._reply(int(query.get("code", ["302"])[0]), b"", "text/plain", {"Location": query["to"][0]})
-            elif parts[0] == "slow":
-                server.release.wait(5)
-                self._reply(200, b"late", "text/plain")
-            else:
-                self._reply(404, b"no such route", "text/plain")
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
-
-    return Handler
+def _route(handler: RecordingHandler, body: bytes, seen: int) -> None:
+    split = urlsplit(handler.path)
+    parts = split.path.strip("/").split("/")
+    query = parse_qs(split.query)
+    if parts[0] == "json":
+        handler.reply_json(200, {"hello": "world", "n": 3}, {"Set-Cookie": "session=abc123", "X-Plain": "yes"})
+    elif parts[0] == "echo":
+        text = body.decode()
+        try:
+            parsed: Any = json.loads(text)
+        except ValueError:
+            parsed = text
+        handler.reply_json(200, {"method": handler.command, "body": parsed, "headers": dict(handler.headers.items())})
+    elif parts[0] == "text":
+        handler.reply(200, b"plain words", "text/plain; charset=utf-8")
+    elif parts[0] == "status":
+        handler.reply(int(parts[1]), f"status {parts[1]} from the server".encode(), "text/plain")
+    elif parts[0] == "flaky":  # /flaky/<name>/<failures>: 503 for the first <failures> requests
+        if seen <= int(parts[2]):
+            handler.reply(503, b"busy, try later", "text/plain")
+        else:
+            handler.reply_json(200, {"ok": True, "requests": seen})
+    elif parts[0] == "redirect":
+        handler.reply(int(query.get("code", ["302"])[0]), b"", "text/plain", {"Location": query["to"][0]})
+    elif parts[0] == "slow":
+        handler.state.release.wait(5)
+        handler.reply(200, b"late", "text/plain")
+    else:
+        handler.reply(404, b"no such route", "text/plain")
 
 
 @pytest.fixture
 def server() -> Iterator[ServerLog]:
-    state = ServerLog()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield state
-    state.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with recording_server(_route) as state:
+        yield state
 
 
 @pytest.fixture
@@ -144,20 +81,8 @@ def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Serv
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "ca.pem"))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     authority.issue_cert("localhost").configure_cert(context)
-    state = ServerLog()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
-
-
-
-
+    with recording_server(_route, tls=context) as state:
+        yield state
 
 
 LOCAL = RunConfig(allow_private_network=True)

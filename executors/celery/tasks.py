@@ -9,6 +9,7 @@ worker process, after the pool forked, and kept between tasks.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -18,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Coroutine
 from typing import Any
 
 import redis
@@ -25,9 +27,10 @@ from celery import Task  # type: ignore[import-untyped]
 from celery.exceptions import SoftTimeLimitExceeded  # type: ignore[import-untyped]
 from celery.signals import worker_process_shutdown  # type: ignore[import-untyped]
 
-from nodeloom.core.artifacts import open_artifact_store
-from nodeloom.core.attempt import call_node, failure_outcome, timeout_error
+from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
+from nodeloom.core.attempt import AttemptOfRun, call_node, failure_outcome, timeout_error
 from nodeloom.core.branches import split_taken
+from nodeloom.core.cache import ResultCache
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.events import RunStatus
 from nodeloom.core.plan import ExecutionPlan
@@ -110,13 +113,7 @@ class NodeWorker:
         gone: frozenset[str] = frozenset()
         try:
             inputs = run.gather(planned, texts=texts)
-            outputs = call_node(
-                planned.definition, node_id, inputs, run_id=run_id, attempt=attempt, artifacts=self.artifacts,
-                config=run.config, catalog=run.plan.catalog, device=os.environ.get("NODELOOM_DEVICE"),
-                on_progress=lambda done, total, message: self._progress(run_id, node_id, attempt, done, total, message),
-                is_cancelled=lambda: self.store.status(run_id) is not RunStatus.RUNNING,
-                cache=StoredResults(self.store, self.artifacts, self.config.inline_limit) if run.use_cache else None,
-            )
+            outputs = call_node(planned.definition, node_id, inputs, _TaskAttempt(self, run, node_id, attempt))
             if planned.conditional:
                 outputs, gone = split_taken(outputs)
             encoded = encode_outputs(outputs, self.artifacts, self.config.inline_limit, node_id)
@@ -164,6 +161,41 @@ class NodeWorker:
         if message:
             data["message"] = message
         self.store.progress(run_id, node_id, attempt, data)
+
+
+class _TaskAttempt(AttemptOfRun):
+    """The `AttemptSite` of one attempt on a worker: progress and cancellation go through the run store."""
+
+    __slots__ = ("node_id", "number", "run", "worker")
+    run: DistributedRun
+
+    def __init__(self, worker: NodeWorker, run: DistributedRun, node_id: str, number: int) -> None:
+        self.worker = worker
+        self.run = run
+        self.node_id = node_id
+        self.number = number
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return self.worker.artifacts
+
+    @property
+    def device(self) -> str | None:
+        return os.environ.get("NODELOOM_DEVICE")
+
+    def progress(self, done: float, total: float | None, message: str) -> None:
+        self.worker._progress(self.run_id, self.node_id, self.number, done, total, message)
+
+    def is_cancelled(self) -> bool:
+        return self.worker.store.status(self.run_id) is not RunStatus.RUNNING
+
+    @property
+    def cache(self) -> ResultCache | None:
+        worker = self.worker
+        return StoredResults(worker.store, worker.artifacts, worker.config.inline_limit) if self.run.use_cache else None
+
+    def run_async(self, coroutine: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+        return asyncio.run(coroutine)
 
 
 _worker: NodeWorker | None = None

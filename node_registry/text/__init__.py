@@ -1,5 +1,5 @@
-"""The text pack: templates, joining, and reading JSON."""
+"""The text pack: templates and joining."""
 
-from nodeloom.node_registry.text.nodes import json_extract, json_object, json_parse, text_join, text_template
+from nodeloom.node_registry.text.nodes import text_join, text_template
 
-__all__ = ["json_extract", "json_object", "json_parse", "text_join", "text_template"]
+__all__ = ["text_join", "text_template"]

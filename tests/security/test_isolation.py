@@ -32,7 +32,7 @@ from nodeloom.api.client import Client
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     home = tmp_path_factory.mktemp("isolation")
-    instance = ApiServer(f"sqlite:///{home / 'api.db'}", home, ("--node-module", MODULE, "--workers", "2"))
+    instance = ApiServer(f"sqlite:///{home / 'api.db'}", home, options=("--node-module", MODULE, "--workers", "2"))
     instance.start()
     try:
         yield instance

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
+from netutil import RecordingHandler, ServerLog, recording_server
 
 from nodeloom.core import Graph, NodeState, RunConfig, RunResult
 from nodeloom.executors import LocalExecutor
-from nodeloom.node_registry.tools.addresses import host_matches
+from nodeloom.node_registry.http.addresses import host_matches
 
 HTTP_OUTPUTS = ("status", "headers", "text", "json")
 LOCAL = RunConfig(allow_private_network=True)
@@ -40,84 +38,32 @@ ECHOES: dict[str, Callable[[str], str]] = {
 }
 
 
-@dataclass
-class Received:
-    method: str
-    target: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Server:
-    port: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    requests: list[Received] = field(default_factory=list)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
-def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-        def _reply(self, status: int, body: bytes, extra: dict[str, str] | None = None) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in (extra or {}).items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def _handle(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            with server.lock:
-                server.requests.append(Received(self.command, self.path, dict(self.headers.items()), body))
-            split = urlsplit(self.path)
-            query = {name: values[0] for name, values in parse_qs(split.query).items()}
-            if split.path.startswith("/echo"):  # everything received, as JSON
-                echoed = {"target": self.path, "headers": dict(self.headers.items()), "body": body.decode()}
-                self._reply(200, json.dumps(echoed).encode())
-            elif split.path == "/reflect":  # the X-Echo header given back in one spelling
-                given = ECHOES[query["spelling"]](self.headers.get("X-Echo", ""))
-                status = int(query.get("status", "200"))
-                self._reply(status, json.dumps({"said": given}).encode(), {"X-Said": given})
-            elif split.path == "/redirect":
-                self._reply(int(query.get("code", "307")), b"", {"Location": query["to"]})
-            else:
-                self._reply(404, b"{}")
-
-        do_GET = do_POST = _handle
-
-    return Handler
-
-
-def _start() -> Iterator[Server]:
-    state = Server()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+def _route(handler: RecordingHandler, body: bytes, seen: int) -> None:
+    split = urlsplit(handler.path)
+    query = {name: values[0] for name, values in parse_qs(split.query).items()}
+    if split.path.startswith("/echo"):  # everything received, as JSON
+        echoed = {"target": handler.path, "headers": dict(handler.headers.items()), "body": body.decode()}
+        handler.reply_json(200, echoed)
+    elif split.path == "/reflect":  # the X-Echo header given back in one spelling
+        given = ECHOES[query["spelling"]](handler.headers.get("X-Echo", ""))
+        handler.reply_json(int(query.get("status", "200")), {"said": given}, {"X-Said": given})
+    elif split.path == "/redirect":
+        handler.reply(int(query.get("code", "307")), b"", extra={"Location": query["to"]})
+    else:
+        handler.reply(404, b"{}")
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    yield from _start()
+def server() -> Iterator[ServerLog]:
+    with recording_server(_route) as state:
+        yield state
 
 
 @pytest.fixture
-def other_server() -> Iterator[Server]:
+def other_server() -> Iterator[ServerLog]:
     """A second origin (another port on 127.0.0.1)."""
-    yield from _start()
+    with recording_server(_route) as state:
+        yield state
 
 
 @pytest.fixture(autouse=True)
@@ -181,7 +127,7 @@ def test_a_secret_in_the_url_authority_is_refused_before_any_lookup(
 @pytest.mark.parametrize("binding", [None, "api.example.com", "*.127.0.0.1"])
 @pytest.mark.parametrize("path", [f"/echo?key={REFERENCE}", f"/echo/{REFERENCE}/x"])
 def test_a_secret_in_the_path_or_query_needs_a_binding_to_the_host(
-    executor: LocalExecutor, server: Server, monkeypatch: pytest.MonkeyPatch, binding: str | None, path: str
+    executor: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch, binding: str | None, path: str
 ) -> None:
     if binding is not None:
         monkeypatch.setenv("NODELOOM_SECRET_TOKEN_HOSTS", binding)
@@ -193,7 +139,7 @@ def test_a_secret_in_the_path_or_query_needs_a_binding_to_the_host(
 
 @pytest.mark.parametrize("path", [f"/echo?key={REFERENCE}", f"/echo/{REFERENCE}/x"])
 def test_a_secret_bound_to_the_host_goes_into_the_path_or_query(
-    executor: LocalExecutor, server: Server, monkeypatch: pytest.MonkeyPatch, path: str
+    executor: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     monkeypatch.setenv("NODELOOM_SECRET_TOKEN_HOSTS", "api.example.com, 127.0.0.1")
     result = run_node(executor, "http.request", HTTP_OUTPUTS, url=server.url(path))
@@ -222,7 +168,7 @@ def test_a_secret_bound_to_other_hosts_is_refused_before_any_lookup(
     assert "resolve" not in error["message"] and leaked(result) == []
 
 
-def test_an_unbound_secret_goes_in_headers_and_bodies(executor: LocalExecutor, server: Server) -> None:
+def test_an_unbound_secret_goes_in_headers_and_bodies(executor: LocalExecutor, server: ServerLog) -> None:
     result = run_node(executor, "http.request", HTTP_OUTPUTS, url=server.url("/echo"), method="POST",
                       headers={"X-Value": f"v {REFERENCE}"}, json={"token": REFERENCE, "n": 1})
     assert result.ok
@@ -232,7 +178,7 @@ def test_an_unbound_secret_goes_in_headers_and_bodies(executor: LocalExecutor, s
 
 
 def test_a_secret_in_a_json_body_is_json_escaped(
-    executor: LocalExecutor, server: Server, monkeypatch: pytest.MonkeyPatch
+    executor: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NODELOOM_SECRET_QUOTED", 'say "hi"\\n')
     result = run_node(executor, "webhook.post", ("status",), url=server.url("/echo"),
@@ -261,7 +207,7 @@ def test_binding_patterns_match_exact_names_and_suffixes(host: str, patterns: li
 
 
 def test_a_secret_url_bound_to_other_hosts_is_refused(
-    executor: LocalExecutor, server: Server, monkeypatch: pytest.MonkeyPatch
+    executor: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NODELOOM_SECRET_HOOK", server.url("/echo/T0K3N-path"))
     monkeypatch.setenv("NODELOOM_SECRET_HOOK_HOSTS", "hooks.example.com")
@@ -281,7 +227,7 @@ def test_a_secret_that_is_not_a_url_is_refused_without_showing_it(executor: Loca
 
 
 @pytest.mark.parametrize("spelling", sorted(ECHOES))
-def test_an_echoed_secret_is_masked_in_the_outputs(executor: LocalExecutor, server: Server, spelling: str) -> None:
+def test_an_echoed_secret_is_masked_in_the_outputs(executor: LocalExecutor, server: ServerLog, spelling: str) -> None:
     result = run_node(executor, "http.request", HTTP_OUTPUTS, url=server.url(f"/reflect?spelling={spelling}"),
                       headers={"X-Echo": REFERENCE})
     assert result.ok and server.requests[0].headers["X-Echo"] == TOKEN
@@ -290,7 +236,7 @@ def test_an_echoed_secret_is_masked_in_the_outputs(executor: LocalExecutor, serv
 
 
 @pytest.mark.parametrize("spelling", sorted(ECHOES))
-def test_an_echoed_secret_is_masked_in_errors(executor: LocalExecutor, server: Server, spelling: str) -> None:
+def test_an_echoed_secret_is_masked_in_errors(executor: LocalExecutor, server: ServerLog, spelling: str) -> None:
     result = run_node(executor, "http.request", HTTP_OUTPUTS,
                       url=server.url(f"/reflect?spelling={spelling}&status=500"), headers={"X-Echo": REFERENCE})
     error = error_of(result)
@@ -302,7 +248,7 @@ def test_an_echoed_secret_is_masked_in_errors(executor: LocalExecutor, server: S
 
 
 def test_an_undefined_secret_names_only_the_reference_it_was_given(
-    executor: LocalExecutor, server: Server, monkeypatch: pytest.MonkeyPatch
+    executor: LocalExecutor, server: ServerLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NODELOOM_SECRET_REAL_ONE", "real-value-1")
     result = run_node(executor, "http.request", HTTP_OUTPUTS, url=server.url("/echo"),
@@ -313,7 +259,7 @@ def test_an_undefined_secret_names_only_the_reference_it_was_given(
 
 
 def test_an_undefined_secret_in_a_query_is_refused_like_an_unbound_one(
-    executor: LocalExecutor, server: Server
+    executor: LocalExecutor, server: ServerLog
 ) -> None:
     unset = run_node(executor, "http.request", HTTP_OUTPUTS, url=server.url("/echo?k=${NODELOOM_SECRET_NOPE}"))
     unbound = run_node(executor, "http.request", HTTP_OUTPUTS, url=server.url(f"/echo?k={REFERENCE}"))
@@ -325,7 +271,7 @@ def test_an_undefined_secret_in_a_query_is_refused_like_an_unbound_one(
 
 
 def test_a_header_carrying_a_secret_is_dropped_on_a_redirect_to_another_origin(
-    executor: LocalExecutor, server: Server, other_server: Server
+    executor: LocalExecutor, server: ServerLog, other_server: ServerLog
 ) -> None:
     elsewhere = other_server.url("/echo")
     result = run_node(executor, "http.request", HTTP_OUTPUTS, url=server.url(f"/redirect?code=302&to={elsewhere}"),
@@ -336,7 +282,7 @@ def test_a_header_carrying_a_secret_is_dropped_on_a_redirect_to_another_origin(
 
 
 def test_a_body_carrying_a_secret_is_not_resent_to_another_origin(
-    executor: LocalExecutor, server: Server, other_server: Server
+    executor: LocalExecutor, server: ServerLog, other_server: ServerLog
 ) -> None:
     elsewhere = other_server.url("/echo")
     result = run_node(executor, "http.request", HTTP_OUTPUTS, method="POST", json={"t": REFERENCE},

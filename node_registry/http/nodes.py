@@ -41,7 +41,7 @@ from nodeloom.core.errors import NodeExecutionError
 from nodeloom.core.ports import Pattern, Range
 from nodeloom.core.spec import InputProblem, NodePreflight, RetryPolicy, node
 from nodeloom.core.types import Json
-from nodeloom.node_registry.tools.addresses import (
+from nodeloom.node_registry.http.addresses import (
     HOW_TO_ALLOW,
     Destination,
     DestinationRefused,
@@ -52,7 +52,6 @@ from nodeloom.node_registry.tools.addresses import (
     refusal_before_lookup,
     resolve_destination,
 )
-from nodeloom.node_registry.tools.artifact_links import with_locations
 
 #: connection failures, timeouts and 5xx answers are worth a few more tries, spaced out
 NETWORK_RETRY = RetryPolicy(max_attempts=3, initial_backoff=1.0, backoff_multiplier=2.0, max_backoff=10.0, jitter=0.2)
@@ -557,14 +556,14 @@ def _json_escaped(value: str) -> str:
     return jsonlib.dumps(value, ensure_ascii=False)[1:-1]
 
 
-_SECRET_NOTE = "'${NODELOOM_SECRET_X}' in it is read from that environment variable"
-_URL_SECRET_NOTE = (
+SECRET_NOTE = "'${NODELOOM_SECRET_X}' in it is read from that environment variable"
+URL_SECRET_NOTE = (
     "'${NODELOOM_SECRET_X}' as the whole URL, or in its path or query for a host NODELOOM_SECRET_X_HOSTS lists, "
     "is read from that environment variable (never in the host)"
 )
 
 
-def _destination_preflight(use: NodePreflight) -> list[InputProblem]:
+def destination_preflight(use: NodePreflight) -> list[InputProblem]:
     """Before the run: a literal URL (or one from a graph input) the run's policy refuses.
 
     A URL with a secret reference is left to the run (the secret is read when the node runs),
@@ -579,14 +578,14 @@ def _destination_preflight(use: NodePreflight) -> list[InputProblem]:
     return [InputProblem("destination_refused", refused.message, port="url", hint=hint)]
 
 
-@node("http.request", resources="io", deterministic=False, retry=NETWORK_RETRY, preflight=_destination_preflight)
+@node("http.request", resources="io", deterministic=False, retry=NETWORK_RETRY, preflight=destination_preflight)
 async def http_request(
     ctx: NodeContext,
-    url: Annotated[str, URL_PATTERN, f"an http or https URL; {_URL_SECRET_NOTE}"],
+    url: Annotated[str, URL_PATTERN, f"an http or https URL; {URL_SECRET_NOTE}"],
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = "GET",
-    headers: Annotated[dict[str, Any], f"request headers; {_SECRET_NOTE}"] | None = None,
-    json: Annotated[Any, Json, f"a JSON body (sets Content-Type: application/json); {_SECRET_NOTE}"] = None,
-    body: Annotated[str, f"a text body, instead of a JSON one; {_SECRET_NOTE}"] | None = None,
+    headers: Annotated[dict[str, Any], f"request headers; {SECRET_NOTE}"] | None = None,
+    json: Annotated[Any, Json, f"a JSON body (sets Content-Type: application/json); {SECRET_NOTE}"] = None,
+    body: Annotated[str, f"a text body, instead of a JSON one; {SECRET_NOTE}"] | None = None,
     timeout: Annotated[float, Range(0.1, 600), "seconds for the whole exchange, redirects included"] = 30.0,
     follow_redirects: Annotated[bool, "follow 3xx redirects (each hop is checked like the first)"] = True,
     fail_on_error: Annotated[bool, "fail on a status >= 400 (5xx, 408 and 429 are retried)"] = True,
@@ -613,31 +612,3 @@ async def http_request(
         secrets.clean(text),
         secrets.clean_value(_parse_json(text)),
     )
-
-
-@node("webhook.post", resources="io", deterministic=False, retry=NETWORK_RETRY, output="status",
-      preflight=_destination_preflight)
-async def webhook_post(
-    ctx: NodeContext,
-    url: Annotated[str, URL_PATTERN, f"the webhook's http or https URL; {_URL_SECRET_NOTE}"],
-    payload: Annotated[Any, Json, f"the JSON to post; {_SECRET_NOTE}"],
-    headers: Annotated[dict[str, Any], f"extra headers; {_SECRET_NOTE}"] | None = None,
-    timeout: Annotated[float, Range(0.1, 600), "seconds to wait for the answer"] = 10.0,
-) -> int:
-    """POST a JSON payload to a webhook; fails unless it answers 2xx. Redirects are not followed.
-
-    An artifact in the payload (a video, an image) gets a `url` to fetch it from when the run is
-    served by the API, a file `path` when it runs locally, beside its `$artifact` digest.
-    """
-    reply, _ = await send_request(
-        ctx,
-        "POST",
-        url,
-        headers=headers,
-        content=jsonlib.dumps(with_locations(payload, ctx), ensure_ascii=False),
-        content_type="application/json",
-        timeout=timeout,
-        follow_redirects=False,
-        accept=lambda status: 200 <= status < 300,
-    )
-    return reply.status
