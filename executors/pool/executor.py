@@ -122,7 +122,7 @@ class _PoolRun:
             if self.done.is_set():
                 return
             self._apply(kind, node, when, values)
-            self.events.append(kind, node, when, *values)
+            self.events.add((kind.value, node, when, *values))
             if kind is EventKind.RUN_FINISHED:
                 self.done.set()
             event = self.events.event(len(self.events) - 1)
@@ -362,6 +362,7 @@ class PoolExecutor:
         use_cache: bool = True,
     ) -> RunHandle:
         plan, values = prepare_run(graph, self.registry, inputs)
+        graph = plan.graph  # graph nodes expanded: workers plan the same nodes without the graph sources
         unknown = sorted(name for name in graph.local_definitions if self.registry.find(name) is None)
         if unknown:
             raise NodeNotRegisteredError(
