@@ -106,7 +106,7 @@ def _respond(state: State, session: Session, project: str, run_id: str, status: 
 @router.post(
     "", response_model=RunInfo, status_code=201,
     summary="Submit a run of a saved graph or an inline graph",
-    responses={200: {"model": RunInfo | RunPreview,  # type: ignore[dict-item]
+    responses={200: {"model": RunInfo | RunPreview,
                      "description": "an earlier submit with the same Idempotency-Key (a run), or with "
                      "dry_run=true what the run would do (a preview: nothing started)"},
                400: {"model": ErrorResponse, "description": "an empty Idempotency-Key"},

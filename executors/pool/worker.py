@@ -24,8 +24,9 @@ from typing import Any
 from nodeloom.core.artifacts import open_artifact_store
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.context import RunConfig
-from nodeloom.core.events import EventKind, RunEvent, RunResult, value_to_json
+from nodeloom.core.events import EventKind, RunEvent, RunResult
 from nodeloom.core.graph import Graph
+from nodeloom.core.values import value_to_json
 
 log = logging.getLogger(__name__)
 
