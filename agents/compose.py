@@ -398,6 +398,20 @@ class _Assembler:
                     return made.ref
         if optional:
             return None
+        if kind == "images":  # lines of text become pictures as one title card each
+            for made in candidates:
+                if made.kind in ("texts", "json"):
+                    made.taken += 1
+                    items = dict(made.ref)
+                    if made.kind == "json":
+                        extract = self._node_id("items")
+                        self.document["nodes"][extract] = {"type": "json.extract", "inputs": {
+                            "data": items, "path": made.field or path_field or "items"}}
+                        items = {"node": extract, "output": "value"}
+                    cards = self._node_id("cards")
+                    self.document["nodes"][cards] = {"type": "control.map", "inputs": {
+                        "node": "image.title_card", "items": items, "item_input": "text"}}
+                    return {"node": cards, "output": "results"}
         for made in candidates:
             path = _COERCE.get((made.kind, kind))
             if path is not None:

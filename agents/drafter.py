@@ -438,9 +438,9 @@ class Drafter:
         """The recipe menu for a capable model: the recipes the composition chose, then the rest by name."""
         if composition is None:
             return ""
-        chosen = [step.recipe for step in composition.steps]
-        others = [r.name for r in RecipeIndex.get().recipes if r not in chosen and r.available_in(self.registry)]
-        lines = [recipe.menu_line() for recipe in dict.fromkeys(chosen)]
+        chosen = {step.recipe.name: step.recipe for step in composition.steps}
+        others = [r.name for r in RecipeIndex.get().recipes if r.name not in chosen and r.available_in(self.registry)]
+        lines = [recipe.menu_line() for recipe in chosen.values()]
         return "\n\nRecipes (tested building blocks):\n" + "\n".join(lines) + "\nAlso: " + ", ".join(others)
 
     def _ask(self, state: DraftState, messages: list[dict[str, str]], round_: int = 0) -> DraftState:
