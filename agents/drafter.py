@@ -435,13 +435,13 @@ class Drafter:
         return self._ask(state, messages)
 
     def _menu(self, composition: Composition | None) -> str:
-        """The recipe menu for a capable model: the recipes the composition chose, then the rest by name."""
+        """The recipe menu for a capable model: the recipes the composition chose, with their typed interfaces
+        (kept short: the prompt's length is the model's time)."""
         if composition is None:
             return ""
         chosen = {step.recipe.name: step.recipe for step in composition.steps}
-        others = [r.name for r in RecipeIndex.get().recipes if r.name not in chosen and r.available_in(self.registry)]
         lines = [recipe.menu_line() for recipe in chosen.values()]
-        return "\n\nRecipes (tested building blocks):\n" + "\n".join(lines) + "\nAlso: " + ", ".join(others)
+        return "\n\nRecipes (tested building blocks) for this request:\n" + "\n".join(lines)
 
     def _ask(self, state: DraftState, messages: list[dict[str, str]], round_: int = 0) -> DraftState:
         notes = list(state.get("notes", []))
