@@ -529,11 +529,11 @@ def compose(request: str, catalog: NodeCatalog, *, index: RecipeIndex | None = N
     available = {recipe.name: recipe for recipe in recipes}
     if example is not None and closeness >= EXAMPLE_THRESHOLD and all(s.recipe in available for s in example.steps):
         read = read_slots(request)
-        steps = []
-        for step in example.steps:
-            recipe = available[step.recipe]
+        steps: list[Step] = []
+        for given in example.steps:
+            recipe = available[given.recipe]
             best_clause = max(clauses, key=lambda c: similarity[1 + c.index].get(recipe.name, 0.0))
-            steps.append(Step(recipe, best_clause.index, {**dict(step.slots), "__read__": read}, closeness))
+            steps.append(Step(recipe, best_clause.index, {**dict(given.slots), "__read__": read}, closeness))
         example_name = example.request
     else:
         steps = choose_steps(clauses, similarity[1:], recipes)

@@ -609,10 +609,10 @@ class Drafter:
         try:
             result = edit_graph(base, instruction, self.registry)
         except (GraphValidationError, ValueError, TypeError) as error:
-            refusal = PlanRefusal("invalid_base", f"the base graph cannot be read: {error}")
-            return Draft(instruction, None, "", [], 0, self.choice.name, "refused", refusal=refusal,
+            unreadable = PlanRefusal("invalid_base", f"the base graph cannot be read: {error}")
+            return Draft(instruction, None, "", [], 0, self.choice.name, "refused", refusal=unreadable,
                          seconds=time.perf_counter() - start)
-        refusal = None
+        refusal: PlanRefusal | None = None
         if result.graph is None:
             refusal = PlanRefusal("invalid_edit", "the edited graph does not validate: " +
                                   "; ".join(str(issue) for issue in result.issues[:5]),
