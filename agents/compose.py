@@ -417,9 +417,12 @@ class _Assembler:
             if path is not None:
                 made.taken += 1
                 node_id = self._node_id("first" if path == "0" else "items")
-                self.document["nodes"][node_id] = {"type": "json.extract", "inputs": {
+                inputs: dict[str, Any] = {
                     "data": dict(made.ref),
-                    "path": path or made.field or path_field or ("items" if kind == "texts" else "value")}}
+                    "path": path or made.field or path_field or ("items" if kind == "texts" else "value")}
+                if not path:  # a guessed field name gives null, not a failed run
+                    inputs["missing_ok"] = True
+                self.document["nodes"][node_id] = {"type": "json.extract", "inputs": inputs}
                 return {"node": node_id, "output": "value"}
         return None
 
