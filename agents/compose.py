@@ -486,7 +486,8 @@ class _Assembler:
                 self.document["nodes"][renamed[old]]["inputs"][port] = source
         for output in sub.get("outputs", {}).values():
             ref = {"node": renamed[output["node"]], "output": output["output"]}
-            field_name = slots.get("field") if isinstance(slots.get("field"), str) else None
+            given = {**recipe.slots, **slots}.get("field")  # a storyboard's list is its "captions"
+            field_name = given if isinstance(given, str) else None
             self.made.append(_Made(recipe.produces, ref, family, field_name))
             break
         return added
