@@ -398,14 +398,31 @@ class _Assembler:
                     return made.ref
         if optional:
             return None
+        if kind == "images":  # lines of text become pictures as one title card each
+            for made in candidates:
+                if made.kind in ("texts", "json"):
+                    made.taken += 1
+                    items = dict(made.ref)
+                    if made.kind == "json":
+                        extract = self._node_id("items")
+                        self.document["nodes"][extract] = {"type": "json.extract", "inputs": {
+                            "data": items, "path": made.field or path_field or "items"}}
+                        items = {"node": extract, "output": "value"}
+                    cards = self._node_id("cards")
+                    self.document["nodes"][cards] = {"type": "control.map", "inputs": {
+                        "node": "image.title_card", "items": items, "item_input": "text"}}
+                    return {"node": cards, "output": "results"}
         for made in candidates:
             path = _COERCE.get((made.kind, kind))
             if path is not None:
                 made.taken += 1
                 node_id = self._node_id("first" if path == "0" else "items")
-                self.document["nodes"][node_id] = {"type": "json.extract", "inputs": {
+                inputs: dict[str, Any] = {
                     "data": dict(made.ref),
-                    "path": path or made.field or path_field or ("items" if kind == "texts" else "value")}}
+                    "path": path or made.field or path_field or ("items" if kind == "texts" else "value")}
+                if not path:  # a guessed field name gives null, not a failed run
+                    inputs["missing_ok"] = True
+                self.document["nodes"][node_id] = {"type": "json.extract", "inputs": inputs}
                 return {"node": node_id, "output": "value"}
         return None
 
@@ -469,7 +486,8 @@ class _Assembler:
                 self.document["nodes"][renamed[old]]["inputs"][port] = source
         for output in sub.get("outputs", {}).values():
             ref = {"node": renamed[output["node"]], "output": output["output"]}
-            field_name = slots.get("field") if isinstance(slots.get("field"), str) else None
+            given = {**recipe.slots, **slots}.get("field")  # a storyboard's list is its "captions"
+            field_name = given if isinstance(given, str) else None
             self.made.append(_Made(recipe.produces, ref, family, field_name))
             break
         return added
@@ -515,11 +533,11 @@ def compose(request: str, catalog: NodeCatalog, *, index: RecipeIndex | None = N
     available = {recipe.name: recipe for recipe in recipes}
     if example is not None and closeness >= EXAMPLE_THRESHOLD and all(s.recipe in available for s in example.steps):
         read = read_slots(request)
-        steps = []
-        for step in example.steps:
-            recipe = available[step.recipe]
+        steps: list[Step] = []
+        for given in example.steps:
+            recipe = available[given.recipe]
             best_clause = max(clauses, key=lambda c: similarity[1 + c.index].get(recipe.name, 0.0))
-            steps.append(Step(recipe, best_clause.index, {**dict(step.slots), "__read__": read}, closeness))
+            steps.append(Step(recipe, best_clause.index, {**dict(given.slots), "__read__": read}, closeness))
         example_name = example.request
     else:
         steps = choose_steps(clauses, similarity[1:], recipes)

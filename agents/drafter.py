@@ -435,13 +435,13 @@ class Drafter:
         return self._ask(state, messages)
 
     def _menu(self, composition: Composition | None) -> str:
-        """The recipe menu for a capable model: the recipes the composition chose, then the rest by name."""
+        """The recipe menu for a capable model: the recipes the composition chose, with their typed interfaces
+        (kept short: the prompt's length is the model's time)."""
         if composition is None:
             return ""
-        chosen = [step.recipe for step in composition.steps]
-        others = [r.name for r in RecipeIndex.get().recipes if r not in chosen and r.available_in(self.registry)]
-        lines = [recipe.menu_line() for recipe in dict.fromkeys(chosen)]
-        return "\n\nRecipes (tested building blocks):\n" + "\n".join(lines) + "\nAlso: " + ", ".join(others)
+        chosen = {step.recipe.name: step.recipe for step in composition.steps}
+        lines = [recipe.menu_line() for recipe in chosen.values()]
+        return "\n\nRecipes (tested building blocks) for this request:\n" + "\n".join(lines)
 
     def _ask(self, state: DraftState, messages: list[dict[str, str]], round_: int = 0) -> DraftState:
         notes = list(state.get("notes", []))
@@ -609,10 +609,10 @@ class Drafter:
         try:
             result = edit_graph(base, instruction, self.registry)
         except (GraphValidationError, ValueError, TypeError) as error:
-            refusal = PlanRefusal("invalid_base", f"the base graph cannot be read: {error}")
-            return Draft(instruction, None, "", [], 0, self.choice.name, "refused", refusal=refusal,
+            unreadable = PlanRefusal("invalid_base", f"the base graph cannot be read: {error}")
+            return Draft(instruction, None, "", [], 0, self.choice.name, "refused", refusal=unreadable,
                          seconds=time.perf_counter() - start)
-        refusal = None
+        refusal: PlanRefusal | None = None
         if result.graph is None:
             refusal = PlanRefusal("invalid_edit", "the edited graph does not validate: " +
                                   "; ".join(str(issue) for issue in result.issues[:5]),

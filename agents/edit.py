@@ -133,6 +133,7 @@ def _remove(document: dict[str, Any], node_types: set[str]) -> list[str]:
     return removed
 
 
+_REWIRED = {"audio", "image", "images", "video"}
 #: node types a capability shares with most others: never removed on its behalf
 _SHARED = {"text.template", "llm.chat", "json.extract", "json.object", "image.pipeline", "text.join"}
 
@@ -202,12 +203,14 @@ def edit_graph(base: Graph | Mapping[str, Any], instruction: str, catalog: NodeC
 def _rewire(document: dict[str, Any], assembler: _Assembler, catalog: NodeCatalog, before_ids: set[str]) -> None:
     """Link new outputs into empty optional inputs of existing nodes that they fit (a voice-over into a slideshow)."""
     for made in assembler.made:
-        if made.family < 0 or made.taken:
+        # only media are rewired (a voice-over into a video); a text would find many optional text ports
+        if made.family < 0 or made.taken or made.kind not in _REWIRED:
             continue
         source = assembler._output_type(made.ref)
         if source is None:
             continue
-        for node_id in before_ids & set(document["nodes"]):
+        upstream = _ancestors(document, made.ref["node"])
+        for node_id in sorted((before_ids & set(document["nodes"])) - upstream):
             spec = document["nodes"][node_id]
             definition = catalog.find(spec["type"])
             if definition is None:
@@ -221,6 +224,20 @@ def _rewire(document: dict[str, Any], assembler: _Assembler, catalog: NodeCatalo
                     break
             if made.taken:
                 break
+
+
+def _ancestors(document: Mapping[str, Any], node_id: str) -> set[str]:
+    """The node and every node it depends on (linking into one of them would make a cycle)."""
+    seen: set[str] = set()
+    todo = [node_id]
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in document["nodes"]:
+            continue
+        seen.add(current)
+        todo += [v["node"] for v in document["nodes"][current].get("inputs", {}).values()
+                 if isinstance(v, dict) and "node" in v]
+    return seen
 
 
 __all__ = ["EditResult", "edit_graph", "graph_diff", "kind_of"]

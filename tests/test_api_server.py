@@ -557,14 +557,18 @@ def test_schemathesis_finds_no_server_error_or_schema_violation(server: ApiServe
 
 @pytest.mark.slow
 def test_draft_from_words_returns_a_graph_that_saves_and_runs(api: Client, server: ApiServer) -> None:
-    """`POST /v1/drafts` drives the real drafting machine with the embedded model (no repair rounds, so
-    the typed planner completes what the model leaves invalid); the graph it returns is accepted by
-    the same server's validation on save, and runs."""
+    """`POST /v1/drafts` drives the real drafting machine with the embedded provider (the recipe library
+    composes the graph; no LLM call); the graph it returns is accepted by the same server's validation
+    on save, and runs; with `base` the same route edits a graph and answers with a diff."""
     if "postgresql" in server.db_url:
         pytest.skip("drafting touches no database: the SQLite server covers the route")
     drafted = api.draft("Write a short tagline for a product", max_repairs=0)
     assert drafted.ok and drafted.refusal is None and drafted.graph is not None
-    assert drafted.provider == "local" and drafted.source in ("model", "planner")
+    assert drafted.provider == "local" and drafted.source == "recipes"
+    assert drafted.coverage == 1.0 and drafted.clauses and drafted.clauses[0].nodes and drafted.unserved == []
+    edited = api.draft("save it to tagline.txt", base=drafted.graph)
+    assert edited.ok and edited.graph is not None and edited.diff is not None
+    assert any(line.startswith("+ ") and "(file.save)" in line for line in edited.diff)
     saved = api.create_graph(drafted.graph, tags=["drafted"])  # the server validates on save
     values = {field.name: "Loom Lamp" for field in drafted.inputs if field.required and field.type == "Text"}
     if len(values) == len([field for field in drafted.inputs if field.required]):

@@ -1,0 +1,45 @@
+"""The benchmark runner's splits: dev, heldout and edits folders, a clear error for a missing one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from nodeloom.agents.benchmark import BenchmarkError, load_split
+from nodeloom.agents.cli import bench
+
+REFERENCE = {"format_version": 1, "name": "r", "nodes": {"card": {"type": "image.title_card",
+                                                                  "inputs": {"text": "Hi"}}}}
+
+
+def test_the_dev_split_holds_the_66_tuning_cases() -> None:
+    cases = load_split("dev")
+    assert len(cases) == 66 and {case.split for case in cases} == {"dev"}
+
+
+def test_a_missing_split_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "dev").mkdir()
+    with pytest.raises(BenchmarkError, match="the heldout split is missing"):
+        load_split("heldout", tmp_path)
+    with pytest.raises(BenchmarkError, match="unknown split"):
+        load_split("test", tmp_path)
+
+
+def test_an_edit_case_loads_with_its_base_graph_and_all_reads_every_split_there_is(tmp_path: Path) -> None:
+    (tmp_path / "edits").mkdir()
+    case = {"id": "e1", "category": "edit", "base": REFERENCE, "instruction": "make it square", "reference": REFERENCE}
+    (tmp_path / "edits" / "e1.json").write_text(json.dumps(case))
+    (loaded,) = load_split("all", tmp_path)
+    assert (loaded.split, loaded.category, loaded.request, loaded.base) == ("edits", "edit", "make it square",
+                                                                            REFERENCE)
+
+
+def test_cli_names_a_missing_split_without_a_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "bench" / "drafting" / "dev").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    outcome = CliRunner().invoke(bench, ["drafting", "--split", "edits", "--no-run"])
+    assert outcome.exit_code != 0 and "the edits split is missing" in outcome.output
+    assert outcome.exception is None or isinstance(outcome.exception, SystemExit)
