@@ -156,11 +156,12 @@ def run(products: Sequence[Facts], scenes: int, turns: int, seed: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--products", type=int, default=len(PRODUCTS), help=f"how many (at most {len(PRODUCTS)})")
+    parser.add_argument("--start", type=int, default=0, help="skip this many products (to split a run over processes)")
     parser.add_argument("--scenes", type=int, default=3, help="scenes per storyboard")
     parser.add_argument("--turns", type=int, default=4, help="largest N")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    run(PRODUCTS[: args.products], args.scenes, args.turns, args.seed)
+    run(PRODUCTS[args.start: args.start + args.products], args.scenes, args.turns, args.seed)
     return 0
 
 

@@ -308,7 +308,7 @@ def test_subtitles_are_srt_timed_to_the_scenes(executor: LocalExecutor) -> None:
     assert ref.extension == ".srt"
     assert executor.artifacts.read_bytes(ref).decode("utf-8") == (
         "1\n00:00:00,300 --> 00:00:02,500\nLumière · Größe\n\n"
-        "2\n00:00:03,800 --> 00:01:06,750\nSeñal\n"
+        "2\n00:00:03,800 --> 00:01:05,750\nSeñal\n"
     )
 
 

@@ -257,9 +257,11 @@ def _text(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], text: str, 
     if middle:
         top += max(0, (bottom - top - block.height) // 2)
     x = left if align == "left" else (left + right) / 2
+    anchor = "la" if align == "left" else "ma"
     draw.multiline_text((x, top), block.text, font=block.font, fill=ink, spacing=block.spacing, align=align,
-                        anchor="la" if align == "left" else "ma")
-    return top + block.height
+                        anchor=anchor)
+    return int(draw.multiline_textbbox((x, top), block.text, font=block.font, spacing=block.spacing, align=align,
+                                       anchor=anchor)[3])
 
 
 def _photo(card: Image.Image, photo: Image.Image | None, box: tuple[int, int, int, int]) -> bool:
@@ -302,11 +304,14 @@ def render_scene_card(scene: dict[str, Any], product: str, call_to_action: str, 
         card = _gradient((width, height), palette.secondary, palette.primary)
         _circles(card, caption, palette.light, count=2)
         draw = ImageDraw.Draw(card)
-        top = margin * 2
+        top = height // 4 if portrait else margin * 2
         top = _text(draw, (margin, top, width - margin, height // 2), product, round(headline * 1.3),
                     palette.light, font, align="center") + margin // 2
-        top = _text(draw, (margin, top, width - margin, height - margin * 3), caption, round(headline * 0.6),
-                    palette.light, font, bold=False, align="center") + margin
+        said = {w.strip(".,:;!?").lower() for w in f"{product} {call_to_action}".split()}
+        if not {w.strip(".,:;!?").lower() for w in caption.split()} <= said:  # the caption adds something
+            top = _text(draw, (margin, top, width - margin, height - margin * 3), caption, round(headline * 0.6),
+                        palette.light, font, bold=False, align="center")
+        top += margin
         button_font = load_font(round(headline * 0.55), font, bold=True)
         label = call_to_action or "Learn more"
         text_width = draw.textlength(label, font=button_font)

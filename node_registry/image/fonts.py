@@ -52,8 +52,8 @@ def _load(path: str, size: int, bold: bool) -> ImageFont.FreeTypeFont:
     if bold:
         try:  # a variable font (Noto Sans): pick the bold weight on its wght axis
             axes = font.get_variation_axes()
-            font.set_variation_by_axes([_BOLD_WEIGHT if str(a.get("name")) in ("Weight", "b'Weight'")
-                                        else a["default"] for a in axes])
+            font.set_variation_by_axes([float(_BOLD_WEIGHT) if str(a.get("name")) in ("Weight", "b'Weight'")
+                                        else float(a.get("default") or 0) for a in axes])
         except (OSError, AttributeError, KeyError):
             pass  # a static font: regular it is
     return font

@@ -64,6 +64,26 @@ def benefits_of(description: str) -> list[str]:
     return clauses or [description.strip() or "made for you"]
 
 
+def angles_of(facts: Facts) -> list[str]:
+    """What the benefit scenes are about: each clause of the description, then who it is for
+    ('made for people who work from home')."""
+    angles = benefits_of(facts.description)
+    if facts.audience.strip():
+        angles.append(f"made for {facts.audience.strip()}")
+    return angles
+
+
+def what_it_is(description: str) -> str:
+    """'A desk lamp that follows the daylight' → 'A desk lamp' ('' when the description does not start so)."""
+    first = re.split(r"\s+(?:that|which)\s+|[,.;]", description.strip(), maxsplit=1)[0].strip()
+    return first if re.match(r"(?i)(a|an|the)\s", first) and len(first.split()) <= 5 else ""
+
+
+def scene_count(facts: Facts, asked: int) -> int:
+    """The scenes asked for, but no more benefit scenes than there are things to say (no forced repeats)."""
+    return max(1, min(asked, len(angles_of(facts)) + 2))
+
+
 def roles_for(count: int) -> list[str]:
     """hook, benefit..., cta: the shape of every storyboard (one scene: a hook that is also the call)."""
     if count <= 1:
@@ -88,14 +108,12 @@ def _short(text: str, limit: int) -> str:
 
 def template_captions(facts: Facts, count: int, limit: int = MAX_CAPTION) -> list[str]:
     """Captions from the facts alone, one per role: the fallback that is always distinct and on message."""
-    benefits = benefits_of(facts.description)
+    benefits = angles_of(facts)
     captions: list[str] = []
     for index, role in enumerate(roles_for(count)):
-        if role == "hook":
-            audience = facts.audience.strip()
-            text = f"{audience[:1].upper()}{audience[1:]}, meet {facts.product}" if audience else ""
-            if not text or len(text) > limit:
-                text = f"Meet {facts.product}"
+        if role == "hook":  # no product name here: the call to action names it, and the two stay apart
+            what = what_it_is(facts.description)
+            text = f"{what}, reimagined" if what else f"Meet {facts.product}"
         elif role == "cta":
             text = f"{facts.cta}: {facts.product}" if facts.product.lower() not in facts.cta.lower() else facts.cta
         else:
@@ -112,7 +130,7 @@ def _task(facts: Facts, role: str, index: int) -> str:
         return "hook"
     if role == "cta":
         return f"call to action: {facts.cta}"
-    benefits = benefits_of(facts.description)
+    benefits = angles_of(facts)
     return f"benefit: {benefits[(index - 2) % len(benefits)]}"
 
 
@@ -201,6 +219,7 @@ def write_storyboard(ctx: NodeContext, facts: Facts, count: int, instruction: st
     from nodeloom.node_registry.llm.provider import ChatRequest, open_provider
 
     directions = Directions.parse(instruction)
+    count = scene_count(facts, count)
     roles = roles_for(count)
     fallbacks = template_captions(facts, count)
     llm = None
