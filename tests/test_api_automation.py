@@ -23,6 +23,7 @@ from test_api_server import ApiServer, _create_key_cli, greeting_graph, sleeping
 
 from nodeloom.api.client import ApiClientError, Client
 from nodeloom.api.signing import signature
+from nodeloom.testing import wait_until
 
 FAST_SCHEDULER = {"NODELOOM_SCHEDULE_TICK": "0.2", "NODELOOM_SCHEDULE_GRACE": "3"}
 
@@ -188,7 +189,9 @@ def test_missed_fires_after_downtime_follow_the_catchup_policy(tmp_path: Path) -
     server.start()  # on another port
     try:
         with Client(server.url, api_key=key) as client:
-            time.sleep(1)
+            # the first look for due schedules after the start finds both overdue (slow on a busy machine)
+            wait_until(lambda: client.get_schedule(latest.id).fires >= 1
+                       and client.get_schedule(skip.id).last_skip_reason is not None, 60, "the missed fires")
             for schedule in (latest, skip):
                 client.set_schedule_enabled(schedule.id, False)
             runs = [client.get_run(summary.id) for summary in client.list_runs(graph_id=graph.id, limit=500)]
