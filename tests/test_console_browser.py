@@ -213,18 +213,18 @@ def test_marketing_graph_shown_edited_saved_run_and_its_video_plays(
     inspector = page.get_by_role("region", name="inspector")
     assert "slideshow" in inspector.inner_text().lower()
     fps = page.get_by_label("fps value")
-    assert fps.input_value() == "12"
-    fps.fill("10")
+    assert fps.input_value() == "24"
+    fps.fill("20")
     fps.press("Enter")
     page.get_by_role("button", name="Save version").click()
     assert page.get_by_role("status").inner_text() == "Saved version 2"
-    assert api.get_graph(saved.id).graph["nodes"]["video"]["inputs"]["fps"] == 10
+    assert api.get_graph(saved.id).graph["nodes"]["video"]["inputs"]["fps"] == 20
     tab.screenshot("inspector")
 
     page.get_by_role("button", name="Run…").click()
     form = page.get_by_role("form", name="run inputs")
-    # the smallest run the graph allows: one scene, a small frame
-    for name, value in (("scenes", "1"), ("width", "320"), ("height", "180")):
+    # the smallest run the graph allows: three scenes, one storyboard turn, no voice
+    for name, value in (("scenes", "3"), ("refine_turns", "1"), ("narration", "off")):
         field = form.get_by_label(f"{name} input")
         field.fill(value)
         field.press("Tab")
@@ -243,11 +243,11 @@ def test_marketing_graph_shown_edited_saved_run_and_its_video_plays(
         video.addEventListener('error', () => reject(new Error(`video error ${video.error && video.error.code}`)));
     })""")
     assert duration > 0
-    assert api.get_run(run_id).inputs["scenes"] == 1
+    assert api.get_run(run_id).inputs["scenes"] == 3
     tab.screenshot("run-marketing")
-    # the LLM's tokens arrived as progress events: the node's streamed text is the storyboard's JSON
+    # the refine loop's turns and the LLM's tokens arrived as progress events: the node's streamed text
     page.locator('.react-flow__node[data-id="storyboard"]').click()
-    assert '"scenes"' in page.get_by_role("region", name="streamed text").inner_text()
+    assert "turn 1: score" in page.get_by_role("region", name="streamed text").inner_text()
 
 
 def test_small_graph_runs_with_live_node_states_and_an_image_output_and_appears_in_history(
