@@ -12,6 +12,7 @@ import pytest
 from conftest import Journal
 from test_api_server import ApiServer, _create_key_cli, greeting_graph
 
+from nodeloom import load
 from nodeloom.api.client import ApiClientError, Client
 from nodeloom.core import Graph, InputRef, NodeState, RunConfig
 from nodeloom.core.cache import ResultCache
@@ -114,3 +115,12 @@ def test_a_dry_run_through_the_api_starts_nothing_and_names_what_would_run(tmp_p
             assert api.list_runs(graph_id=saved.id).total == 1
     finally:
         server.stop()
+
+
+def test_every_node_of_the_marketing_graph_has_a_cache_key(registry) -> None:
+    """The flagship job re-run with nothing changed is served whole from the cache (issue 15): no node
+    of it may be uncacheable (a non-deterministic node without a seed would re-run, and all after it)."""
+    graph = load(Path(__file__).resolve().parents[1] / "examples" / "marketing_video" / "graph.json")
+    plan, values = prepare_run(graph, registry, {})
+    never = [preview.node for preview in preview_run(plan, values, ResultCache()) if preview.cache_key is None]
+    assert never == []

@@ -174,6 +174,9 @@ def control_refine(
     max_turns: Annotated[int, Range(1, 20), "most generate-critique turns"] = 3,
     decide_by: Literal["quality", "alignment", "mean"] = "mean",
     keep: Annotated[Literal["best", "last"], "which turn's result to return"] = "best",
+    seed: Annotated[int, "makes the loop repeatable: given to a generator that has a seed input (unless "
+                    "`inputs` sets one), and a re-run with the same inputs and seed is served from the cache"]
+    | None = None,
 ) -> Refined:
     """Refine a generator's result: critique it, rewrite the instruction, repeat until good enough."""
     if ctx.catalog is None:
@@ -189,6 +192,8 @@ def control_refine(
     chosen_output = output or definition.spec.outputs[0].name
     constants = {name: definition.spec.input_map[name].type.coerce(value) if name in definition.spec.input_map
                  else value for name, value in (inputs or {}).items()}
+    if seed is not None and "seed" in definition.spec.input_map and "seed" not in constants:
+        constants["seed"] = seed
     counter = [0]
     options = RefineOptions(threshold=threshold, max_turns=max_turns, decide_by=decide_by, keep=keep)
 

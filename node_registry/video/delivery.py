@@ -142,7 +142,7 @@ def visual_difference(ctx: NodeContext, images: Sequence[ImageRef]) -> dict[str,
             else None}
 
 
-@node("video.report", output="report", deterministic=False)
+@node("video.report", output="report")
 def report(
     ctx: NodeContext,
     video: VideoRef,
