@@ -182,8 +182,8 @@ def test_missed_fires_after_downtime_follow_the_catchup_policy(tmp_path: Path) -
     key = _create_key_cli(server, "shop", "admin")
     with Client(server.url, api_key=key) as client:
         graph = client.create_graph(greeting_graph("greet-after-downtime"))
-        latest = client.create_schedule(graph.id, "*/2 * * * * *", inputs={"name": "latest"}, catchup="latest")
-        skip = client.create_schedule(graph.id, "*/2 * * * * *", inputs={"name": "skip"}, catchup="skip")
+        latest = client.create_schedule(graph.id, "* * * * * */2", inputs={"name": "latest"}, catchup="latest")
+        skip = client.create_schedule(graph.id, "* * * * * */2", inputs={"name": "skip"}, catchup="skip")
     server.stop()
     time.sleep(5)  # more than the 3 s grace: the fires due meanwhile are missed
     server.start()  # on another port

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -263,8 +264,9 @@ def test_a_relabelled_marketing_graph_matches_itself_exactly() -> None:
     data["outputs"] = {name: {"node": f"x_{link['node']}", "output": link["output"]}
                        for name, link in data["outputs"].items()}
     draft = Graph.from_json(data)
-    # 12 node-to-node links: schema->schema_json, brief & schema_json->storyboard, storyboard->scene_list,
-    # scene_list->captions/visual_prompts/seconds, seconds->durations, visual_prompts->cards,
-    # cards & durations & captions->video
-    assert matched_edge_count(draft, reference) == (12, True)
+    # every node-to-node link of the example, counted from the document (27 in the rebuilt pipeline)
+    links = sum(1 for node in json.loads(example.read_text())["nodes"].values() for value in node["inputs"].values()
+                if isinstance(value, dict) and set(value) == {"node", "output"})
+    assert links >= 20
+    assert matched_edge_count(draft, reference) == (links, True)
     assert scores(score_draft(draft, reference, valid=True)) == (1.0,) * 6

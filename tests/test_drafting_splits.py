@@ -16,14 +16,13 @@ from typing import Any
 
 import pytest
 
-from nodeloom.core.errors import NodeloomError
 from nodeloom.core.validate import validate_graph
 from nodeloom.node_registry import NodeRegistry, builtin_registry
-from nodeloom.node_registry.control.map import plan_map
+from nodeloom.node_registry.control.map import map_problems as item_problems
 
 ROOT = Path(__file__).resolve().parent.parent
 DRAFTING = ROOT / "bench" / "drafting"
-DEV_FILES = sorted((DRAFTING / "cases").glob("*.json"))
+DEV_FILES = sorted((DRAFTING / "dev").glob("*.json"))
 HELDOUT_FILES = sorted((DRAFTING / "heldout").glob("*.json"))
 EDIT_FILES = sorted((DRAFTING / "edits").glob("*.json"))
 
@@ -70,12 +69,13 @@ def map_problems(document: Mapping[str, Any], registry: NodeRegistry) -> Iterato
         for name in sorted(linked):
             if name not in definition.spec.input_map and definition.spec.variadic is None:
                 yield {"node": node_id, "port": name, "message": f"{given['node']} has no input {name!r}"}
-        try:
-            plan_map(definition, given["item_input"], dict(given.get("inputs") or {}), [], given.get("output"))
-        except NodeloomError as error:
-            missing = set(error.details.get("missing", ()))
-            if not missing or not missing <= linked:  # an input given as a link of the map is not missing
-                yield {"node": node_id, "message": str(error), "details": error.details}
+        constants = dict(given.get("inputs") or {})
+        for problem in item_problems(definition, given["item_input"], constants, [], given.get("output")):
+            missing = {port.name for port in definition.spec.inputs
+                       if port.required and port.name not in constants and port.name != given["item_input"]}
+            if problem.code == "missing_input" and missing <= linked:
+                continue  # an input given as a link of the map is not missing
+            yield {"node": node_id, "port": problem.port, "message": problem.message, "code": problem.code}
 
 
 def graph_problems(document: Mapping[str, Any], registry: NodeRegistry) -> list[dict[str, Any]]:
