@@ -13,9 +13,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, Self, runtime_checkable
 
 from nodeloom.core.cache import ResultCache
+from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
+from nodeloom.core.errors import NodeNotRegisteredError
 from nodeloom.core.events import RunEvent, RunResult
 from nodeloom.core.graph import Graph
+from nodeloom.core.plan import ExecutionPlan, prepare_run
 
 EventCallback = Callable[[RunEvent], None]
 
@@ -116,3 +119,17 @@ class RunHandle:
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id}>"
+
+
+def prepare_worker_run(
+    graph: Graph, catalog: NodeCatalog, inputs: Mapping[str, Any] | None, workers: str, hint: str,
+) -> tuple[ExecutionPlan, dict[str, Any]]:
+    """`prepare_run` for executors whose workers are other processes: the plan's graph has its graph
+    nodes expanded (workers plan the same nodes without the graph sources), and a node type defined
+    only in this process (`Graph.add` with a definition object) is refused, naming `workers` and `hint`."""
+    plan, values = prepare_run(graph, catalog, inputs)
+    unknown = sorted(name for name in plan.graph.local_definitions if catalog.find(name) is None)
+    if unknown:
+        raise NodeNotRegisteredError(f"node types {', '.join(unknown)} are not registered: {workers} cannot run them",
+                                     details={"types": unknown, "hint": hint})
+    return plan, values

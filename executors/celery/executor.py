@@ -17,12 +17,11 @@ from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import NodeNotRegisteredError, RunNotFoundError, RunTimeoutError
+from nodeloom.core.errors import RunNotFoundError, RunTimeoutError
 from nodeloom.core.events import EventKind, RunEvent, RunResult, RunStatus
 from nodeloom.core.graph import Graph
-from nodeloom.core.plan import prepare_run
 from nodeloom.core.values import decode_outputs, revive, to_json_text
-from nodeloom.executors.base import EventCallback, ExecutorConveniences, RunHandle
+from nodeloom.executors.base import EventCallback, ExecutorConveniences, RunHandle, prepare_worker_run
 from nodeloom.executors.celery.app import CeleryConfig, make_app
 from nodeloom.executors.celery.dispatch import DistributedRun, branch_wiring
 from nodeloom.executors.celery.results import StoredResults
@@ -77,14 +76,9 @@ class CeleryExecutor(ExecutorConveniences):
         on_event: EventCallback | None = None,
         use_cache: bool = True,
     ) -> RunHandle:
-        plan, values = prepare_run(graph, self.registry, inputs)
-        graph = plan.graph  # graph nodes expanded: workers plan the same nodes without the graph sources
-        unknown = sorted(name for name in graph.local_definitions if self.registry.find(name) is None)
-        if unknown:
-            raise NodeNotRegisteredError(
-                f"node types {', '.join(unknown)} are not registered: Celery workers cannot run them",
-                details={"types": unknown, "hint": "register their module on the workers (NODELOOM_NODE_MODULES)"},
-            )
+        plan, values = prepare_worker_run(graph, self.registry, inputs, "Celery workers",
+                                          "register their module on the workers (NODELOOM_NODE_MODULES)")
+        graph = plan.graph
         run_id = uuid.uuid4().hex
         input_json: dict[str, Any] = json.loads(to_json_text(values))
         document = RunDocument(graph.to_json(), input_json, (config or self.run_config).to_json(), use_cache)

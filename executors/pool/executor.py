@@ -39,7 +39,6 @@ from nodeloom.core.cache import ResultCache
 from nodeloom.core.context import RunConfig
 from nodeloom.core.errors import (
     NodeloomError,
-    NodeNotRegisteredError,
     NodeTimeoutError,
     RunNotFoundError,
     RunTimeoutError,
@@ -56,9 +55,8 @@ from nodeloom.core.events import (
     RunStatus,
 )
 from nodeloom.core.graph import Graph
-from nodeloom.core.plan import prepare_run
 from nodeloom.core.validate import NodeCatalog
-from nodeloom.executors.base import EventCallback, RunHandle
+from nodeloom.executors.base import EventCallback, RunHandle, prepare_worker_run
 from nodeloom.executors.local.run import copy_record
 from nodeloom.executors.pool import worker as worker_main
 
@@ -361,14 +359,9 @@ class PoolExecutor:
         on_event: EventCallback | None = None,
         use_cache: bool = True,
     ) -> RunHandle:
-        plan, values = prepare_run(graph, self.registry, inputs)
-        graph = plan.graph  # graph nodes expanded: workers plan the same nodes without the graph sources
-        unknown = sorted(name for name in graph.local_definitions if self.registry.find(name) is None)
-        if unknown:
-            raise NodeNotRegisteredError(
-                f"node types {', '.join(unknown)} are not registered: pool workers cannot run them",
-                details={"types": unknown, "hint": "register their module on the workers (node_modules)"},
-            )
+        plan, values = prepare_worker_run(graph, self.registry, inputs, "pool workers",
+                                          "register their module on the workers (node_modules)")
+        graph = plan.graph
         config = config or self.config
         chosen = config.cache
         run = _PoolRun(
