@@ -151,6 +151,8 @@ def test_a_wrong_key_shows_the_sign_in_error_and_the_key_field_is_reachable_by_k
     tab.allow_status(401)
     page = tab.page
     page.goto(tab.url + "/")
+    # React renders the first screen after the page's load event; wait for it before pressing keys
+    page.get_by_label("API key").wait_for()
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "api-key"
     page.keyboard.type("nl_not-a-real-key")
