@@ -9,14 +9,16 @@ the protocol methods; each backend inherits them.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol, Self, runtime_checkable
 
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import NodeNotRegisteredError
-from nodeloom.core.events import RunEvent, RunResult
+from nodeloom.core.errors import NodeNotRegisteredError, RunTimeoutError
+from nodeloom.core.events import EventLog, RunEvent, RunResult
 from nodeloom.core.graph import Graph
 from nodeloom.core.plan import ExecutionPlan, prepare_run
 
@@ -119,6 +121,44 @@ class RunHandle:
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.run_id}>"
+
+
+class FollowedEvents:
+    """The events of a run kept in this process, followed live by any number of readers.
+
+    A run class of an executor sets these attributes; whoever adds an event notifies `cond` when
+    `waiters` is non-zero, and sets `done` (then notifies) once the run has finished."""
+
+    run_id: str
+    events: EventLog
+    cond: threading.Condition
+    done: threading.Event
+    #: readers waiting on `cond` now (emitting can skip the notify when there are none)
+    waiters: int
+
+    def iter_events(self, after: int = 0, timeout: float | None = None) -> Iterator[RunEvent]:
+        """Events with `seq > after`, live until the run finishes; `RunTimeoutError` when no event
+        comes within `timeout` s."""
+        index = max(after, 0)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self.cond:
+                while len(self.events) <= index and not self.done.is_set():
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise RunTimeoutError(f"no event of run {self.run_id} within {timeout} s", run_id=self.run_id,
+                                              timeout=timeout)
+                    self.waiters += 1
+                    try:
+                        self.cond.wait(remaining)
+                    finally:
+                        self.waiters -= 1
+                batch = self.events.since(index)
+                finished = self.done.is_set()
+            yield from batch
+            index += len(batch)
+            if finished and index >= len(self.events):
+                return
 
 
 def prepare_worker_run(

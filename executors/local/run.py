@@ -12,7 +12,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from nodeloom.core.artifacts import ArtifactStore
@@ -20,9 +20,9 @@ from nodeloom.core.attempt import AttemptOfRun, call_node, failure_outcome, time
 from nodeloom.core.branches import SKIPPED_KEY, split_taken, untaken
 from nodeloom.core.cache import ResultCache, value_token
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import RunTimeoutError
 from nodeloom.core.events import EventKind, EventLog, NodeRecord, NodeState, RunEvent, RunResult, RunStatus
 from nodeloom.core.plan import ExecutionPlan, PlannedNode
+from nodeloom.executors.base import FollowedEvents
 from nodeloom.executors.local.lanes import AsyncLoop, Lane, Timers
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class _Attempt(AttemptOfRun):
         return future.result()
 
 
-class LocalRun:
+class LocalRun(FollowedEvents):
     def __init__(
         self,
         executor: RunHost,
@@ -153,28 +153,6 @@ class LocalRun:
                     log.exception("event callback failed for %s", event.kind)
         if self.waiters:
             self.cond.notify_all()
-
-    def iter_events(self, after: int = 0, timeout: float | None = None) -> Iterator[RunEvent]:
-        index = max(after, 0)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self.cond:
-                while len(self.events) <= index and not self.done.is_set():
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        raise RunTimeoutError(f"no event of run {self.run_id} within {timeout} s", run_id=self.run_id,
-                                              timeout=timeout)
-                    self.waiters += 1
-                    try:
-                        self.cond.wait(remaining)
-                    finally:
-                        self.waiters -= 1
-                batch = self.events.since(index)
-                finished = self.done.is_set()
-            yield from batch
-            index += len(batch)
-            if finished and index >= len(self.events):
-                return
 
     # -- life cycle ----------------------------------------------------------------
     def start(self) -> list[str]:

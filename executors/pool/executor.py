@@ -56,7 +56,7 @@ from nodeloom.core.events import (
 )
 from nodeloom.core.graph import Graph
 from nodeloom.core.validate import NodeCatalog
-from nodeloom.executors.base import EventCallback, RunHandle, prepare_worker_run
+from nodeloom.executors.base import EventCallback, FollowedEvents, RunHandle, prepare_worker_run
 from nodeloom.executors.local.run import copy_record
 from nodeloom.executors.pool import worker as worker_main
 
@@ -84,7 +84,7 @@ def default_worker_count() -> int:
     return max(2, os.cpu_count() or 2)
 
 
-class _PoolRun:
+class _PoolRun(FollowedEvents):
     """The parent's mirror of one run: what its worker reported, or what the parent decided."""
 
     def __init__(self, run_id: str, graph: Graph, inputs: dict[str, Any], config: RunConfig, use_cache: bool,
@@ -102,6 +102,7 @@ class _PoolRun:
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.done = threading.Event()
+        self.waiters = 0
         self.status = RunStatus.PENDING
         self.started_at = time.time()
         self.finished_at: float | None = None
@@ -218,24 +219,6 @@ class _PoolRun:
                 nodes={node_id: copy_record(record) for node_id, record in self.records.items()},
                 started_at=self.started_at, finished_at=finished_at or self.finished_at,
             )
-
-    def iter_events(self, after: int = 0, timeout: float | None = None) -> Iterator[RunEvent]:
-        index = max(after, 0)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self.cond:
-                while len(self.events) <= index and not self.done.is_set():
-                    remaining = None if deadline is None else deadline - time.monotonic()
-                    if remaining is not None and remaining <= 0:
-                        raise RunTimeoutError(f"no event of run {self.run_id} within {timeout} s",
-                                              run_id=self.run_id, timeout=timeout)
-                    self.cond.wait(remaining)
-                batch = self.events.since(index)
-                finished = self.done.is_set()
-            yield from batch
-            index += len(batch)
-            if finished and index >= len(self.events):
-                return
 
 
 class _Worker:
