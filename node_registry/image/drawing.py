@@ -208,7 +208,7 @@ class Palette:
     dark: tuple[int, int, int]
 
     @classmethod
-    def of(cls, product: str, brand_colors: list[str], shift: float = 0.0) -> Palette:
+    def of(cls, product: str, brand_colors: list[str]) -> Palette:
         if brand_colors:
             colors = [parse_color(c, "brand_colors") for c in brand_colors]
             primary = colors[0]
@@ -216,8 +216,10 @@ class Palette:
             accent = colors[2] if len(colors) > 2 else _mix(secondary, (255, 200, 60), 0.5)
             hue, _, _ = colorsys.rgb_to_hls(*(c / 255 for c in primary))
             return cls(primary, secondary, accent, _hsl(hue * 360, 0.25, 0.94), _mix(primary, (0, 0, 0), 0.7))
-        hue = int(hashlib.sha256(product.encode("utf-8")).hexdigest()[:6], 16) % 360 + shift
-        return cls(_hsl(hue, 0.55, 0.32), _hsl(hue + 35, 0.65, 0.52), _hsl(hue + 180, 0.75, 0.6),
+        hue = int(hashlib.sha256(product.encode("utf-8")).hexdigest()[:6], 16) % 360
+        secondary = _hsl(hue + 35, 0.65, 0.52)
+        # the accent warms the secondary, as with brand colours (a complementary hue read as neon on video)
+        return cls(_hsl(hue, 0.55, 0.32), secondary, _mix(secondary, (255, 200, 60), 0.5),
                    _hsl(hue, 0.35, 0.94), _hsl(hue, 0.45, 0.11))
 
 
@@ -234,18 +236,20 @@ def _gradient(size: tuple[int, int], start: tuple[int, int, int], end: tuple[int
     return Image.composite(Image.new("RGB", size, end), Image.new("RGB", size, start), mask)
 
 
-def _circles(card: Image.Image, seed: str, color: tuple[int, int, int], count: int = 3) -> None:
-    """Soft translucent circles placed by the text's hash: no two scenes decorate alike."""
+def _glow(card: Image.Image, seed: str, color: tuple[int, int, int], strength: float = 0.45) -> None:
+    """A soft pool of light in the card's own colours, placed by the text's hash: no two scenes light alike.
+
+    (Translucent discs in a complementary colour read as grey smudges on video; a glow in the palette does not.)"""
     digest = hashlib.sha256(seed.encode("utf-8")).digest()
-    layer = Image.new("RGBA", card.size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(layer)
     width, height = card.size
-    for n in range(count):
-        x = digest[3 * n] / 255 * width
-        y = digest[3 * n + 1] / 255 * height
-        radius = (0.12 + digest[3 * n + 2] / 255 * 0.3) * min(width, height)
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=(*color, 38 + 12 * n))
-    card.paste(Image.alpha_composite(card.convert("RGBA"), layer).convert("RGB"))
+    radius = round((0.55 + digest[2] / 255 * 0.35) * max(width, height))
+    center = (round(digest[0] / 255 * width), round((0.15 + digest[1] / 255 * 0.7) * height))
+    # distance from the centre: 0 there, 179 mid-edge, 255 in the corners; faded out by 160 so no edge shows
+    falloff = Image.radial_gradient("L").resize((2 * radius, 2 * radius))
+    mask = Image.new("L", card.size, 0)
+    mask.paste(falloff.point(lambda v: round(max(0.0, 255 - v * 1.6) * strength)),
+               (center[0] - radius, center[1] - radius))
+    card.paste(Image.composite(Image.new("RGB", card.size, color), card, mask))
 
 
 def _text(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], text: str, size: int, ink: tuple[int, int, int],
@@ -280,7 +284,7 @@ def render_scene_card(scene: dict[str, Any], product: str, call_to_action: str, 
     role = str(scene.get("role") or "benefit")
     caption = str(scene.get("caption") or "")
     index = int(scene.get("index") or 0)
-    palette = Palette.of(product, brand_colors, shift=index * 18 if not brand_colors else 0)
+    palette = Palette.of(product, brand_colors)  # one palette for the whole video: scenes differ by layout
     portrait = height > width * 1.1
     unit = min(width, height)
     margin = round(unit * 0.08)
@@ -288,7 +292,7 @@ def render_scene_card(scene: dict[str, Any], product: str, call_to_action: str, 
     mark = round(unit * 0.04)
     if role == "hook":
         card = _gradient((width, height), palette.dark, palette.primary, diagonal=True)
-        _circles(card, caption, palette.accent)
+        _glow(card, caption, palette.secondary)
         text_box = (margin, margin * 2, width - margin, height - margin)
         if portrait:
             if _photo(card, photo, (0, round(height * 0.5), width, height)):
@@ -302,7 +306,7 @@ def render_scene_card(scene: dict[str, Any], product: str, call_to_action: str, 
         draw.rectangle((text_box[0], bottom + bar * 2, text_box[0] + unit // 5, bottom + bar * 3), fill=palette.accent)
     elif role == "cta":
         card = _gradient((width, height), palette.secondary, palette.primary)
-        _circles(card, caption, palette.light, count=2)
+        _glow(card, caption, palette.light, strength=0.3)
         draw = ImageDraw.Draw(card)
         top = height // 4 if portrait else margin * 2
         top = _text(draw, (margin, top, width - margin, height // 2), product, round(headline * 1.3),
@@ -332,10 +336,12 @@ def render_scene_card(scene: dict[str, Any], product: str, call_to_action: str, 
         card.paste(panel_card, (0, 0))
         _photo(card, photo, panel)
         draw = ImageDraw.Draw(card)
-        number = f"{index:02d}" if index else "•"
-        number_font = load_font(round(unit * 0.2), font, bold=True)
-        draw.text((panel[2] / 2, panel[3] / 2), number, font=number_font, fill=palette.light, anchor="mm",
-                  stroke_width=max(1, unit // 300), stroke_fill=palette.dark)
+        if photo is None:  # the brand's monogram, not a slide number: a viewer cannot see how many slides there are
+            _glow(panel_card, caption, palette.light, strength=0.35)
+            card.paste(panel_card, (0, 0))
+            monogram = "".join(word[0] for word in product.split()[:2]).upper() or "•"
+            draw.text((panel[2] / 2, panel[3] / 2), monogram, font=load_font(round(unit * 0.22), font, bold=True),
+                      fill=_mix(palette.light, palette.primary, 0.25), anchor="mm")
         text_box = ((margin, panel[3] + margin, width - margin, height - margin) if portrait
                     else (panel[2] + margin, margin * 2, width - margin, height - margin))
         draw.text((text_box[0], margin if not portrait else panel[3] + margin // 3), product.upper(),
