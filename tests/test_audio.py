@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import subprocess
+import sys
 import wave
 from pathlib import Path
 from typing import Any
@@ -203,7 +205,7 @@ def test_music_bed_is_soft_faded_and_as_long_as_asked(executor: LocalExecutor) -
 def test_mix_ducks_the_music_under_the_voice(executor: LocalExecutor) -> None:
     import numpy as np
 
-    from nodeloom.node_registry.audio.soundtrack import RATE, mix_tracks, synthesise_music
+    from nodeloom.node_registry.audio.samples import RATE, mix_tracks, synthesise_music
 
     music = synthesise_music(4.0)
     voice = np.zeros(4 * RATE, dtype=np.float32)
@@ -213,3 +215,13 @@ def test_mix_ducks_the_music_under_the_voice(executor: LocalExecutor) -> None:
     gain = np.sqrt((music_only ** 2).mean()) / np.sqrt((music[int(2.6 * RATE): int(3.0 * RATE)] ** 2).mean())
     assert abs(mixed).max() == pytest.approx(10 ** (-1 / 20), abs=0.01)
     assert gain < 0.5  # the bed sits well under the voice
+
+
+def test_loading_the_node_registry_does_not_import_numpy() -> None:
+    # numpy's import (~80 ms) and its BLAS threads are paid by the runs that mix sound, not by every run
+    probe = ("import sys\nfrom nodeloom.node_registry import default_registry\n"
+             "assert 'audio.mix' in default_registry().types()\n"
+             "print('numpy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
