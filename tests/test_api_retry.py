@@ -1,4 +1,4 @@
-"""Retrying a run (`POST /v1/runs/{id}/retry`, `Client.retry`) against a real
+"""Retrying a run (`POST /v1/runs/{id}/retry`, `Client.retry`, `nodeloom run --retry`) against a real
 `nodeloom serve` process: only the failed, skipped and changed nodes run again.
 
 The graphs use the marker nodes (marker_nodes.py): each execution leaves a file, so the test
@@ -7,6 +7,7 @@ counts executions done in the server's worker processes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from databases import database_url
 from marker_nodes import MODULE, markers
-from processes import ApiServer, create_key
+from processes import ApiServer, create_key, nodeloom
 
 from nodeloom.api.client import ApiClientError, Client
 from nodeloom.api.schemas import RunState
@@ -157,3 +158,27 @@ def test_retrying_needs_the_run_scope(server: ApiServer, api: Client, tmp_path: 
     with Client(server.url, api_key=reader) as read_only, pytest.raises(ApiClientError) as refused:
         read_only.retry(finished.id)
     assert refused.value.status == 403
+
+
+def test_cli_retries_a_run_of_the_server(server: ApiServer, api: Client, run_key: str, tmp_path: Path) -> None:
+    saved = api.create_graph(failing_last_graph(tmp_path))
+    first = api.wait(api.submit(graph_id=saved.id).id, timeout=60)
+    assert first.status is RunState.FAILED
+    env = {**server.env, "NODELOOM_API_URL": server.url, "NODELOOM_API_KEY": run_key, "NO_COLOR": "1",
+           "COLUMNS": "200"}
+
+    done = nodeloom("run", "--retry", first.id, "--out", str(tmp_path / "out"), env=env)
+
+    assert done.returncode == 0, done.stderr
+    assert f"retrying run {first.id} as run " in done.stdout
+    assert "2 of 4 nodes run, 2 take the earlier results" in done.stdout
+    record = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert record["status"] == "succeeded"
+    assert json.loads((tmp_path / "out" / "outputs.json").read_text()) == {"tries": 4.0}
+    assert len(markers(tmp_path, "fetch")) == 1
+
+
+def test_cli_retry_takes_no_graph_file(server: ApiServer, tmp_path: Path) -> None:
+    done = nodeloom("run", "graph.json", "--retry", "abc", env={**server.env, "NODELOOM_API_URL": server.url})
+    assert done.returncode == 2
+    assert "--retry reruns the run's own graph and inputs" in done.stderr
