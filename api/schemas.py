@@ -12,8 +12,8 @@ from nodeloom.api.inputs import MAX_INT, bounded
 
 
 class Scope(StrEnum):
-    """What an API key may do: `read` anything of its project, `run` (also write graphs and
-    start, cancel and resume runs), `admin` (also manage the project's keys). Each includes the ones before."""
+    """What an API key may do: `read` anything of its project, `run` (also write graphs and start,
+    cancel, resume and retry runs), `admin` (also manage the project's keys). Each includes the ones before."""
 
     READ = "read"
     RUN = "run"
