@@ -246,7 +246,8 @@ class RunRetried(BaseModel):
     run: RunInfo = Field(description="the new run, as it was when it started")
     nodes: list[RetryNodeInfo] = Field(description="each node, parents first: `cached` when its cache key is "
                                                    "unchanged and its result is stored, else `run` (and why)")
-    rerun: list[str] = Field(description="the nodes that run: failed, skipped or changed since the earlier run")
+    rerun: list[str] = Field(description="the nodes that run: failed, skipped or changed since the earlier run "
+                                         "(and nodes never cached)")
     reused: list[str] = Field(description="the nodes that take the earlier results (cache keys unchanged)")
 
 

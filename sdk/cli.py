@@ -266,7 +266,11 @@ def _retry(run_id: str, version: int | None, target: Path, as_json: bool, quiet:
                 out.print(f"retrying run {run_id} as run {retried.run.id}: {len(retried.rerun)} of "
                           f"{len(retried.nodes)} nodes run, {len(retried.reused)} take the earlier results",
                           markup=False)
-            finished = api.wait(retried.run.id)
+            try:
+                finished = api.wait(retried.run.id)
+            except KeyboardInterrupt:
+                err.print(f"stopped waiting: run {retried.run.id} goes on on the server", markup=False)
+                sys.exit(EXIT_INTERRUPTED)
             files = api.download_outputs(finished.id, target)
             (target / "run.json").write_text(finished.model_dump_json(indent=2))
         except httpx.TransportError as error:

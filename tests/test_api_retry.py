@@ -7,6 +7,7 @@ counts executions done in the server's worker processes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,8 @@ from databases import database_url
 from marker_nodes import MODULE, markers
 from processes import ApiServer, create_key, nodeloom
 
-from nodeloom.api.client import ApiClientError, Client
-from nodeloom.api.schemas import RunState
+from nodeloom.api.client import ApiClientError, AsyncClient, Client
+from nodeloom.api.schemas import RunInfo, RunRetried, RunState
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +119,22 @@ def test_retry_at_a_newer_version_runs_only_the_changed_nodes(api: Client, tmp_p
     assert (second.status, second.graph_version) == (RunState.SUCCEEDED, 2)
     assert len(markers(tmp_path, "fetch")) == 1
     assert len(markers(tmp_path, "report")) == 2
+
+
+def test_retrying_a_succeeded_run_of_an_inline_graph_reuses_every_node(server: ApiServer, run_key: str,
+                                                                       tmp_path: Path) -> None:
+    async def retry() -> tuple[RunRetried, RunInfo]:
+        async with AsyncClient(server.url, api_key=run_key) as api:
+            first = await api.wait((await api.submit(two_step_graph(tmp_path))).id, timeout=60)
+            assert first.status is RunState.SUCCEEDED
+            retried = await api.retry(first.id)
+            return retried, await api.wait(retried.run.id, timeout=60)
+
+    retried, second = asyncio.run(retry())
+
+    assert (retried.rerun, retried.reused) == ([], ["fetch", "report"])
+    assert (second.status, second.graph_id, second.outputs) == (RunState.SUCCEEDED, None, {"value": 2.0})
+    assert len(markers(tmp_path, "report")) == 1
 
 
 def test_retrying_an_unknown_run_is_404(server: ApiServer, run_key: str) -> None:
