@@ -46,6 +46,8 @@ from nodeloom.api.schemas import (
     RunInfo,
     RunPage,
     RunPreview,
+    RunRetried,
+    RunRetry,
     RunState,
     RunSubmit,
     ScheduleCreate,
@@ -133,6 +135,10 @@ def _submit_call(graph: Graph | Mapping[str, Any] | str | None, inputs: Mapping[
                      inputs=dict(inputs or {}), use_cache=use_cache)
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     return _Call("POST", "/v1/runs", body=body.model_dump(exclude_none=True), headers=headers)
+
+
+def _retry_call(run_id: str, version: int | None) -> _Call:
+    return _Call("POST", f"/v1/runs/{run_id}/retry", body=RunRetry(version=version).model_dump(exclude_none=True))
 
 
 def _trigger_call(graph_id: str, version: int | None, name: str, input_map: Mapping[str, str] | None) -> _Call:
@@ -352,6 +358,12 @@ class Client:
         """Run an interrupted, failed or cancelled run again (same id; its events number on)."""
         return _parse(self._send(_Call("POST", f"/v1/runs/{run_id}/resume")), RunInfo)
 
+    def retry(self, run_id: str, *, version: int | None = None) -> RunRetried:
+        """Start a new run of a finished run's graph (or of `version` of the same saved graph) with its inputs,
+        in which only the failed, skipped and changed nodes run; the answer lists them (`rerun`) and the nodes
+        that take the earlier results (`reused`)."""
+        return _parse(self._send(_retry_call(run_id, version)), RunRetried)
+
     def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
         """Wait (long polls of `GET /v1/runs/{id}?wait=`) until the run has finished or was interrupted;
         `TimeoutError` after `timeout` s."""
@@ -565,6 +577,9 @@ class AsyncClient:
 
     async def resume(self, run_id: str) -> RunInfo:
         return _parse(await self._send(_Call("POST", f"/v1/runs/{run_id}/resume")), RunInfo)
+
+    async def retry(self, run_id: str, *, version: int | None = None) -> RunRetried:
+        return _parse(await self._send(_retry_call(run_id, version)), RunRetried)
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -227,6 +227,36 @@ class RunService:
         self.recorder.signals.notify([run_id])
         self._start(run_id, graph, inputs, use_cache, base)
 
+    # -- retry -----------------------------------------------------------------------
+    def retry(self, identity: Identity, run_id: str, version: int | None) -> tuple[str, list[NodePreview],
+                                                                                    dict[str, str]]:
+        """Start a new run of an earlier run's graph (or of `version` of the same saved graph) with its inputs.
+
+        The new run uses the result cache: nodes whose cache keys are unchanged take the earlier
+        results, and the failed, skipped and changed nodes run. Returns the new run's id, what it
+        was planned to do (the dry-run preview) and the earlier run's node states.
+        """
+        with Session(self.engine) as session:
+            earlier = self.owned_run(session, identity.project, run_id)
+            if earlier.status in _IN_FLIGHT:
+                raise ApiError(409, "run_in_flight", f"run {run_id!r} is {earlier.status}; retry it when it has "
+                               "finished (or cancel it)", {"run": run_id, "status": earlier.status})
+            if version is not None and (earlier.graph_id is None
+                                        or session.get(GraphVersionRow, (earlier.graph_id, version)) is None):
+                whose = "an inline graph" if earlier.graph_id is None else f"graph {earlier.graph_id!r}"
+                raise ApiError(422, "invalid_version", f"run {run_id!r} ran {whose}, which has no version {version}",
+                               {"run": run_id, "graph": earlier.graph_id, "version": version})
+            states = {node.node_id: node.state
+                      for node in session.exec(select(RunNodeRow).where(RunNodeRow.run_id == run_id)).all()}
+            if earlier.graph_id is None:
+                request = RunSubmit(graph=earlier.document, inputs=earlier.inputs)
+            else:
+                request = RunSubmit(graph_id=earlier.graph_id, version=version or earlier.graph_version,
+                                    inputs=earlier.inputs)
+        previews = self.preview(identity, request)  # before the new run starts filling the cache
+        new_id, _ = self.submit(identity, request, None)
+        return new_id, previews, states
+
     def _mark(self, session: Session, run: RunRow, status: str) -> None:
         run.status = status
         run.finished_at = time.time() if RunState(status).terminal else None

@@ -12,8 +12,8 @@ from nodeloom.api.inputs import MAX_INT, bounded
 
 
 class Scope(StrEnum):
-    """What an API key may do: `read` anything of its project, `run` (also write graphs and
-    start, cancel and resume runs), `admin` (also manage the project's keys). Each includes the ones before."""
+    """What an API key may do: `read` anything of its project, `run` (also write graphs and start,
+    cancel, resume and retry runs), `admin` (also manage the project's keys). Each includes the ones before."""
 
     READ = "read"
     RUN = "run"
@@ -221,6 +221,34 @@ class RunPreview(BaseModel):
     nodes: list[NodePreviewInfo]
     run: int = Field(description="how many nodes would run")
     cached: int = Field(description="how many would come from the cache")
+
+
+class RunRetry(BaseModel):
+    """Retry a run (`POST /v1/runs/{id}/retry`): its graph, or another version of the same saved graph,
+    with the same inputs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(default=None, ge=1, le=MAX_INT,
+                                description="a version of the run's saved graph to run instead of the run's own "
+                                            "(a fix saved since); none: the version the run had")
+
+
+class RetryNodeInfo(NodePreviewInfo):
+    earlier_state: str | None = Field(description="the node's state in the earlier run (`done`, `cached`, `failed`, "
+                                                  "`skipped`, ...); null: the earlier run had no such node")
+
+
+class RunRetried(BaseModel):
+    """A retry: the new run, and which of its nodes run and which take the earlier run's results."""
+
+    retry_of: str = Field(description="the earlier run")
+    run: RunInfo = Field(description="the new run, as it was when it started")
+    nodes: list[RetryNodeInfo] = Field(description="each node, parents first: `cached` when its cache key is "
+                                                   "unchanged and its result is stored, else `run` (and why)")
+    rerun: list[str] = Field(description="the nodes that run: failed, skipped or changed since the earlier run "
+                                         "(and nodes never cached)")
+    reused: list[str] = Field(description="the nodes that take the earlier results (cache keys unchanged)")
 
 
 class RunPage(BaseModel):

@@ -6,6 +6,7 @@ import importlib
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ def main(debug: bool) -> None:
 
 
 @main.command()
-@click.argument("graph_file", metavar="GRAPH.json", type=click.Path(dir_okay=False))
+@click.argument("graph_file", metavar="[GRAPH.json]", type=click.Path(dir_okay=False), required=False)
 @click.option("--set", "assignments", multiple=True, metavar="NAME=VALUE",
               help="Set a graph input (repeatable). VALUE is parsed by the input's type: numbers, "
                    "true/false, JSON for Json/List inputs, a file path for Image/Audio/Video/File. "
@@ -160,14 +161,36 @@ def main(debug: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress display.")
 @click.option("--plan", "plan_only", is_flag=True,
               help="Run nothing: show which nodes would run and which would come from the cache, and their queues.")
-def run(graph_file: str, assignments: tuple[str, ...], out_dir: str | None, no_cache: bool,
-        allow_private_network: bool, as_json: bool, quiet: bool, plan_only: bool) -> None:
+@click.option("--retry", "retry_of", metavar="RUN_ID", default=None,
+              help="Instead of GRAPH.json: retry the API server's run RUN_ID (the server at $NODELOOM_API_URL, "
+                   "key $NODELOOM_API_KEY), then download the new run's outputs into --out.")
+@click.option("--graph-version", type=click.IntRange(min=1), default=None, metavar="N",
+              help="With --retry: run version N of the run's saved graph (a fix saved since) instead of its own.")
+def run(graph_file: str | None, assignments: tuple[str, ...], out_dir: str | None, no_cache: bool,
+        allow_private_network: bool, as_json: bool, quiet: bool, plan_only: bool, retry_of: str | None,
+        graph_version: int | None) -> None:
     """Run GRAPH.json and write its outputs to a folder.
 
     Each graph output is written as NAME.txt (text), NAME.json (JSON) or a media file
     (NAME.png, NAME.mp4, ...); run.json records the status, per-node timings and errors.
     With --plan, nothing runs: the preview lists each node as `cached` or `run` (and why).
+
+    \b
+    With --retry RUN_ID, a run of the API server (nodeloom serve) is retried there:
+    a new run of the same graph with the same inputs, in which only the failed, skipped
+    and changed nodes run; the others take the earlier run's results from the cache.
+      NODELOOM_API_URL=http://127.0.0.1:8000 NODELOOM_API_KEY=nl_... nodeloom run --retry RUN_ID
     """
+    if retry_of is not None:
+        if graph_file is not None or assignments or no_cache or plan_only or allow_private_network:
+            raise UsageError("--retry reruns the run's own graph and inputs: give no GRAPH.json, --set, "
+                             "--no-cache, --plan or --allow-private-network with it")
+        _retry(retry_of, graph_version, _out_folder(out_dir), as_json, quiet)
+        return
+    if graph_file is None:
+        raise UsageError("give GRAPH.json to run (or --retry RUN_ID to retry a run of the API server)")
+    if graph_version is not None:
+        raise UsageError("--graph-version goes with --retry")
     from nodeloom._run import default_executor
 
     graph = load(graph_file)
@@ -176,8 +199,7 @@ def run(graph_file: str, assignments: tuple[str, ...], out_dir: str | None, no_c
     if plan_only:
         _print_preview(graph, values, None if no_cache else executor.cache, executor.registry, as_json)
         return
-    target = Path(out_dir) if out_dir else Path("nodeloom-out") / time.strftime("%Y%m%d-%H%M%S")
-    _check_writable(target)  # before any node runs, not after the whole graph did
+    target = _out_folder(out_dir)  # before any node runs, not after the whole graph did
     config = RunConfig(allow_private_network=allow_private_network, out_dir=target)
     check_before_run(graph, executor.registry, values, config)  # programs, folders, destinations, map targets
     display = RunDisplay(err, {node_id: n.type for node_id, n in graph.nodes.items()},
@@ -199,7 +221,7 @@ def run(graph_file: str, assignments: tuple[str, ...], out_dir: str | None, no_c
                            for name, f in files.items()}
         click.echo(json.dumps(record, indent=2, ensure_ascii=False))
     else:
-        _print_summary(result.status, result.run_id, time.monotonic() - started, target, files, result.errors())
+        _print_summary(result.status.value, result.run_id, time.monotonic() - started, target, files, result.errors())
     if result.status is not RunStatus.SUCCEEDED:
         sys.exit(EXIT_RUN_FAILED)
 
@@ -211,6 +233,14 @@ def _print_preview(graph: Graph, values: dict[str, Any], cache: ResultCache | No
     if as_json:
         click.echo(json.dumps([preview.to_json() for preview in previews], indent=2))
         return
+    _print_plan(previews)
+    running = sum(1 for preview in previews if preview.action == "run")
+    out.print(f"{running} of {len(previews)} nodes would run, {len(previews) - running} come from the cache; "
+              "nothing was run", markup=False)
+
+
+def _print_plan(previews: Sequence[Any]) -> None:
+    """A table of node previews (`NodePreview`, or the API's `NodePreviewInfo`): each node cached or run, and why."""
     table = Table(box=None, pad_edge=False)
     for column in ("node", "type", "will", "why", "queue"):
         table.add_column(column)
@@ -218,9 +248,52 @@ def _print_preview(graph: Graph, values: dict[str, Any], cache: ResultCache | No
         will = "[green]cached[/]" if preview.action == "cached" else "[yellow]run[/]"
         table.add_row(preview.node, preview.type, will, (preview.reason or "").replace("_", " "), preview.queue)
     out.print(table)
-    running = sum(1 for preview in previews if preview.action == "run")
-    out.print(f"{running} of {len(previews)} nodes would run, {len(previews) - running} come from the cache; "
-              "nothing was run", markup=False)
+
+
+def _retry(run_id: str, version: int | None, target: Path, as_json: bool, quiet: bool) -> None:
+    """`run --retry`: retry the API server's run, wait for the new run, download its outputs into `target`."""
+    import httpx
+
+    from nodeloom.api.client import Client
+    from nodeloom.api.schemas import RunState
+
+    started = time.monotonic()
+    with Client() as api:
+        try:
+            retried = api.retry(run_id, version=version)
+            if not quiet and not as_json:
+                _print_plan(retried.nodes)
+                out.print(f"retrying run {run_id} as run {retried.run.id}: {len(retried.rerun)} of "
+                          f"{len(retried.nodes)} nodes run, {len(retried.reused)} take the earlier results",
+                          markup=False)
+            try:
+                finished = api.wait(retried.run.id)
+            except KeyboardInterrupt:
+                err.print(f"stopped waiting: run {retried.run.id} goes on on the server", markup=False)
+                sys.exit(EXIT_INTERRUPTED)
+            files = api.download_outputs(finished.id, target)
+            (target / "run.json").write_text(finished.model_dump_json(indent=2))
+        except httpx.TransportError as error:
+            url = error.request.url
+            raise UsageError(f"cannot reach the nodeloom API at {url.scheme}://{url.netloc.decode()} "
+                             f"(set NODELOOM_API_URL): {error}") from None
+    if as_json:
+        record = finished.model_dump(mode="json")
+        record["retry_of"] = run_id
+        record["files"] = {name: str(path) for name, path in files.items()}
+        click.echo(json.dumps(record, indent=2, ensure_ascii=False))
+    else:
+        _print_summary(finished.status.value, finished.id, time.monotonic() - started, target,
+                       {name: path.name for name, path in files.items()}, finished.errors)
+    if finished.status is not RunState.SUCCEEDED:
+        sys.exit(EXIT_RUN_FAILED)
+
+
+def _out_folder(out_dir: str | None) -> Path:
+    """The --out folder (default ./nodeloom-out/<date-time>), created and checked writable."""
+    target = Path(out_dir) if out_dir else Path("nodeloom-out") / time.strftime("%Y%m%d-%H%M%S")
+    _check_writable(target)
+    return target
 
 
 def _check_writable(folder: Path) -> None:
@@ -235,16 +308,16 @@ def _check_writable(folder: Path) -> None:
         raise UsageError(problem)
 
 
-def _print_summary(status: RunStatus, run_id: str, seconds: float, target: Path,
+def _print_summary(status: str, run_id: str, seconds: float, target: Path,
                    files: dict[str, Any], errors: list[dict[str, Any]]) -> None:
-    colour = "green" if status is RunStatus.SUCCEEDED else "red"
-    out.print(f"[{colour}]{status.value}[/] run {run_id} in {seconds:.2f}s", markup=True)
+    colour = "green" if status == RunStatus.SUCCEEDED.value else "red"
+    out.print(f"[{colour}]{status}[/] run {run_id} in {seconds:.2f}s", markup=True)
     for name, written in files.items():
         names = written if isinstance(written, list) else [written]
         out.print(f"  {name}: " + ", ".join(str(target / n) for n in names), markup=False)
     out.print(f"  record: {target / 'run.json'}", markup=False)
     for error in errors:
-        out.print(f"  [red]{error['node']}[/]: {error.get('message')} ({error.get('code')})", markup=True)
+        out.print(f"  [red]{error.get('node', 'run')}[/]: {error.get('message')} ({error.get('code')})", markup=True)
 
 
 @main.command()

@@ -103,6 +103,7 @@ def test_openapi_documents_every_route_with_models(server: ApiServer) -> None:
         ("get", "/v1/graphs/{graph_id}"), ("put", "/v1/graphs/{graph_id}"), ("delete", "/v1/graphs/{graph_id}"),
         ("get", "/v1/graphs/{graph_id}/versions"), ("post", "/v1/runs"), ("get", "/v1/runs"),
         ("get", "/v1/runs/{run_id}"), ("post", "/v1/runs/{run_id}/cancel"), ("post", "/v1/runs/{run_id}/resume"),
+        ("post", "/v1/runs/{run_id}/retry"),
         ("get", "/v1/runs/{run_id}/events"), ("get", "/v1/runs/{run_id}/artifacts/{digest}"),
         ("post", "/v1/keys"), ("get", "/v1/keys"), ("delete", "/v1/keys/{key_id}"), ("get", "/healthz"),
         ("get", "/metrics"),

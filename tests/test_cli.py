@@ -170,7 +170,7 @@ def test_nodes_json_is_the_catalog(cli_env: dict[str, str]) -> None:
     ("command", "phrases"),
     [
         ([], ["run", "validate", "nodes", "Examples"]),
-        (["run"], ["--set", "NAME=VALUE", "--out", "Exit codes", "@path"]),
+        (["run"], ["--set", "NAME=VALUE", "--out", "Exit codes", "@path", "--retry RUN_ID", "NODELOOM_API_URL"]),
         (["validate"], ["every problem", "Exit codes"]),
         (["nodes"], ["--json", "JSON Schema"]),
         (["worker"], ["--queues", "--concurrency", "GPU workers separate", "NODELOOM_BROKER_URL"]),

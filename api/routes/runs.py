@@ -1,4 +1,4 @@
-"""`/v1/runs`: submit (idempotent with `Idempotency-Key`), inspect, list, cancel, resume,
+"""`/v1/runs`: submit (idempotent with `Idempotency-Key`), inspect, list, cancel, resume, retry,
 follow the events (Server-Sent Events, resumable with `Last-Event-ID`), download artifacts."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -25,9 +25,12 @@ from nodeloom.api.schemas import (
     ErrorResponse,
     NodePreviewInfo,
     NodeRunInfo,
+    RetryNodeInfo,
     RunInfo,
     RunPage,
     RunPreview,
+    RunRetried,
+    RunRetry,
     RunState,
     RunSubmit,
     RunSummary,
@@ -225,6 +228,30 @@ def resume_run(run_id: str, state: State, identity: Runner) -> Response:
     state.forget_run(run_id)  # a read that raced with the resume may have cached the old body
     with Session(state.engine) as session:
         return _respond(state, session, identity.project, run_id)[0]
+
+
+@router.post(
+    "/{run_id}/retry", response_model=RunRetried, status_code=201,
+    summary="Start a new run of a finished run's graph and inputs in which only the failed, skipped and "
+            "changed nodes run",
+    description="The other nodes, whose cache keys are unchanged, take the earlier run's results from the result "
+                "cache. `version` runs another version of the same saved graph. The answer says which nodes run "
+                "and which are reused.",
+    responses={409: {"model": ErrorResponse, "description": "the run is still pending or running "
+                                                            "(code run_in_flight)"},
+               422: {"model": ErrorResponse, "description": "`version` is not a version of the run's graph "
+                                                            "(code invalid_version), or the graph or inputs are "
+                                                            "invalid"}},
+)
+def retry_run(run_id: str, state: State, identity: Runner,
+              body: Annotated[RunRetry | None, Body()] = None) -> RunRetried:
+    new_id, previews, earlier = state.runs.retry(identity, run_id, (body or RunRetry()).version)
+    nodes = [RetryNodeInfo(**preview.to_json(), earlier_state=earlier.get(preview.node)) for preview in previews]
+    with Session(state.engine) as session:
+        run = run_info(*_snapshot(session, identity.project, new_id))
+    return RunRetried(retry_of=run_id, run=run, nodes=nodes,
+                      rerun=[node.node for node in nodes if node.action == "run"],
+                      reused=[node.node for node in nodes if node.action == "cached"])
 
 
 def _events_after(state: State, run_id: str, after: int) -> tuple[list[RunEventRow], str]:
