@@ -176,12 +176,13 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
         except TypeError:
             static = None  # a literal without a stable form (builder-made graphs only)
         repeatable = spec.deterministic
-        if not repeatable and definition.repeatable is not None:
-            token = definition.repeatable(literals, catalog)
-            if token is not None and static is not None:
-                repeatable, static = True, f"{static}\x00{token}"
-        if not repeatable and "seed" not in spec.input_map:
-            static = None  # non-deterministic and no seed: never repeatable
+        if not repeatable:
+            if definition.repeatable is not None:
+                token = definition.repeatable(literals, catalog)
+                if token is not None and static is not None:
+                    repeatable, static = True, f"{static}\x00{token}"
+            if not repeatable and "seed" not in spec.input_map:
+                static = None  # non-deterministic and no seed: never repeatable
         resources = spec.resources
         if instance.queue is not None:
             resources = Resources(resources.kind, instance.queue)
@@ -206,6 +207,9 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             resources,
             static,
             not repeatable,
+            (),
+            spec.type in CONDITIONAL_TYPES,
+            spec.type in FIRST_TYPES,
         )
     children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
     for planned in nodes.values():
@@ -213,9 +217,6 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             children[parent].append(planned.id)
     for node_id, planned in nodes.items():
         planned.downstream = tuple(children[node_id])
-        node_type = planned.definition.spec.type
-        planned.conditional = node_type in CONDITIONAL_TYPES
-        planned.joins = node_type in FIRST_TYPES
     plan = ExecutionPlan(graph=graph, nodes=nodes, outputs=dict(graph.outputs), catalog=catalog,
                          has_timeouts=has_timeouts)
     return plan, ordered
