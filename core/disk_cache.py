@@ -27,7 +27,7 @@ from typing import Any
 
 from nodeloom.core.artifacts import ArtifactStore, default_artifact_root
 from nodeloom.core.cache import ResultCache
-from nodeloom.core.errors import NodeExecutionError, NodeloomError
+from nodeloom.core.errors import NodeExecutionError, NodeloomError, UsageError
 from nodeloom.core.values import decode_outputs, encode_outputs
 
 log = logging.getLogger("nodeloom.cache")
@@ -61,7 +61,7 @@ def default_max_bytes() -> int:
     try:
         return max(int(text), 0)
     except ValueError:
-        raise NodeloomError(f"NODELOOM_CACHE_MAX_BYTES must be a whole number of bytes, not {text!r}") from None
+        raise UsageError(f"NODELOOM_CACHE_MAX_BYTES must be a whole number of bytes, not {text!r}") from None
 
 
 class DiskResultCache(ResultCache):

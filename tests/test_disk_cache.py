@@ -11,10 +11,13 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from nodeloom.core.artifacts import LocalArtifactStore
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.context import RunConfig
-from nodeloom.core.disk_cache import DiskResultCache
+from nodeloom.core.disk_cache import DiskResultCache, default_max_bytes
+from nodeloom.core.errors import UsageError
 from nodeloom.core.graph import Graph
 from nodeloom.executors.local import LocalExecutor
 from nodeloom.node_registry import default_registry
@@ -172,3 +175,9 @@ def test_run_config_chooses_the_cache_of_a_run(tmp_path: Path) -> None:
         assert len(own) == 3
         again = executor.run(graph, {"name": "y"}, config=RunConfig(cache=own))
         assert {record.state.value for record in again.nodes.values()} == {"cached"}
+
+
+def test_a_cache_size_that_is_not_a_number_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODELOOM_CACHE_MAX_BYTES", "lots")
+    with pytest.raises(UsageError, match="NODELOOM_CACHE_MAX_BYTES must be a whole number of bytes, not 'lots'"):
+        default_max_bytes()
