@@ -20,7 +20,7 @@ Figures are medians of --repeat runs; "beyond start-up" is a run's wall time min
 start-up's, i.e. what the run itself cost; the ratio is run wall / start-up wall.
 Each "changed" run uses a value not seen before, so it misses on the changed part only.
 
-Usage: python bench/cache.py [--repeat 3] [--no-celery] [--no-marketing] [--marketing-input width]
+Usage: python bench/cache.py [--repeat 3] [--no-celery] [--no-marketing] [--marketing-input resolution]
 Celery rows start their own redis-server on a free port and real worker processes.
 """
 
@@ -175,8 +175,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-celery", action="store_true", help="only the local executor")
     parser.add_argument("--no-marketing", action="store_true", help="only the 10-item map")
-    parser.add_argument("--marketing-input", default="width",
-                        help="the input changed in the marketing rows (default width): a number input gets "
+    parser.add_argument("--marketing-input", default="resolution",
+                        help="the input changed in the marketing rows (default resolution): a number input gets "
                              "its default + 2, + 4, ...; a text one its default with ' (1)', ' (2)', ... added")
     options = parser.parse_args()
     name = options.marketing_input
