@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
 from nodeloom.api import tables  # noqa: F401 - defines the tables of SQLModel.metadata
@@ -31,6 +32,7 @@ log = logging.getLogger("nodeloom.api")
 _NODE_STATES = {
     EventKind.NODE_STARTED: "running",
     EventKind.NODE_RETRYING: "running",
+    EventKind.NODE_WAITING: "waiting",
     EventKind.NODE_CACHED: "cached",
     EventKind.NODE_DONE: "done",
     EventKind.NODE_FAILED: "failed",
@@ -44,6 +46,10 @@ NodeTimer = Callable[[str, float], None]
 _RUNS = SQLModel.metadata.tables["runs"]
 _NODES = SQLModel.metadata.tables["run_nodes"]
 _EVENTS = SQLModel.metadata.tables["run_events"]
+_APPROVALS = SQLModel.metadata.tables["approvals"]
+
+#: called with the ids of runs that have just settled as `waiting` (after their rows are stored)
+WaitingHook = Callable[[list[str]], None]
 
 
 def _storable(value: Any) -> Any:
@@ -76,6 +82,17 @@ def _result_columns(result: RunResult) -> dict[str, Any]:
     return {"status": result.status.value, "outputs": _json(result.outputs),
             "errors": _json(result.errors()),
             "finished_at": result.finished_at or time.time()}
+
+
+def _approval_row(run_id: str, event: RunEvent) -> dict[str, Any]:
+    data = event.data
+    timeout = data.get("timeout")
+    timeout = float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
+    return {"run_id": run_id, "node_id": event.node, "review": _json(data.get("review") or {}),
+            "message": str(data.get("message") or ""), "timeout": timeout,
+            "on_timeout": "approve" if data.get("on_timeout") == "approve" else "reject",
+            "requested_at": event.time, "deadline": None if timeout is None else event.time + timeout,
+            "edited": False}
 
 
 class RunSignals:
@@ -121,6 +138,7 @@ class RunRecorder:
         self.engine = engine
         self.executor = executor
         self.on_node_time = on_node_time
+        self.on_waiting: WaitingHook | None = None
         self.signals = RunSignals()
         self._types: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
@@ -177,6 +195,7 @@ class RunRecorder:
         #: (run id, node id) -> the columns the events change, the last event winning
         node_changes: dict[tuple[str, str], dict[str, Any]] = {}
         run_changes: dict[str, dict[str, Any]] = {}
+        approvals: list[dict[str, Any]] = []
         for run_id, base, event in batch:
             event_rows.append({"run_id": run_id, "seq": base + event.seq, "kind": event.kind.value,
                                "time": event.time, "node": event.node,
@@ -186,6 +205,8 @@ class RunRecorder:
                 duration = event.data.get("duration")
                 if event.kind is EventKind.NODE_DONE and isinstance(duration, int | float):
                     timings.append((run_id, event.node, float(duration)))
+                elif event.kind is EventKind.NODE_WAITING:
+                    approvals.append(_approval_row(run_id, event))
             elif event.kind is EventKind.RUN_STARTED:
                 run_changes.setdefault(run_id, {}).update(
                     status="running", executor_run_id=event.run_id, started_at=event.time)
@@ -200,6 +221,9 @@ class RunRecorder:
                     node_changes.setdefault((run_id, node_id), {}).update(_node_columns(record))
         with write_lock(self.engine), self.engine.begin() as connection:
             connection.execute(insert(_EVENTS), event_rows)
+            if approvals:  # a node that waits again keeps its first request and deadline
+                dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+                connection.execute(dialect.insert(_APPROVALS).on_conflict_do_nothing(), approvals)
             for (run_id, node_id), changes in node_changes.items():
                 if changes:
                     connection.execute(update(_NODES).where(_NODES.c.run_id == run_id, _NODES.c.node_id == node_id)
@@ -215,6 +239,13 @@ class RunRecorder:
                 for run_id, node_id, seconds in timings:
                     self.on_node_time(self._types.get(run_id, {}).get(node_id, "unknown"), seconds)
         finished = [run_id for run_id, _, event in batch if event.kind is EventKind.RUN_FINISHED]
+        waiting = [run_id for run_id in dict.fromkeys(finished)
+                   if run_changes.get(run_id, {}).get("status") == "waiting"]
+        if waiting and self.on_waiting is not None:
+            try:
+                self.on_waiting(waiting)
+            except Exception:
+                log.exception("could not act on the runs that settled waiting: %s", ", ".join(waiting))
         if finished:
             with self._lock:
                 for run_id in finished:
