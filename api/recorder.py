@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
@@ -48,7 +48,8 @@ _NODES = SQLModel.metadata.tables["run_nodes"]
 _EVENTS = SQLModel.metadata.tables["run_events"]
 _APPROVALS = SQLModel.metadata.tables["approvals"]
 
-#: called with the ids of runs that have just settled as `waiting` (after their rows are stored)
+#: called with the ids of runs that have just settled waiting at approval nodes already decided (stored
+#: as `pending`, so no one sees them wait): the API starts them again
 WaitingHook = Callable[[list[str]], None]
 
 
@@ -82,6 +83,16 @@ def _result_columns(result: RunResult) -> dict[str, Any]:
     return {"status": result.status.value, "outputs": _json(result.outputs),
             "errors": _json(result.errors()),
             "finished_at": result.finished_at or time.time()}
+
+
+def _decided_while_running(connection: Connection, run_id: str) -> bool:
+    """Whether a node the run now waits at was decided while the run's other nodes ran."""
+    found = connection.execute(
+        select(_APPROVALS.c.node_id).join(_NODES, (_NODES.c.run_id == _APPROVALS.c.run_id)
+                                          & (_NODES.c.node_id == _APPROVALS.c.node_id))
+        .where(_APPROVALS.c.run_id == run_id, _APPROVALS.c.action.is_not(None), _NODES.c.state == "waiting")
+        .limit(1)).first()
+    return found is not None
 
 
 def _approval_row(run_id: str, event: RunEvent) -> dict[str, Any]:
@@ -228,6 +239,10 @@ class RunRecorder:
                 if changes:
                     connection.execute(update(_NODES).where(_NODES.c.run_id == run_id, _NODES.c.node_id == node_id)
                                        .values(**changes))
+            decided = [run_id for run_id, changes in run_changes.items()
+                       if changes.get("status") == "waiting" and _decided_while_running(connection, run_id)]
+            for run_id in decided:  # it goes on at once (`on_waiting`): never shown waiting for a decision made
+                run_changes[run_id]["status"] = "pending"
             for run_id, changes in run_changes.items():
                 started_at = changes.pop("started_at", None)
                 if started_at is not None:  # a resumed run keeps the time it first started
@@ -239,13 +254,11 @@ class RunRecorder:
                 for run_id, node_id, seconds in timings:
                     self.on_node_time(self._types.get(run_id, {}).get(node_id, "unknown"), seconds)
         finished = [run_id for run_id, _, event in batch if event.kind is EventKind.RUN_FINISHED]
-        waiting = [run_id for run_id in dict.fromkeys(finished)
-                   if run_changes.get(run_id, {}).get("status") == "waiting"]
-        if waiting and self.on_waiting is not None:
+        if decided and self.on_waiting is not None:
             try:
-                self.on_waiting(waiting)
+                self.on_waiting(decided)
             except Exception:
-                log.exception("could not act on the runs that settled waiting: %s", ", ".join(waiting))
+                log.exception("could not go on with the runs decided while they ran: %s", ", ".join(decided))
         if finished:
             with self._lock:
                 for run_id in finished:

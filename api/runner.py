@@ -290,8 +290,9 @@ class RunService:
             if run.status == "waiting":
                 self._continue(session, run)
 
-    def _continue(self, session: Session, run: RunRow) -> None:
-        """Record the decisions made at the run's waiting nodes as events, and start the run again."""
+    def _continue(self, session: Session, run: RunRow, settled: str = "waiting") -> None:
+        """Record the decisions made at the run's waiting nodes as events, and start the run again;
+        `settled` is the status the run settled with (`pending`: it was decided while it ran)."""
         waiting = {node.node_id for node in session.exec(
             select(RunNodeRow).where(RunNodeRow.run_id == run.id, RunNodeRow.state == "waiting")).all()}
         decided = [approval for approval in session.exec(
@@ -299,7 +300,7 @@ class RunService:
             .order_by(col(ApprovalRow.decided_at))).all() if approval.node_id in waiting]
         if not decided:
             return
-        reopened = session.execute(update(RunRow).where(col(RunRow.id) == run.id, col(RunRow.status) == "waiting")
+        reopened = session.execute(update(RunRow).where(col(RunRow.id) == run.id, col(RunRow.status) == settled)
                                    .values(status="pending")).rowcount  # type: ignore[attr-defined]
         if reopened != 1:  # another API process started it again first
             session.rollback()
@@ -313,16 +314,16 @@ class RunService:
         self._reopen(session, run)
 
     def _on_waiting(self, run_ids: list[str]) -> None:
-        """Runs that have just settled as waiting: go on with those already decided meanwhile."""
+        """Runs that have just settled at approval nodes decided while they ran: go on with them."""
         with self._deciding, Session(self.engine) as session:
             for run_id in run_ids:
                 run = session.get(RunRow, run_id)
-                if run is not None and run.status == "waiting":
-                    self._continue(session, run)
+                if run is not None and run.status == "pending":
+                    self._continue(session, run, settled="pending")
 
     def decide_overdue(self, now: float | None = None) -> list[tuple[str, str]]:
-        """Take the default action of every undecided approval whose deadline has passed; returns
-        the (run, node) pairs decided."""
+        """Take the default action of every undecided approval whose deadline has passed, and go on
+        with every waiting run that has a decision; returns the (run, node) pairs decided."""
         now = time.time() if now is None else now
         decided: list[tuple[str, str]] = []
         with self._deciding, Session(self.engine) as session:
@@ -336,6 +337,14 @@ class RunService:
                           edited=False, value=None, decided_by_key=None, decided_by_name="timeout", decided_at=now):
                     decided.append((run_id, node_id))
                     runs.add(run_id)
+            # a decision that raced with its run settling (it read the run still running): go on with it too
+            runs.update(session.exec(
+                select(RunRow.id).join(RunNodeRow, col(RunNodeRow.run_id) == RunRow.id)
+                .join(ApprovalRow, (col(ApprovalRow.run_id) == RunRow.id)
+                      & (col(ApprovalRow.node_id) == RunNodeRow.node_id))
+                .where(RunRow.status == "waiting", RunNodeRow.state == "waiting",
+                       col(ApprovalRow.action).is_not(None))
+            ).all())
             for run_id in sorted(runs):
                 run = session.get(RunRow, run_id)
                 if run is not None and run.status == "waiting":

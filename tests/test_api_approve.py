@@ -115,6 +115,21 @@ def test_an_edited_value_is_approved_instead(api: Client, tmp_path: Path) -> Non
     assert approval is not None and approval.edited and approval.value == "Buy three now"
 
 
+def test_a_decision_made_while_other_nodes_still_run_is_taken_when_they_have_settled(
+    api: Client, tmp_path: Path,
+) -> None:
+    graph = review_graph(tmp_path)
+    graph["nodes"]["slow"] = {"type": "marker.mark",
+                              "inputs": {"folder": str(tmp_path), "label": "slow", "value": 1, "seconds": 3}}
+    graph["outputs"]["slow"] = {"node": "slow", "output": "value"}
+    run_id = api.submit(graph).id
+    _wait_for(lambda: api.get_run(run_id).nodes["approve"].state == "waiting")
+    assert api.approve(run_id, "approve").status is RunState.RUNNING
+    done = api.wait(run_id, timeout=60)
+    assert done.status is RunState.SUCCEEDED and done.outputs == {"text": "Buy 3.0 now!", "slow": 1.0}
+    assert len(markers(tmp_path, "count")) == 1 and len(markers(tmp_path, "slow")) == 1
+
+
 def test_a_rejection_ends_the_run_with_the_reason(api: Client, tmp_path: Path) -> None:
     run = _waiting(api, api.submit(review_graph(tmp_path)).id)
     api.reject(run.id, "approve", "too pushy")

@@ -12,8 +12,12 @@ import pytest
 from marker_nodes import MODULE, markers
 
 from nodeloom.core import EventKind, Graph, NodeState, RunStatus
+from nodeloom.core.approvals import review_of
+from nodeloom.core.artifacts import LocalArtifactStore
 from nodeloom.core.context import RunConfig
+from nodeloom.core.errors import GraphValidationError
 from nodeloom.executors import Executor, LocalExecutor
+from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
 from nodeloom.executors.pool import PoolExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 
@@ -107,3 +111,20 @@ def test_a_node_that_fails_after_a_waiting_one_settles_the_nodes_it_shares_once(
     assert result.status is RunStatus.FAILED
     states = {node: record.state for node, record in result.nodes.items()}
     assert states == {"approve": NodeState.WAITING, "bad": NodeState.FAILED, "both": NodeState.SKIPPED}
+
+
+def test_the_review_says_what_kind_of_value_waits(tmp_path: Path) -> None:
+    image = LocalArtifactStore(tmp_path).put_bytes(b"\x89PNG\r\n\x1a\n", "image/png")
+    assert review_of("a text") == {"kind": "text", "value": "a text"}
+    assert review_of({"scenes": [1, 2]}) == {"kind": "json", "value": {"scenes": [1, 2]}}
+    assert review_of(image) == {"kind": "artifact", "value": image.to_json()}
+
+
+def test_celery_refuses_a_graph_that_waits_for_approval_before_queueing_anything(
+    marker_registry: NodeRegistry, tmp_path: Path,
+) -> None:
+    config = CeleryConfig(broker_url="redis://127.0.0.1:6379/0", artifacts=tmp_path / "artifacts",
+                          key_prefix=f"nlapprove{tmp_path.name[-6:]}")
+    with CeleryExecutor(marker_registry, config=config) as celery, pytest.raises(GraphValidationError) as refused:
+        celery.submit(review_graph(tmp_path))
+    assert [(issue.code, issue.node) for issue in refused.value.issues] == [("unsupported_node", "approve")]
