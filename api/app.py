@@ -119,6 +119,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         recorder = RunRecorder(engine, executor, metrics.observe_node)
         run_service = RunService(engine, executor, registry, recorder)
         run_service.recover()
+        run_service.start_timer()
         scheduler = Scheduler(engine, run_service, tick=settings.schedule_tick, grace=settings.schedule_grace)
         scheduler.start()
         # the registry, schemas and modules loaded so far live as long as the server: keep the
@@ -133,6 +134,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             yield
         finally:
             scheduler.close()
+            run_service.close()
             recorder.close()
             executor.close()
             engine.dispose()

@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter
 
 from nodeloom.api.schemas import (
+    ApprovalDecision,
     CatchUp,
     DraftRequest,
     DraftResponse,
@@ -141,6 +143,17 @@ def _retry_call(run_id: str, version: int | None) -> _Call:
     return _Call("POST", f"/v1/runs/{run_id}/retry", body=RunRetry(version=version).model_dump(exclude_none=True))
 
 
+#: what `approve` sends when no edited value is given: the value under review is approved as it is
+_AS_IS: Any = object()
+
+
+def _approval_call(run_id: str, node: str, action: str, reason: str | None, value: Any) -> _Call:
+    decision = ApprovalDecision(action=action, reason=reason) if value is _AS_IS else \
+        ApprovalDecision(action=action, reason=reason, value=value)
+    body = decision.model_dump(exclude_unset=True)
+    return _Call("POST", f"/v1/runs/{run_id}/approvals/{quote(node, safe='/')}", body=body)
+
+
 def _trigger_call(graph_id: str, version: int | None, name: str, input_map: Mapping[str, str] | None) -> _Call:
     body = TriggerCreate(graph_id=graph_id, version=version, name=name,
                          input_map=None if input_map is None else dict(input_map))
@@ -219,7 +232,8 @@ class _SseParser:
 
 
 def _is_finished(event: RunEventInfo) -> bool:
-    return event.kind == "run.finished"
+    # a run that settled waiting for an approval goes on after the decision, under the same id
+    return event.kind == "run.finished" and event.data.get("status") != "waiting"
 
 
 def _artifacts(value: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -364,14 +378,23 @@ class Client:
         that take the earlier results (`reused`)."""
         return _parse(self._send(_retry_call(run_id, version)), RunRetried)
 
+    def approve(self, run_id: str, node: str, *, value: Any = _AS_IS, reason: str | None = None) -> RunInfo:
+        """Approve the value a `control.approve` node waits on (or, with `value`, an edited value instead);
+        the run goes on. 409 (`ApiClientError`, code `not_waiting`) when the node does not wait."""
+        return _parse(self._send(_approval_call(run_id, node, "approve", reason, value)), RunInfo)
+
+    def reject(self, run_id: str, node: str, reason: str) -> RunInfo:
+        """Reject the value a `control.approve` node waits on: the node fails with `reason`."""
+        return _parse(self._send(_approval_call(run_id, node, "reject", reason, _AS_IS)), RunInfo)
+
     def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
-        """Wait (long polls of `GET /v1/runs/{id}?wait=`) until the run has finished or was interrupted;
-        `TimeoutError` after `timeout` s."""
+        """Wait (long polls of `GET /v1/runs/{id}?wait=`) until the run has finished, was interrupted or
+        waits for an approval (`approve`); `TimeoutError` after `timeout` s."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = self._poll if deadline is None else min(self._poll, max(deadline - time.monotonic(), 0))
             run = _parse(self._send(_wait_call(run_id, remaining)), RunInfo)
-            if run.status.terminal or run.status is RunState.INTERRUPTED:
+            if run.status.terminal or run.status in (RunState.INTERRUPTED, RunState.WAITING):
                 return run
             if deadline is not None and time.monotonic() >= deadline:
                 raise RunTimeoutError(f"run {run_id} is still {run.status.value} after {timeout} s", run_id=run_id,
@@ -383,7 +406,8 @@ class Client:
         return self.wait(self.submit(graph, inputs).id, timeout)
 
     def events(self, run_id: str, after: int = 0, *, reconnect: int = 3) -> Iterator[RunEventInfo]:
-        """The run's events (seq > `after`) until it finishes; reconnects with `Last-Event-ID` if cut off."""
+        """The run's events (seq > `after`) until it finishes (or waits for an approval); reconnects with
+        `Last-Event-ID` if cut off."""
         parser = _SseParser(after)
         failures = 0
         while True:
@@ -581,12 +605,18 @@ class AsyncClient:
     async def retry(self, run_id: str, *, version: int | None = None) -> RunRetried:
         return _parse(await self._send(_retry_call(run_id, version)), RunRetried)
 
+    async def approve(self, run_id: str, node: str, *, value: Any = _AS_IS, reason: str | None = None) -> RunInfo:
+        return _parse(await self._send(_approval_call(run_id, node, "approve", reason, value)), RunInfo)
+
+    async def reject(self, run_id: str, node: str, reason: str) -> RunInfo:
+        return _parse(await self._send(_approval_call(run_id, node, "reject", reason, _AS_IS)), RunInfo)
+
     async def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             remaining = self._poll if deadline is None else min(self._poll, max(deadline - time.monotonic(), 0))
             run = _parse(await self._send(_wait_call(run_id, remaining)), RunInfo)
-            if run.status.terminal or run.status is RunState.INTERRUPTED:
+            if run.status.terminal or run.status in (RunState.INTERRUPTED, RunState.WAITING):
                 return run
             if deadline is not None and time.monotonic() >= deadline:
                 raise RunTimeoutError(f"run {run_id} is still {run.status.value} after {timeout} s", run_id=run_id,

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import SQLModel
 
 from nodeloom.api import tables  # noqa: F401 - defines the tables of SQLModel.metadata
@@ -31,6 +32,7 @@ log = logging.getLogger("nodeloom.api")
 _NODE_STATES = {
     EventKind.NODE_STARTED: "running",
     EventKind.NODE_RETRYING: "running",
+    EventKind.NODE_WAITING: "waiting",
     EventKind.NODE_CACHED: "cached",
     EventKind.NODE_DONE: "done",
     EventKind.NODE_FAILED: "failed",
@@ -44,6 +46,11 @@ NodeTimer = Callable[[str, float], None]
 _RUNS = SQLModel.metadata.tables["runs"]
 _NODES = SQLModel.metadata.tables["run_nodes"]
 _EVENTS = SQLModel.metadata.tables["run_events"]
+_APPROVALS = SQLModel.metadata.tables["approvals"]
+
+#: called with the ids of runs that have just settled waiting at approval nodes already decided (stored
+#: as `pending`, so no one sees them wait): the API starts them again
+WaitingHook = Callable[[list[str]], None]
 
 
 def _storable(value: Any) -> Any:
@@ -76,6 +83,27 @@ def _result_columns(result: RunResult) -> dict[str, Any]:
     return {"status": result.status.value, "outputs": _json(result.outputs),
             "errors": _json(result.errors()),
             "finished_at": result.finished_at or time.time()}
+
+
+def _decided_while_running(connection: Connection, run_id: str) -> bool:
+    """Whether a node the run now waits at was decided while the run's other nodes ran."""
+    found = connection.execute(
+        select(_APPROVALS.c.node_id).join(_NODES, (_NODES.c.run_id == _APPROVALS.c.run_id)
+                                          & (_NODES.c.node_id == _APPROVALS.c.node_id))
+        .where(_APPROVALS.c.run_id == run_id, _APPROVALS.c.action.is_not(None), _NODES.c.state == "waiting")
+        .limit(1)).first()
+    return found is not None
+
+
+def _approval_row(run_id: str, event: RunEvent) -> dict[str, Any]:
+    data = event.data
+    timeout = data.get("timeout")
+    timeout = float(timeout) if isinstance(timeout, int | float) and timeout > 0 else None
+    return {"run_id": run_id, "node_id": event.node, "review": _json(data.get("review") or {}),
+            "message": str(data.get("message") or ""), "timeout": timeout,
+            "on_timeout": "approve" if data.get("on_timeout") == "approve" else "reject",
+            "requested_at": event.time, "deadline": None if timeout is None else event.time + timeout,
+            "edited": False}
 
 
 class RunSignals:
@@ -121,6 +149,7 @@ class RunRecorder:
         self.engine = engine
         self.executor = executor
         self.on_node_time = on_node_time
+        self.on_waiting: WaitingHook | None = None
         self.signals = RunSignals()
         self._types: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
@@ -177,6 +206,7 @@ class RunRecorder:
         #: (run id, node id) -> the columns the events change, the last event winning
         node_changes: dict[tuple[str, str], dict[str, Any]] = {}
         run_changes: dict[str, dict[str, Any]] = {}
+        approvals: list[dict[str, Any]] = []
         for run_id, base, event in batch:
             event_rows.append({"run_id": run_id, "seq": base + event.seq, "kind": event.kind.value,
                                "time": event.time, "node": event.node,
@@ -186,6 +216,8 @@ class RunRecorder:
                 duration = event.data.get("duration")
                 if event.kind is EventKind.NODE_DONE and isinstance(duration, int | float):
                     timings.append((run_id, event.node, float(duration)))
+                elif event.kind is EventKind.NODE_WAITING:
+                    approvals.append(_approval_row(run_id, event))
             elif event.kind is EventKind.RUN_STARTED:
                 run_changes.setdefault(run_id, {}).update(
                     status="running", executor_run_id=event.run_id, started_at=event.time)
@@ -200,10 +232,17 @@ class RunRecorder:
                     node_changes.setdefault((run_id, node_id), {}).update(_node_columns(record))
         with write_lock(self.engine), self.engine.begin() as connection:
             connection.execute(insert(_EVENTS), event_rows)
+            if approvals:  # a node that waits again keeps its first request and deadline
+                dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+                connection.execute(dialect.insert(_APPROVALS).on_conflict_do_nothing(), approvals)
             for (run_id, node_id), changes in node_changes.items():
                 if changes:
                     connection.execute(update(_NODES).where(_NODES.c.run_id == run_id, _NODES.c.node_id == node_id)
                                        .values(**changes))
+            decided = [run_id for run_id, changes in run_changes.items()
+                       if changes.get("status") == "waiting" and _decided_while_running(connection, run_id)]
+            for run_id in decided:  # it goes on at once (`on_waiting`): never shown waiting for a decision made
+                run_changes[run_id]["status"] = "pending"
             for run_id, changes in run_changes.items():
                 started_at = changes.pop("started_at", None)
                 if started_at is not None:  # a resumed run keeps the time it first started
@@ -215,6 +254,11 @@ class RunRecorder:
                 for run_id, node_id, seconds in timings:
                     self.on_node_time(self._types.get(run_id, {}).get(node_id, "unknown"), seconds)
         finished = [run_id for run_id, _, event in batch if event.kind is EventKind.RUN_FINISHED]
+        if decided and self.on_waiting is not None:
+            try:
+                self.on_waiting(decided)
+            except Exception:
+                log.exception("could not go on with the runs decided while they ran: %s", ", ".join(decided))
         if finished:
             with self._lock:
                 for run_id in finished:

@@ -1,4 +1,12 @@
-"""Submitting, cancelling, resuming and recovering runs: the API's side of the executor protocol."""
+"""Submitting, cancelling, resuming, approving and recovering runs: the API's side of the executor protocol.
+
+A run that waits at a `control.approve` node has settled (status `waiting`): no worker or
+thread holds it. A decision is stored in `approvals` and the run is then started again under
+the same id, as a resumed run is, with every decision of the run in its `RunConfig.approvals`:
+the nodes that had finished come from the result cache, and the approve node returns the
+decided value. Because everything lives in the database, this works the same after a restart;
+a timer takes the default action of approvals whose deadline has passed.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -19,8 +27,9 @@ from nodeloom.api.auth import Identity
 from nodeloom.api.errors import ApiError, not_found
 from nodeloom.api.graph_store import project_catalog
 from nodeloom.api.recorder import RunRecorder
-from nodeloom.api.schemas import RunState, RunSubmit
-from nodeloom.api.tables import GraphRow, GraphVersionRow, RunEventRow, RunNodeRow, RunRow
+from nodeloom.api.schemas import ApprovalDecision, RunState, RunSubmit
+from nodeloom.api.tables import ApiKeyRow, ApprovalRow, GraphRow, GraphVersionRow, RunEventRow, RunNodeRow, RunRow
+from nodeloom.core.context import RunConfig
 from nodeloom.core.errors import GraphValidationError, NodeloomError, RunNotFoundError
 from nodeloom.core.graph import Graph
 from nodeloom.core.plan import prepare_run
@@ -34,6 +43,12 @@ log = logging.getLogger("nodeloom.api")
 
 _IN_FLIGHT = ("pending", "running")
 _RESUMABLE = ("interrupted", "failed", "cancelled")
+
+#: the event kind that records a decision, by action
+_DECIDED = {"approve": "node.approved", "reject": "node.rejected"}
+
+#: seconds between two looks for approvals whose timeout has passed
+APPROVAL_TICK = 1.0
 
 
 def request_digest(request: RunSubmit) -> str:
@@ -67,6 +82,11 @@ class RunService:
         self.catalog = catalog
         self.recorder = recorder
         self._followers: list[threading.Thread] = []
+        #: decisions and the restarts they cause, one at a time (a decision racing the run settling)
+        self._deciding = threading.Lock()
+        self._closed = threading.Event()
+        self._timer: threading.Thread | None = None
+        recorder.on_waiting = self._on_waiting
 
     # -- submit ----------------------------------------------------------------------
     def submit(self, identity: Identity, request: RunSubmit, idempotency_key: str | None) -> tuple[str, bool]:
@@ -151,11 +171,13 @@ class RunService:
                                {"graph": graph_id, "version": version})
             return graph_id, version, dict(stored.document)
 
-    def _start(self, run_id: str, graph: Graph, inputs: dict[str, Any], use_cache: bool, base: int) -> None:
+    def _start(self, run_id: str, graph: Graph, inputs: dict[str, Any], use_cache: bool, base: int,
+               decisions: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         # the recorder stores the executor's run id with the run.started event (it is the event's run_id)
         try:
             listener = self.recorder.listener(run_id, base, {node_id: n.type for node_id, n in graph.nodes.items()})
-            self.executor.submit(graph, inputs, on_event=listener, use_cache=use_cache)
+            config = RunConfig(approvals=decisions) if decisions else None
+            self.executor.submit(graph, inputs, config=config, on_event=listener, use_cache=use_cache)
         except NodeloomError as error:
             self._fail_to_start(run_id, error)
             raise
@@ -182,10 +204,10 @@ class RunService:
         self.recorder.flush(timeout=5)  # so a run that has just started has its executor run id stored
         with Session(self.engine) as session:
             run = self.owned_run(session, project, run_id)
-            if run.status not in (*_IN_FLIGHT, "interrupted"):
+            if run.status not in (*_IN_FLIGHT, "interrupted", "waiting"):
                 return
             executor_run_id = run.executor_run_id
-            if run.status == "interrupted" or executor_run_id is None:
+            if run.status in ("interrupted", "waiting") or executor_run_id is None:
                 self._mark(session, run, "cancelled")
                 return
         try:
@@ -207,25 +229,144 @@ class RunService:
             if run.status not in _RESUMABLE:
                 raise ApiError(409, "conflict", f"run {run_id!r} is {run.status}; only {', '.join(_RESUMABLE)} "
                                "runs can be resumed", {"run": run_id, "status": run.status})
-            last = session.exec(select(func.max(RunEventRow.seq)).where(RunEventRow.run_id == run_id)).one()
-            run.event_base = int(last or 0)
-            run.status = "pending"
-            run.resumes += 1
-            run.outputs = None
-            run.errors = None
-            run.finished_at = None
-            run.executor_run_id = None
-            session.add(run)
-            for node in session.exec(select(RunNodeRow).where(RunNodeRow.run_id == run_id)).all():
-                if node.state not in ("done", "cached"):
-                    node.state = "pending"
-                    node.error = None
-                    session.add(node)
-            session.commit()
-            graph = expanded(Graph.from_json(run.document), project_catalog(self.catalog, self.engine, project))
-            inputs, use_cache, base = dict(run.inputs), run.use_cache, run.event_base
+            self._reopen(session, run)
+
+    def _reopen(self, session: Session, run: RunRow) -> None:
+        """Start `run` again under its id: its events number on, its unfinished nodes are pending again,
+        and its approval nodes get the decisions stored so far."""
+        run_id = run.id
+        last = session.exec(select(func.max(RunEventRow.seq)).where(RunEventRow.run_id == run_id)).one()
+        run.event_base = int(last or 0)
+        run.status = "pending"
+        run.resumes += 1
+        run.outputs = None
+        run.errors = None
+        run.finished_at = None
+        run.executor_run_id = None
+        session.add(run)
+        for node in session.exec(select(RunNodeRow).where(RunNodeRow.run_id == run_id)).all():
+            if node.state not in ("done", "cached"):
+                node.state = "pending"
+                node.error = None
+                session.add(node)
+        decisions = {approval.node_id: _decision(approval) for approval in session.exec(
+            select(ApprovalRow).where(ApprovalRow.run_id == run_id, col(ApprovalRow.action).is_not(None))).all()}
+        session.commit()
+        graph = expanded(Graph.from_json(run.document), project_catalog(self.catalog, self.engine, run.project))
+        inputs, use_cache, base = dict(run.inputs), run.use_cache, run.event_base
         self.recorder.signals.notify([run_id])
-        self._start(run_id, graph, inputs, use_cache, base)
+        self._start(run_id, graph, inputs, use_cache, base, decisions)
+
+    # -- approvals -------------------------------------------------------------------
+    def approve(self, identity: Identity, run_id: str, node_id: str, decision: ApprovalDecision) -> None:
+        """Decide at a waiting approval node; the run goes on at once, or as soon as it has settled.
+
+        404 for an unknown run or node; 409 (`not_waiting`) when the node does not wait for a decision.
+        """
+        with self._deciding, Session(self.engine) as session:
+            run = self.owned_run(session, identity.project, run_id)
+            node = session.get(RunNodeRow, (run_id, node_id))
+            if node is None:
+                raise ApiError(404, "not_found", f"run {run_id!r} has no node {node_id!r}",
+                               {"run": run_id, "node": node_id})
+            approval = session.get(ApprovalRow, (run_id, node_id))
+            if approval is None or approval.action is not None or node.state != "waiting" \
+                    or run.status not in (*_IN_FLIGHT, "waiting"):
+                already = "" if approval is None or approval.action is None else \
+                    f" (it was {_DECIDED[approval.action].removeprefix('node.')})"
+                raise ApiError(409, "not_waiting", f"node {node_id!r} of run {run_id!r} is not waiting for "
+                               f"approval{already}: the node is {node.state}, the run {run.status}",
+                               {"run": run_id, "node": node_id, "state": node.state, "run_status": run.status,
+                                "action": None if approval is None else approval.action})
+            key = session.get(ApiKeyRow, identity.key_id)
+            claimed = _claim(session, run_id, node_id, action=decision.action, reason=decision.reason,
+                             edited=decision.edited, value=decision.value if decision.edited else None,
+                             decided_by_key=identity.key_id, decided_by_name=key.name if key is not None else "",
+                             decided_at=time.time())
+            if not claimed:  # another API process decided first
+                raise ApiError(409, "not_waiting", f"node {node_id!r} of run {run_id!r} was decided meanwhile",
+                               {"run": run_id, "node": node_id, "state": node.state, "run_status": run.status})
+            session.refresh(run)
+            if run.status == "waiting":
+                self._continue(session, run)
+
+    def _continue(self, session: Session, run: RunRow, settled: str = "waiting") -> None:
+        """Record the decisions made at the run's waiting nodes as events, and start the run again;
+        `settled` is the status the run settled with (`pending`: it was decided while it ran)."""
+        waiting = {node.node_id for node in session.exec(
+            select(RunNodeRow).where(RunNodeRow.run_id == run.id, RunNodeRow.state == "waiting")).all()}
+        decided = [approval for approval in session.exec(
+            select(ApprovalRow).where(ApprovalRow.run_id == run.id, col(ApprovalRow.action).is_not(None))
+            .order_by(col(ApprovalRow.decided_at))).all() if approval.node_id in waiting]
+        if not decided:
+            return
+        reopened = session.execute(update(RunRow).where(col(RunRow.id) == run.id, col(RunRow.status) == settled)
+                                   .values(status="pending")).rowcount  # type: ignore[attr-defined]
+        if reopened != 1:  # another API process started it again first
+            session.rollback()
+            return
+        last = int(session.exec(select(func.max(RunEventRow.seq)).where(RunEventRow.run_id == run.id)).one() or 0)
+        for seq, approval in enumerate(decided, start=last + 1):
+            session.add(RunEventRow(run_id=run.id, seq=seq, kind=_DECIDED[approval.action or ""],
+                                    time=approval.decided_at or time.time(), node=approval.node_id,
+                                    data=_decision(approval)))
+        session.flush()
+        self._reopen(session, run)
+
+    def _on_waiting(self, run_ids: list[str]) -> None:
+        """Runs that have just settled at approval nodes decided while they ran: go on with them."""
+        with self._deciding, Session(self.engine) as session:
+            for run_id in run_ids:
+                run = session.get(RunRow, run_id)
+                if run is not None and run.status == "pending":
+                    self._continue(session, run, settled="pending")
+
+    def decide_overdue(self, now: float | None = None) -> list[tuple[str, str]]:
+        """Take the default action of every undecided approval whose deadline has passed, and go on
+        with every waiting run that has a decision; returns the (run, node) pairs decided."""
+        now = time.time() if now is None else now
+        decided: list[tuple[str, str]] = []
+        with self._deciding, Session(self.engine) as session:
+            overdue = session.exec(select(ApprovalRow).where(
+                col(ApprovalRow.action).is_(None), col(ApprovalRow.deadline) <= now)).all()
+            runs: set[str] = set()
+            chosen = [(approval.run_id, approval.node_id, approval.on_timeout, approval.timeout)
+                      for approval in overdue]
+            for run_id, node_id, action, timeout in chosen:
+                if _claim(session, run_id, node_id, action=action, reason=f"no decision within {timeout or 0:g} s",
+                          edited=False, value=None, decided_by_key=None, decided_by_name="timeout", decided_at=now):
+                    decided.append((run_id, node_id))
+                    runs.add(run_id)
+            # a decision that raced with its run settling (it read the run still running): go on with it too
+            runs.update(session.exec(
+                select(RunRow.id).join(RunNodeRow, col(RunNodeRow.run_id) == RunRow.id)
+                .join(ApprovalRow, (col(ApprovalRow.run_id) == RunRow.id)
+                      & (col(ApprovalRow.node_id) == RunNodeRow.node_id))
+                .where(RunRow.status == "waiting", RunNodeRow.state == "waiting",
+                       col(ApprovalRow.action).is_not(None))
+            ).all())
+            for run_id in sorted(runs):
+                run = session.get(RunRow, run_id)
+                if run is not None and run.status == "waiting":
+                    self._continue(session, run)
+        return decided
+
+    def start_timer(self, tick: float = APPROVAL_TICK) -> None:
+        """Look for overdue approvals every `tick` seconds on a thread of its own, until `close`."""
+        def look() -> None:
+            while not self._closed.wait(tick):
+                try:
+                    self.decide_overdue()
+                except Exception:
+                    log.exception("could not take the default action of overdue approvals")
+
+        self._timer = threading.Thread(target=look, name="nodeloom-api-approvals", daemon=True)
+        self._timer.start()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._timer is not None:
+            self._timer.join(timeout=5)
 
     # -- retry -----------------------------------------------------------------------
     def retry(self, identity: Identity, run_id: str, version: int | None) -> tuple[str, list[NodePreview],
@@ -262,7 +403,7 @@ class RunService:
         run.finished_at = time.time() if RunState(status).terminal else None
         session.add(run)
         for node in session.exec(select(RunNodeRow).where(RunNodeRow.run_id == run.id)).all():
-            if node.state in ("pending", "running"):
+            if node.state in ("pending", "running", "waiting"):
                 node.state = "cancelled" if status == "cancelled" else "interrupted"
                 session.add(node)
         session.commit()
@@ -308,3 +449,24 @@ class RunService:
         self._followers.append(thread)
         thread.start()
         return True
+
+
+def _decision(approval: ApprovalRow) -> dict[str, Any]:
+    """A stored decision as the approve node reads it (`RunConfig.approvals`) and its event shows it."""
+    decision: dict[str, Any] = {"action": approval.action, "reason": approval.reason, "edited": approval.edited,
+                                "decided_by": {"key": approval.decided_by_key, "name": approval.decided_by_name},
+                                "decided_at": approval.decided_at}
+    if approval.edited:
+        decision["value"] = approval.value
+    return decision
+
+
+def _claim(session: Session, run_id: str, node_id: str, **decision: Any) -> bool:
+    """Store a decision at an undecided approval (compare-and-set: one decision wins, whichever API
+    process makes it); committed. False when it was already decided."""
+    claimed = session.execute(
+        update(ApprovalRow).where(col(ApprovalRow.run_id) == run_id, col(ApprovalRow.node_id) == node_id,
+                                  col(ApprovalRow.action).is_(None)).values(**decision)
+    ).rowcount  # type: ignore[attr-defined]
+    session.commit()
+    return bool(claimed == 1)

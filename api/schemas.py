@@ -13,7 +13,7 @@ from nodeloom.api.inputs import MAX_INT, bounded
 
 class Scope(StrEnum):
     """What an API key may do: `read` anything of its project, `run` (also write graphs and start,
-    cancel, resume and retry runs), `admin` (also manage the project's keys). Each includes the ones before."""
+    cancel, resume, retry and approve runs), `admin` (also manage the project's keys). Each includes the ones before."""
 
     READ = "read"
     RUN = "run"
@@ -28,6 +28,8 @@ class RunState(StrEnum):
     CANCELLED = "cancelled"
     #: the API stopped while the run was in flight; `POST /v1/runs/{id}/resume` runs it again
     INTERRUPTED = "interrupted"
+    #: nothing more runs until a `control.approve` node is decided (`POST /v1/runs/{id}/approvals/{node}`)
+    WAITING = "waiting"
 
     @property
     def terminal(self) -> bool:
@@ -169,6 +171,25 @@ class RunSubmit(BaseModel):
         return self
 
 
+class ApprovalInfo(BaseModel):
+    """A `control.approve` node that waited: what it asks to review and, once made, the decision."""
+
+    review: dict[str, Any] = Field(description='what to review: {"kind": "text" | "json" | "artifact", "value"}')
+    message: str
+    requested_at: float
+    timeout: float | None = Field(description="seconds to wait for a decision (none: for ever)")
+    on_timeout: str = Field(description="the action taken when the timeout passes: approve or reject")
+    deadline: float | None
+    action: str | None = Field(description="approve or reject; none while waiting")
+    reason: str | None
+    edited: bool = Field(description="the value was approved edited (`value`)")
+    value: Any = None
+    decided_by: dict[str, Any] | None = Field(
+        description='the key that decided, {"key": id, "name": its name}; {"key": null, "name": "timeout"} when the '
+                    "timeout's default action was taken")
+    decided_at: float | None
+
+
 class NodeRunInfo(BaseModel):
     id: str
     type: str
@@ -179,6 +200,7 @@ class NodeRunInfo(BaseModel):
     duration: float | None
     cache_key: str | None
     error: dict[str, Any] | None
+    approval: ApprovalInfo | None = None
 
 
 class RunSummary(BaseModel):
@@ -221,6 +243,27 @@ class RunPreview(BaseModel):
     nodes: list[NodePreviewInfo]
     run: int = Field(description="how many nodes would run")
     cached: int = Field(description="how many would come from the cache")
+
+
+class ApprovalDecision(BaseModel):
+    """A decision at a waiting `control.approve` node (`POST /v1/runs/{id}/approvals/{node}`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Annotated[str, Field(pattern="^(approve|reject)$", description="approve or reject")]
+    reason: str | None = Field(default=None, max_length=10_000, description="why (shown with a rejection)")
+    value: Any = Field(default=None, description="approve this edited value instead of the one under review "
+                                                 "(only with approve; leave it out to approve the value as it is)")
+
+    @model_validator(mode="after")
+    def _value_only_when_approving(self) -> ApprovalDecision:
+        if self.action == "reject" and "value" in self.model_fields_set:
+            raise ValueError("an edited value goes with approve, not reject")
+        return self
+
+    @property
+    def edited(self) -> bool:
+        return "value" in self.model_fields_set
 
 
 class RunRetry(BaseModel):

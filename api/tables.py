@@ -124,6 +124,33 @@ class RunEventRow(SQLModel, table=True):
     data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
+class ApprovalRow(SQLModel, table=True):
+    """A `control.approve` node of a run that waited: what it asked to review, by when (`deadline`,
+    after which `on_timeout` is taken), and the decision once made, with who made it and when."""
+
+    __tablename__ = "approvals"
+
+    run_id: str = Field(primary_key=True, foreign_key="runs.id", max_length=32)
+    node_id: str = Field(primary_key=True, max_length=200)
+    #: `{"kind": "text" | "json" | "artifact", "value": ...}`
+    review: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    message: str = Field(default="", sa_column=Column(Text, nullable=False))
+    timeout: float | None = None
+    on_timeout: str = Field(default="reject", max_length=10)
+    requested_at: float
+    deadline: float | None = Field(default=None, index=True)
+    #: None while waiting; then `approve` or `reject`
+    action: str | None = Field(default=None, max_length=10)
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    #: the reviewer replaced the value with `value`
+    edited: bool = False
+    value: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    #: the API key that decided (None: the timeout's default action)
+    decided_by_key: str | None = Field(default=None, max_length=32)
+    decided_by_name: str | None = Field(default=None, max_length=200)
+    decided_at: float | None = None
+
+
 class NodeResultRow(SQLModel, table=True):
     """The outputs of a node under its cache key, as `nodeloom.core.values` encodes them."""
 

@@ -28,12 +28,15 @@ class RunConfig:
     #: the result cache of the run: True for the executor's own, None or False for none, or a `ResultCache`
     #: (kept in this process only: `to_json` leaves it out)
     cache: ResultCache | bool | None = field(default=True, compare=False)
+    #: decisions at approval nodes, by node id: `{"action": "approve" | "reject", "reason"?, "value"?}`
+    approvals: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "allow_private_network": self.allow_private_network,
             "out_dir": None if self.out_dir is None else str(self.out_dir),
             "settings": dict(self.settings),
+            "approvals": {node: dict(decision) for node, decision in self.approvals.items()},
         }
 
     @classmethod
@@ -43,6 +46,7 @@ class RunConfig:
             allow_private_network=bool(data.get("allow_private_network")),
             out_dir=None if out_dir is None else Path(out_dir),
             settings=dict(data.get("settings") or {}),
+            approvals=dict(data.get("approvals") or {}),
         )
 
 

@@ -13,6 +13,8 @@ from nodeloom.core.values import value_to_json
 class NodeState(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
+    #: an approval node waits for a person's decision (see `nodeloom.core.approvals`)
+    WAITING = "waiting"
     CACHED = "cached"
     DONE = "done"
     FAILED = "failed"
@@ -31,6 +33,8 @@ class NodeState(StrEnum):
 class RunStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
+    #: nothing more can run until a person decides at an approval node; not finished
+    WAITING = "waiting"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -44,6 +48,7 @@ class EventKind(StrEnum):
     RUN_STARTED = "run.started"
     NODE_STARTED = "node.started"
     NODE_PROGRESS = "node.progress"
+    NODE_WAITING = "node.waiting"
     NODE_CACHED = "node.cached"
     NODE_DONE = "node.done"
     NODE_RETRYING = "node.retrying"
@@ -79,6 +84,7 @@ EVENT_FIELDS: dict[EventKind, tuple[str, ...]] = {
     EventKind.RUN_STARTED: ("nodes", "graph"),
     EventKind.NODE_STARTED: ("attempt",),
     EventKind.NODE_PROGRESS: ("done", "total", "message"),
+    EventKind.NODE_WAITING: ("review", "message", "timeout", "on_timeout"),
     EventKind.NODE_CACHED: ("cache_key",),
     EventKind.NODE_DONE: ("attempts", "duration"),
     EventKind.NODE_RETRYING: ("attempt", "delay", "error"),

@@ -321,6 +321,71 @@ def _print_summary(status: str, run_id: str, seconds: float, target: Path,
 
 
 @main.command()
+@click.argument("run_id", metavar="RUN")
+@click.argument("node", metavar="NODE")
+@click.option("--reject", "rejection", metavar="REASON", default=None,
+              help="Reject the value instead, for REASON: the node fails with it and the run ends.")
+@click.option("--value", "edited", metavar="JSON", default=None,
+              help="Approve this edited value instead of the one under review (JSON; text that is not JSON is "
+                   "taken as a text).")
+@click.option("--reason", default=None, help="A note kept with an approval.")
+@click.option("--wait", "wait_after", is_flag=True,
+              help="Wait until the run has finished (or waits again) and exit as `nodeloom run` does.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run record as JSON.")
+def approve(run_id: str, node: str, rejection: str | None, edited: str | None, reason: str | None,
+            wait_after: bool, as_json: bool) -> None:
+    """Decide at node NODE of run RUN of the API server, which waits at a control.approve node:
+    approve its value (as it is, or edited with --value), or reject it (--reject REASON).
+    The run goes on on the server; nothing before the approval runs again.
+
+    \b
+    The server is $NODELOOM_API_URL, the key $NODELOOM_API_KEY (scope run):
+      NODELOOM_API_URL=http://127.0.0.1:8000 NODELOOM_API_KEY=nl_... nodeloom approve RUN NODE
+    """
+    import httpx
+
+    from nodeloom.api.client import Client
+    from nodeloom.api.schemas import RunState
+
+    if rejection is not None and (edited is not None or reason is not None):
+        raise UsageError("--reject REASON goes alone: give no --value or --reason with it")
+    with Client() as api:
+        try:
+            if rejection is not None:
+                answer = api.reject(run_id, node, rejection)
+            elif edited is not None:
+                answer = api.approve(run_id, node, value=_json_or_text(edited), reason=reason)
+            else:
+                answer = api.approve(run_id, node, reason=reason)
+            if wait_after:
+                try:
+                    answer = api.wait(run_id)
+                except KeyboardInterrupt:
+                    err.print(f"stopped waiting: run {run_id} goes on on the server", markup=False)
+                    sys.exit(EXIT_INTERRUPTED)
+        except httpx.TransportError as error:
+            url = error.request.url
+            raise UsageError(f"cannot reach the nodeloom API at {url.scheme}://{url.netloc.decode()} "
+                             f"(set NODELOOM_API_URL): {error}") from None
+    if as_json:
+        click.echo(answer.model_dump_json(indent=2))
+    else:
+        verb = "rejected" if rejection is not None else "approved" + (" an edited value at" if edited else "")
+        out.print(f"{verb} node {node} of run {run_id}; the run is {answer.status.value}", markup=False)
+        for problem in answer.errors if answer.status is RunState.FAILED else []:
+            err.print(f"  {problem.get('node')}: {problem.get('message')}", markup=False)
+    if wait_after and answer.status in (RunState.FAILED, RunState.CANCELLED):
+        sys.exit(EXIT_RUN_FAILED)
+
+
+def _json_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+@main.command()
 @click.argument("graph_file", metavar="GRAPH.json", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the problems as a JSON list.")
 @click.option("--allow-private-network", is_flag=True,

@@ -1,4 +1,4 @@
-"""`/v1/runs`: submit (idempotent with `Idempotency-Key`), inspect, list, cancel, resume, retry,
+"""`/v1/runs`: submit (idempotent with `Idempotency-Key`), inspect, list, cancel, resume, retry, approve,
 follow the events (Server-Sent Events, resumable with `Last-Event-ID`), download artifacts."""
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from nodeloom.api.errors import ERROR_RESPONSES, ApiError, not_found
 from nodeloom.api.inputs import MAX_INT
 from nodeloom.api.runner import check_node_count
 from nodeloom.api.schemas import (
+    ApprovalDecision,
+    ApprovalInfo,
     ErrorResponse,
     NodePreviewInfo,
     NodeRunInfo,
@@ -35,7 +37,8 @@ from nodeloom.api.schemas import (
     RunSubmit,
     RunSummary,
 )
-from nodeloom.api.tables import RunEventRow, RunNodeRow, RunRow
+from nodeloom.api.tables import ApprovalRow, RunEventRow, RunNodeRow, RunRow
+from nodeloom.core.approvals import APPROVE_TYPES
 from nodeloom.core.artifacts import ArtifactRef
 from nodeloom.core.errors import ArtifactNotFoundError
 
@@ -55,7 +58,17 @@ def _summary(run: RunRow) -> RunSummary:
                       finished_at=run.finished_at, duration=duration, resumes=run.resumes)
 
 
-def run_info(run: RunRow, nodes: list[RunNodeRow]) -> RunInfo:
+def _approval_info(approval: ApprovalRow) -> ApprovalInfo:
+    decided_by = None if approval.action is None else {"key": approval.decided_by_key,
+                                                        "name": approval.decided_by_name}
+    return ApprovalInfo(review=approval.review, message=approval.message, requested_at=approval.requested_at,
+                        timeout=approval.timeout, on_timeout=approval.on_timeout, deadline=approval.deadline,
+                        action=approval.action, reason=approval.reason, edited=approval.edited,
+                        value=approval.value, decided_by=decided_by, decided_at=approval.decided_at)
+
+
+def run_info(run: RunRow, nodes: list[RunNodeRow], approvals: list[ApprovalRow] | None = None) -> RunInfo:
+    asked = {approval.node_id: _approval_info(approval) for approval in approvals or ()}
     return RunInfo(
         **_summary(run).model_dump(), inputs=run.inputs, outputs=run.outputs or {}, errors=run.errors or [],
         idempotency_key=run.idempotency_key,
@@ -65,21 +78,27 @@ def run_info(run: RunRow, nodes: list[RunNodeRow]) -> RunInfo:
                 started_at=node.started_at, finished_at=node.finished_at,
                 duration=None if node.started_at is None or node.finished_at is None
                 else node.finished_at - node.started_at,
-                cache_key=node.cache_key, error=node.error,
+                cache_key=node.cache_key, error=node.error, approval=asked.get(node.node_id),
             )
             for node in nodes
         },
     )
 
 
-def _snapshot(session: Session, project: str, run_id: str) -> tuple[RunRow, list[RunNodeRow]]:
-    """The run and its nodes read by one statement, so one snapshot: never a pending run with a done node."""
+def _snapshot(session: Session, project: str, run_id: str) -> tuple[RunRow, list[RunNodeRow], list[ApprovalRow]]:
+    """The run and its nodes read by one statement, so one snapshot: never a pending run with a done node;
+    then its approvals, if it has any approval node."""
     query = (select(RunRow, RunNodeRow).outerjoin(RunNodeRow, col(RunNodeRow.run_id) == RunRow.id)
              .where(RunRow.id == run_id).execution_options(populate_existing=True))
     rows = session.exec(query).all()
     if not rows or rows[0][0].project != project:
         raise not_found("run", run_id)
-    return rows[0][0], [node for _, node in rows if node is not None]
+    nodes = [node for _, node in rows if node is not None]
+    approvals: list[ApprovalRow] = []
+    if any(node.type in APPROVE_TYPES for node in nodes):
+        approvals = list(session.exec(select(ApprovalRow).where(ApprovalRow.run_id == run_id)
+                                      .execution_options(populate_existing=True)).all())
+    return rows[0][0], nodes, approvals
 
 
 def _owned(session: Session, project: str, run_id: str) -> RunRow:
@@ -96,8 +115,8 @@ def _respond(state: State, session: Session, project: str, run_id: str, status: 
         if cached[0] != project:
             raise not_found("run", run_id)
         return Response(cached[1], status_code=status, media_type="application/json"), "finished"
-    run, nodes = _snapshot(session, project, run_id)
-    body = run_info(run, nodes).model_dump_json().encode()
+    run, nodes, approvals = _snapshot(session, project, run_id)
+    body = run_info(run, nodes, approvals).model_dump_json().encode()
     if RunState(run.status).terminal and len(body) <= _CACHED_BODY_LIMIT:
         # finished runs change only when resumed, which forgets them
         if len(state.finished_runs) >= _CACHED_RUNS:
@@ -252,6 +271,24 @@ def retry_run(run_id: str, state: State, identity: Runner,
     return RunRetried(retry_of=run_id, run=run, nodes=nodes,
                       rerun=[node.node for node in nodes if node.action == "run"],
                       reused=[node.node for node in nodes if node.action == "cached"])
+
+
+@router.post(
+    "/{run_id}/approvals/{node_id:path}", response_model=RunInfo,
+    summary="Decide at a control.approve node that waits: approve, approve an edited value, or reject with a reason",
+    description="The run goes on at once (or, when other nodes are still running, as soon as they have settled): "
+                "the nodes that had finished are not run again, and the approve node passes on the approved value "
+                "or fails with the reason. The decision, the key that made it and when are kept with the node "
+                "(`nodes[node].approval`) and as a `node.approved` or `node.rejected` event.",
+    responses={404: {"model": ErrorResponse, "description": "no such run, or the run has no such node"},
+               409: {"model": ErrorResponse, "description": "the node is not waiting for approval "
+                                                            "(code not_waiting)"}},
+)
+def approve_node(run_id: str, node_id: str, body: ApprovalDecision, state: State, identity: Runner) -> Response:
+    state.runs.approve(identity, run_id, node_id, body)
+    state.forget_run(run_id)
+    with Session(state.engine) as session:
+        return _respond(state, session, identity.project, run_id)[0]
 
 
 def _events_after(state: State, run_id: str, after: int) -> tuple[list[RunEventRow], str]:

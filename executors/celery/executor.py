@@ -13,13 +13,15 @@ from typing import Any
 
 from celery import Celery  # type: ignore[import-untyped]
 
+from nodeloom.core.approvals import APPROVE_TYPES
 from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import RunNotFoundError, RunTimeoutError
+from nodeloom.core.errors import GraphValidationError, RunNotFoundError, RunTimeoutError
 from nodeloom.core.events import EventKind, RunEvent, RunResult, RunStatus
 from nodeloom.core.graph import Graph
+from nodeloom.core.issues import ValidationIssue
 from nodeloom.core.values import decode_outputs, revive, to_json_text
 from nodeloom.executors.base import EventCallback, ExecutorConveniences, RunHandle, prepare_worker_run
 from nodeloom.executors.celery.app import CeleryConfig, make_app
@@ -79,6 +81,12 @@ class CeleryExecutor(ExecutorConveniences):
         plan, values = prepare_worker_run(graph, self.registry, inputs, "Celery workers",
                                           "register their module on the workers (NODELOOM_NODE_MODULES)")
         graph = plan.graph
+        waits = [node_id for node_id, p in plan.nodes.items() if p.definition.spec.type in APPROVE_TYPES]
+        if waits:  # the run store has no waiting state yet: refuse before anything is queued
+            raise GraphValidationError([ValidationIssue(
+                "unsupported_node", "control.approve does not run on Celery workers yet", node=node_id,
+                hint="run graphs that wait for approval on the local or pool executor (nodeloom serve's default)",
+            ) for node_id in waits])
         run_id = uuid.uuid4().hex
         input_json: dict[str, Any] = json.loads(to_json_text(values))
         document = RunDocument(graph.to_json(), input_json, (config or self.run_config).to_json(), use_cache)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
+from nodeloom.core.approvals import ApprovalPending
 from nodeloom.core.artifacts import ArtifactStore
 from nodeloom.core.attempt import AttemptOfRun, call_node, failure_outcome, timeout_error
 from nodeloom.core.branches import SKIPPED_KEY, split_taken, untaken
@@ -121,6 +122,10 @@ class LocalRun(FollowedEvents):
         self.values: dict[str, dict[str, Any]] = {}
         self.keys: dict[str, str | None] = {}
         self.running: dict[str, _Attempt] = {}
+        #: approval nodes waiting for a decision, and the pending nodes after them (they no longer
+        #: count in `unfinished`: the run settles as `waiting` when only these are left)
+        self.waiting: set[str] = set()
+        self.held: set[str] = set()
         self.unfinished = len(plan.nodes)
         self.events = EventLog(run_id)
         self.waiters = 0
@@ -168,7 +173,8 @@ class LocalRun(FollowedEvents):
         if self.unfinished or self.done.is_set():
             return
         if self.status is not RunStatus.CANCELLED:
-            self.status = RunStatus.FAILED if self.any_failed else RunStatus.SUCCEEDED
+            self.status = (RunStatus.FAILED if self.any_failed else RunStatus.WAITING if self.waiting
+                           else RunStatus.SUCCEEDED)
         self.finished_at = time.time()
         # keep only what the result needs: the values behind the graph outputs
         wanted = {link.node for link in self.plan.outputs.values()}
@@ -302,6 +308,8 @@ class LocalRun(FollowedEvents):
                     released = self._pass_on(planned, gone) if gone else self._release_children(planned)
                     if released:
                         ready = self._settle(released)
+            elif isinstance(error, ApprovalPending):
+                self._wait(planned, error)
             else:
                 self._fail_attempt(planned, attempt, error or RuntimeError("node returned nothing"))
             if not self.unfinished:
@@ -327,6 +335,32 @@ class LocalRun(FollowedEvents):
         self._emit(EventKind.NODE_FAILED, node_id, record.finished_at, record.attempts, info)
         self._skip_descendants(planned)
 
+    def _wait(self, planned: PlannedNode, pending: ApprovalPending) -> None:
+        """The node waits for a decision: it and the pending nodes after it stop holding the run open."""
+        node_id = planned.id
+        record = self.records[node_id]
+        record.state = NodeState.WAITING
+        record.finished_at = time.time()
+        self.waiting.add(node_id)
+        self.unfinished -= 1
+        self._emit(EventKind.NODE_WAITING, node_id, record.finished_at, *pending.event_values())
+        nodes = self.plan.nodes
+        work = list(planned.downstream)
+        while work:
+            child = work.pop()
+            if child in self.held or self.records[child].state is not NodeState.PENDING:
+                continue
+            self.held.add(child)
+            self.unfinished -= 1
+            work.extend(nodes[child].downstream)
+
+    def _settled(self, node_id: str) -> None:
+        """Count a pending node as settled (skipped or cancelled), unless it was held after a waiting node."""
+        if node_id in self.held:
+            self.held.discard(node_id)
+        else:
+            self.unfinished -= 1
+
     def _retry(self, node_id: str) -> None:
         self.executor.dispatch(self, [node_id], None)
 
@@ -339,7 +373,7 @@ class LocalRun(FollowedEvents):
             if record.state is not NodeState.PENDING:
                 continue
             record.state = NodeState.SKIPPED
-            self.unfinished -= 1
+            self._settled(node_id)
             self._emit(EventKind.NODE_SKIPPED, node_id, time.time(), planned.id, "upstream_failed")
             work.extend(nodes[node_id].downstream)
 
@@ -377,7 +411,7 @@ class LocalRun(FollowedEvents):
                 record.state = NodeState.SKIPPED
                 record.finished_at = time.time()
                 self.keys[child_id] = SKIPPED_KEY  # a join after it is keyed by what did not arrive
-                self.unfinished -= 1
+                self._settled(child_id)
                 self._emit(EventKind.NODE_SKIPPED, child_id, record.finished_at, parent.id, "branch")
                 work.append((child, None))
         return ready
@@ -411,7 +445,7 @@ class LocalRun(FollowedEvents):
                 if not record.state.terminal:
                     record.state = NodeState.CANCELLED
                     record.finished_at = now
-                    self.unfinished -= 1
+                    self._settled(node_id)
                     self._emit(EventKind.NODE_CANCELLED, node_id, now)
             self._maybe_finish()
             return True

@@ -71,6 +71,7 @@ class WorkerStartError(NodeloomError):
 _STATE_OF = {
     EventKind.NODE_STARTED: NodeState.RUNNING,
     EventKind.NODE_RETRYING: NodeState.PENDING,
+    EventKind.NODE_WAITING: NodeState.WAITING,
     EventKind.NODE_CACHED: NodeState.CACHED,
     EventKind.NODE_DONE: NodeState.DONE,
     EventKind.NODE_FAILED: NodeState.FAILED,
