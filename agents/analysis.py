@@ -46,6 +46,10 @@ _FORMAT = re.compile(r"\bas (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4
 _QUOTED = re.compile(r"(?:^|[\s(:])['\"“‘]([^'\"”’]{2,80})['\"”’]")
 _STYLES = re.compile(r"\b(?:in|as)\s+(?:a\s+|an\s+)?([a-z]+(?:\s[a-z]+)?)\s+style\b", re.I)
 _PER_ITEM_LEAD = re.compile(r"^(?:for\s+)?(?:each|every|per)\b", re.I)
+#: a piece that goes on listing what the clause before it names ("the address and the headers")
+_CONTINUES = re.compile(r"^(?:and\s+|or\s+|plus\s+)?(?:the|a|an|one|two|three|its|their|my|our|both|each)\b", re.I)
+#: a piece that sets up the clause after it ("From a product blurb, ...", "Using the diffusion model, ...")
+_LEADS_INTO = re.compile(r"^(?:from|using|with|for|based on|in|on|given|out of|by)\b", re.I)
 _STRONG = re.compile(r"[.!?;]|\bthen\b|\bafter that\b|\bfinally\b", re.I)
 #: "each with an owner": describes the items of the clause before it
 _QUALIFIER = re.compile(r"^(?:each|every one|all)\s+(?:with|having|of which)\b", re.I)
@@ -183,9 +187,9 @@ def split_clauses(request: str) -> list[Clause]:
         piece = pieces[number].strip()
         if not piece or _ACTION.search(piece) or len(pieces) == 1:
             continue
-        if number > 0 and not strong[number]:
+        if number > 0 and not strong[number] and _CONTINUES.match(piece):
             merge(number - 1, pieces[number - 1].strip().rstrip(" ,") + ", " + piece)
-        elif number + 1 < len(pieces) and not strong[number + 1]:
+        elif number + 1 < len(pieces) and not strong[number + 1] and _LEADS_INTO.match(piece):
             merge(number, piece.rstrip(" ,") + ", " + pieces[number + 1].strip())
     for piece in pieces:
         start = request.find(piece.split(", ")[0], position) if piece else position
