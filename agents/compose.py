@@ -82,6 +82,18 @@ _BACK_WIRE = re.compile(r"\b(it|its|that|this|them|from (the|my|a|that)|the (pro
 _VARIABLE_NAMES = {("http.request", "text"): "body", ("http.request", "json"): "data", ("llm.chat", "text"): "draft"}
 
 
+#: nouns that name the kind of output a clause means ("save the script" means a text, not a duration)
+_NAMED_KINDS = [
+    (re.compile(r"\b(script|text|summary|digest|reply|story|notes|transcript|copy|article|translation|answer|"
+                r"email|letter|tweet|intro|outline|draft|poem|description|caption|slogan|tagline|line)s?\b", re.I),
+     ("text",)),
+    (re.compile(r"\b(audio|recording|speech|narration|voice-?over|sound|mp3|wav)\b", re.I), ("audio",)),
+    (re.compile(r"\b(image|picture|photo|card|poster|banner|thumbnail|png|jpe?g)s?\b", re.I), ("image", "images")),
+    (re.compile(r"\b(video|clip|movie|slideshow|mp4)s?\b", re.I), ("video", "videos")),
+    (re.compile(r"\b(json|data|report|object|response|results|variants)\b", re.I), ("json",)),
+]
+
+
 @dataclass
 class Step:
     """One recipe serving one clause, with the slots read for it."""
@@ -452,15 +464,23 @@ class _Assembler:
         return source is None or all(bool(can_connect(source, target)) for target in targets)
 
     def _source_for(self, accepted: str, family: int, path_field: str | None,
-                    targets: Sequence[PortType] = ()) -> dict[str, str] | None:
+                    targets: Sequence[PortType] = (), clause_text: str = "") -> dict[str, str] | None:
         optional = accepted.endswith("?")
         kind = accepted.rstrip("?")
         candidates = [m for m in reversed(self.made) if m.family != family]
-        for fresh_only in (True, False):
-            for made in candidates:
-                if (not fresh_only or made.taken == 0) and _fits(made.kind, kind) and self._connects(made.ref, targets):
-                    made.taken += 1
-                    return made.ref
+        groups = [candidates]
+        # "save the script": of the outputs that fit, the kind the clause names first ("save it": the latest)
+        if kind in ("all", "any") and not re.search(r"\b(it|them|that|this)\b", clause_text, re.I):
+            words = re.sub(r"[\w-]+\.\w+", " ", clause_text)  # a file name names no kind
+            named = {made for pattern, kinds in _NAMED_KINDS for made in kinds if pattern.search(words)}
+            groups = [[m for m in candidates if m.kind in named], candidates]
+        for group in groups:
+            for fresh_only in (True, False):
+                for made in group:
+                    if ((not fresh_only or made.taken == 0) and _fits(made.kind, kind)
+                            and self._connects(made.ref, targets)):
+                        made.taken += 1
+                        return made.ref
         if optional:
             return None
         if kind == "images":  # lines of text become pictures as one title card each
@@ -535,7 +555,7 @@ class _Assembler:
             if key == "prompt" and recipe.name == "generate_image" and not _BACK_WIRE.search(clause_text):
                 continue
             field_slot = slots.get("field") if isinstance(slots.get("field"), str) else None
-            source = self._source_for(kind, family, field_slot, self._targets(sub, key))
+            source = self._source_for(kind, family, field_slot, self._targets(sub, key), clause_text)
             if source is not None:
                 wired[key] = source
         input_names: dict[str, str] = {}
