@@ -46,8 +46,15 @@ _FORMAT = re.compile(r"\bas (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4
 _QUOTED = re.compile(r"(?:^|[\s(:])['\"“‘]([^'\"”’]{2,80})['\"”’]")
 _STYLES = re.compile(r"\b(?:in|as)\s+(?:a\s+|an\s+)?([a-z]+(?:\s[a-z]+)?)\s+style\b", re.I)
 _PER_ITEM_LEAD = re.compile(r"^(?:for\s+)?(?:each|every|per)\b", re.I)
-_VERB_INSIDE = re.compile(r"\b(?:make|create|generate|write|turn|render|build|resize|speak|read|save|send|post)\b",
-                          re.I)
+#: a piece that goes on listing what the clause before it names ("the address and the headers")
+_CONTINUES = re.compile(r"^(?:and\s+|or\s+|plus\s+)?(?:the|a|an|one|two|three|its|their|my|our|both|each)\b", re.I)
+#: a piece that sets up the clause after it ("From a product blurb, ...", "Using the diffusion model, ...")
+_LEADS_INTO = re.compile(r"^(?:from|using|with|for|based on|in|on|given|out of|by)\b", re.I)
+_STRONG = re.compile(r"[.!?;]|\bthen\b|\bafter that\b|\bfinally\b", re.I)
+#: "each with an owner": describes the items of the clause before it
+_QUALIFIER = re.compile(r"^(?:each|every one|all)\s+(?:with|having|of which)\b", re.I)
+_VERB_INSIDE = re.compile(
+    r"\b(?:make|create|generate|write|turn|render|build|resize|speak|read|save|send|post|becomes?|gets?)\b", re.I)
 #: words that refer back to what an earlier clause made
 _BACK = re.compile(r"\b(it|its|them|they|those|these|that|the result|the results|each|every|the same)\b", re.I)
 _SPLIT = re.compile(
@@ -64,9 +71,23 @@ _SPLIT = re.compile(
         "format", "generate", "give", "grab", "join", "keep", "make", "merge", "multiply", "narrate", "notify",
         "overlay", "pull", "post", "publish", "put", "read", "render", "resize", "rewrite", "save", "send", "speak",
         "stitch", "store", "summarise", "summarize", "take", "tell", "translate", "turn", "write", "email",
-        "upload", "return")) + r")\b)",
+        "upload", "return", "sum", r"answer(?=\s+(?:my|the|a|an|this|that|it|them|our|your|each|every)\b)",
+        "compose", "draw", "paint", "scale", "crop", "gather", "label",
+        "condense", "describe", "query", "submit", "restyle", "proofread", "polish", "rephrase", "reword", "ping",
+        "compute", "calculate", "measure", "attach", "shorten", "fetch", "download", "call", "store", "export",
+        "narrate", "voice")) + r")\b)",
     re.I,
 )
+#: a piece with none of these (nor a subject of its own) continues the clause before it: "get the name, the price
+#: and the features", "build a report with the status, the address and the headers"
+_ACTION = re.compile(r"\b(?:" + "|".join(sorted({
+    *re.findall(r"[a-z]+", _SPLIT.pattern.split("(?=")[1]), "answer", "sum", "compose", "draw", "paint", "scale",
+    "crop", "gather", "label", "condense", "describe", "query", "submit", "restyle", "proofread", "polish",
+    "rephrase", "reword", "ping", "compute", "calculate", "measure", "attach", "shorten", "download", "call",
+    "export", "upload", "email", "become", "want", "need", "show", "tell", "find", "check", "plan", "storyboard",
+    "outline", "spoken", "burn", "caption", "is", "are", "be"} - {
+    "each", "every", "the", "one", "also", "and", "then", "ly", "w", "list", "use"}))
+    + r")(?:s|es|ed|d|ing|n)?\b", re.I)
 
 
 @dataclass
@@ -142,10 +163,34 @@ def split_clauses(request: str) -> list[Clause]:
     clauses: list[Clause] = []
     position = 0
     pieces = [piece for piece in _SPLIT.split(request) if piece is not None]
+    # whether the boundary before each piece is a sentence end, a semicolon, "then" or "finally"
+    strong = [True] + [bool(_STRONG.search(m.group(0))) or request[max(m.start() - 1, 0)] in ".!?;"
+                       for m in _SPLIT.finditer(request)]
+
+    def merge(first: int, text: str) -> None:
+        pieces[first:first + 2] = [text]
+        del strong[first + 1]
+
     # "for each line of my poem, make a card": the per-item phrase belongs to the next clause
-    for number in range(len(pieces) - 2, -1, -1):
-        if _PER_ITEM_LEAD.match(pieces[number].strip()) and not _VERB_INSIDE.search(pieces[number]):
-            pieces[number:number + 2] = [pieces[number] + ", " + pieces[number + 1].lstrip(" ,")]
+    # but one that ends a sentence ("extract the items, each with an owner.") qualifies the clause before it
+    for number in range(len(pieces) - 1, -1, -1):
+        piece = pieces[number].strip()
+        if not _PER_ITEM_LEAD.match(piece) or _VERB_INSIDE.search(piece):
+            continue
+        if piece.endswith((".", "!", "?")) or number == len(pieces) - 1 or _QUALIFIER.match(piece):
+            if number > 0 and not pieces[number - 1].strip().endswith((".", "!", "?")):
+                merge(number - 1, pieces[number - 1].rstrip(" ,") + ", " + piece)
+        else:
+            merge(number, pieces[number] + ", " + pieces[number + 1].lstrip(" ,"))
+    # a piece without an action of its own continues a clause ("the price and the features")
+    for number in range(len(pieces) - 1, -1, -1):
+        piece = pieces[number].strip()
+        if not piece or _ACTION.search(piece) or len(pieces) == 1:
+            continue
+        if number > 0 and not strong[number] and _CONTINUES.match(piece):
+            merge(number - 1, pieces[number - 1].strip().rstrip(" ,") + ", " + piece)
+        elif number + 1 < len(pieces) and not strong[number + 1] and _LEADS_INTO.match(piece):
+            merge(number, piece.rstrip(" ,") + ", " + pieces[number + 1].strip())
     for piece in pieces:
         start = request.find(piece.split(", ")[0], position) if piece else position
         position = max(position, start + len(piece))

@@ -43,6 +43,8 @@ ALTERNATIVES = 2
 BEAM_WIDTH = 6
 #: what a wired input that an earlier step can feed adds to a sequence's score
 TYPE_FIT_WEIGHT = 0.15
+#: what a required structured input that no earlier step feeds takes off (in type-fit units)
+UNFED_WEIGHT = 0.5
 
 _DIRECT: dict[str, set[str]] = {
     "any": {"text", "json", "number", "any", "texts"},
@@ -74,6 +76,22 @@ _CONTEXT = re.compile(r"^(?:i|we)\s*(?:'ll|'ve|\s+will|\s+have|\s+only have|\s+g
                       re.I)
 _BACK_WIRE = re.compile(r"\b(it|its|that|this|them|from (the|my|a|that)|the (prompt|description|text|headline|"
                         r"result)|prompt)\b", re.I)
+
+
+#: a template variable fed by (node type, output) is named for what it holds
+_VARIABLE_NAMES = {("http.request", "text"): "body", ("http.request", "json"): "data", ("llm.chat", "text"): "draft"}
+
+
+#: nouns that name the kind of output a clause means ("save the script" means a text, not a duration)
+_NAMED_KINDS = [
+    (re.compile(r"\b(script|text|summary|digest|reply|story|notes|transcript|copy|article|translation|answer|"
+                r"email|letter|tweet|intro|outline|draft|poem|description|caption|slogan|tagline|line)s?\b", re.I),
+     ("text",)),
+    (re.compile(r"\b(audio|recording|speech|narration|voice-?over|sound|mp3|wav)\b", re.I), ("audio",)),
+    (re.compile(r"\b(image|picture|photo|card|poster|banner|thumbnail|png|jpe?g)s?\b", re.I), ("image", "images")),
+    (re.compile(r"\b(video|clip|movie|slideshow|mp4)s?\b", re.I), ("video", "videos")),
+    (re.compile(r"\b(json|data|report|object|response|results|variants)\b", re.I), ("json",)),
+]
 
 
 @dataclass
@@ -238,16 +256,20 @@ def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Se
     return [sorted(option, key=lambda s: (_FLOW.get(s.recipe.group, 2), s.position)) for option in options]
 
 
-def _type_fit(steps: Sequence[Step]) -> int:
-    """How many required wired inputs an earlier step of the sequence can feed."""
+def _type_fit(steps: Sequence[Step]) -> float:
+    """How many required wired inputs an earlier step of the sequence can feed, less half of those of a
+    structured kind (a JSON payload, a list, media) that nothing feeds: "post a JSON message to my webhook"
+    wraps a text in an object rather than waiting for an object nobody makes."""
     made: list[str] = []
-    fed = 0
+    fed = 0.0
     for step in steps:
         for kind in step.recipe.wire.values():
             if kind.endswith("?"):
                 continue
             if any(_fits(p, kind) or (p, kind) in _COERCE for p in made):
                 fed += 1
+            elif kind not in ("any", "text", "all"):
+                fed -= UNFED_WEIGHT
         made.append(step.recipe.produces)
     return fed
 
@@ -267,7 +289,62 @@ def choose_steps(clauses: Sequence[Clause], similarity: Sequence[Mapping[str, fl
         grown.sort(key=lambda item: -(item[0] + TYPE_FIT_WEIGHT * _type_fit(item[1])))
         beam = grown[:BEAM_WIDTH]
     best = max(beam, key=lambda item: item[0] + TYPE_FIT_WEIGHT * _type_fit(item[1]))
-    return without_repeats(best[1])
+    return in_data_flow_order(without_covered(without_repeats(best[1]), clauses), clauses)
+
+
+def _makes(step: Step, clauses: Sequence[Clause]) -> set[str]:
+    """The kinds a step makes: its recipe's, and several texts when it fans out over several values."""
+    fan = _FAN_SLOTS.get(step.recipe.fan_out or "")
+    values = clauses[step.clause].slots.get(fan) if fan else None
+    several = isinstance(values, list) and len(values) > 1 and step.recipe.produces == "text"
+    return {step.recipe.produces, "texts"} if several else {step.recipe.produces}
+
+
+def _feeds(makers: Sequence[Step], kind: str, clauses: Sequence[Clause]) -> bool:
+    return any(_fits(made, kind) or (made, kind) in _COERCE for s in makers for made in _makes(s, clauses))
+
+
+def _needs(step: Step) -> list[str]:
+    return [kind for kind in step.recipe.wire.values() if not kind.endswith("?")]
+
+
+def in_data_flow_order(steps: Sequence[Step], clauses: Sequence[Clause]) -> list[Step]:
+    """Steps moved so that what a step needs is made before it: "make a video of the captions, one card per
+    caption" makes the cards first; "put a caption on my photo and make it 1280 wide" resizes first. A later
+    step moves only when it needs nothing that the steps it jumps over make."""
+    ordered = list(steps)
+    number, moves = 0, 0
+    while number < len(ordered) and moves <= 2 * len(ordered):
+        step = ordered[number]
+        unfed = [kind for kind in _needs(step) if not _feeds(ordered[:number], kind, clauses)]
+        moved = False
+        for kind in unfed:
+            for later in range(number + 1, len(ordered)):
+                maker = ordered[later]
+                if not (_fits(maker.recipe.produces, kind) or (maker.recipe.produces, kind) in _COERCE):
+                    continue
+                if any(_feeds(ordered[number:later], need, clauses) for need in _needs(maker)):
+                    break
+                ordered.insert(number, ordered.pop(later))
+                moved, moves = True, moves + 1
+                break
+            if moved:
+                break
+        if not moved:
+            number += 1
+    return ordered
+
+
+def without_covered(steps: Sequence[Step], clauses: Sequence[Clause]) -> list[Step]:
+    """A plain rewrite right after a critique-and-rewrite ("critique it, then rewrite it") is that step's
+    own rewrite, not another one."""
+    kept: list[Step] = []
+    for step in steps:
+        if (kept and kept[-1].recipe.name == "critique_and_rewrite" and step.recipe.name == "rewrite_tone"
+                and not clauses[step.clause].slots.get("tone")):
+            continue
+        kept.append(step)
+    return kept
 
 
 def without_repeats(steps: Sequence[Step]) -> list[Step]:
@@ -387,15 +464,23 @@ class _Assembler:
         return source is None or all(bool(can_connect(source, target)) for target in targets)
 
     def _source_for(self, accepted: str, family: int, path_field: str | None,
-                    targets: Sequence[PortType] = ()) -> dict[str, str] | None:
+                    targets: Sequence[PortType] = (), clause_text: str = "") -> dict[str, str] | None:
         optional = accepted.endswith("?")
         kind = accepted.rstrip("?")
         candidates = [m for m in reversed(self.made) if m.family != family]
-        for fresh_only in (True, False):
-            for made in candidates:
-                if (not fresh_only or made.taken == 0) and _fits(made.kind, kind) and self._connects(made.ref, targets):
-                    made.taken += 1
-                    return made.ref
+        groups = [candidates]
+        # "save the script": of the outputs that fit, the kind the clause names first ("save it": the latest)
+        if kind in ("all", "any") and not re.search(r"\b(it|them|that|this)\b", clause_text, re.I):
+            words = re.sub(r"[\w-]+\.\w+", " ", clause_text)  # a file name names no kind
+            named = {made for pattern, kinds in _NAMED_KINDS for made in kinds if pattern.search(words)}
+            groups = [[m for m in candidates if m.kind in named], candidates]
+        for group in groups:
+            for fresh_only in (True, False):
+                for made in group:
+                    if ((not fresh_only or made.taken == 0) and _fits(made.kind, kind)
+                            and self._connects(made.ref, targets)):
+                        made.taken += 1
+                        return made.ref
         if optional:
             return None
         if kind == "images":  # lines of text become pictures as one title card each
@@ -426,6 +511,23 @@ class _Assembler:
                 return {"node": node_id, "output": "value"}
         return None
 
+    def _variable_name(self, source: Mapping[str, str], taken: set[str]) -> str:
+        """A template variable named for what it holds: a page's body, an API's data, a JSON field's name,
+        a draft, or the structured answer's own name ("verdict", "outline")."""
+        node = self.document["nodes"].get(source["node"], {})
+        kind = node.get("type")
+        path = node.get("inputs", {}).get("path")
+        wanted: str | None
+        if kind == "json.extract" and isinstance(path, str) and re.fullmatch(r"[A-Za-z_]\w*", path.split(".")[-1]):
+            wanted = path.split(".")[-1]
+        else:
+            wanted = _VARIABLE_NAMES.get((str(kind), source["output"]))
+            if wanted is None and kind == "llm.structured":
+                wanted = re.sub(r"_\d+$", "", source["node"])
+        if not wanted or wanted in taken or not re.fullmatch(r"[a-z_][a-z0-9_]*", wanted):
+            return "src" if "src" not in taken else f"src_{len(taken)}"
+        return wanted
+
     def _targets(self, sub: Mapping[str, Any], name: str) -> list[PortType]:
         """The types of the ports that graph input `name` of a recipe's graph feeds."""
         found: list[PortType] = []
@@ -453,7 +555,7 @@ class _Assembler:
             if key == "prompt" and recipe.name == "generate_image" and not _BACK_WIRE.search(clause_text):
                 continue
             field_slot = slots.get("field") if isinstance(slots.get("field"), str) else None
-            source = self._source_for(kind, family, field_slot, self._targets(sub, key))
+            source = self._source_for(kind, family, field_slot, self._targets(sub, key), clause_text)
             if source is not None:
                 wired[key] = source
         input_names: dict[str, str] = {}
@@ -465,12 +567,21 @@ class _Assembler:
             if spec["type"] == "image.pipeline" and self.pipeline is not None:
                 renamed[old] = self.pipeline
                 continue
-            inputs = {}
+            inputs: dict[str, Any] = {}
             for port, value in spec.get("inputs", {}).items():
                 if isinstance(value, dict) and set(value) == {"input"}:
-                    value = wired.get(value["input"]) or {"input": input_names[value["input"]]}
+                    source = wired.get(value["input"])
+                    if source is not None and spec["type"] == "text.template" and isinstance(
+                            spec["inputs"].get("template"), str):
+                        named = self._variable_name(source, (set(spec["inputs"]) - {port}) | set(inputs))
+                        inputs["template"] = inputs.get("template", spec["inputs"]["template"]).replace(
+                            "{{ " + port + " }}", "{{ " + named + " }}")
+                        port = named
+                    value = source or {"input": input_names[value["input"]]}
                 elif isinstance(value, dict) and "node" in value and "output" in value and len(value) == 2:
                     value = {"node": renamed[value["node"]], "output": value["output"]}
+                if port == "template" and "template" in inputs:
+                    continue
                 inputs[port] = value
             node = {**spec, "inputs": inputs}
             self.document["nodes"][renamed[old]] = node

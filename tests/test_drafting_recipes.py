@@ -7,6 +7,7 @@ import json
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -159,3 +160,37 @@ def test_a_request_splits_into_clauses_that_refer_back() -> None:
     clauses = split_clauses("Fetch the page, summarise it and then read the summary aloud.")
     assert [c.text for c in clauses] == ["Fetch the page", "summarise it", "read the summary aloud"]
     assert [c.refers_back for c in clauses] == [False, True, False]
+
+
+def test_a_piece_without_an_action_continues_its_clause() -> None:
+    clauses = split_clauses("From a recipe blurb, get the dish, the cooking time and the list of spices as JSON.")
+    assert [c.text for c in clauses] == ["From a recipe blurb, get the dish, the cooking time and the list of "
+                                         "spices as JSON"]
+
+
+def test_each_with_qualifies_the_clause_before_it_and_then_still_splits() -> None:
+    clauses = split_clauses("List the open bugs, each with a reporter and a date. Then write a status note.")
+    assert [c.text for c in clauses] == ["List the open bugs, each with a reporter and a date",
+                                         "Then write a status note"]
+
+
+def _composed(request: str, registry: NodeRegistry) -> dict[str, Any]:
+    from nodeloom.agents.compose import compose
+
+    composition = compose(request, registry)
+    assert composition.graph is not None
+    return composition.graph.to_json()
+
+
+def test_a_step_needing_what_a_later_clause_makes_comes_after_it(registry: NodeRegistry) -> None:
+    document = _composed("Build a clip from my list of quotes, with a card for every quote.", registry)
+    slideshow = next(n for n in document["nodes"].values() if n["type"] == "video.slideshow")
+    source = slideshow["inputs"]["images"]
+    assert document["nodes"][source["node"]]["type"] == "control.map"
+
+
+def test_a_template_variable_is_named_for_what_feeds_it(registry: NodeRegistry) -> None:
+    document = _composed("Grab the blog page at a link and sum it up in two lines.", registry)
+    template = next(n for n in document["nodes"].values() if n["type"] == "text.template")
+    assert "{{ body }}" in template["inputs"]["template"]
+    assert document["nodes"][template["inputs"]["body"]["node"]]["type"] == "http.request"
