@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from netutil import free_port, wait_for_server
@@ -106,3 +107,12 @@ class ApiServer:
 
     def stop(self) -> None:
         stop(self.process)
+
+    @contextmanager
+    def running(self) -> Iterator[ApiServer]:
+        """Started on entry, stopped on exit (a test module's server fixture)."""
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()

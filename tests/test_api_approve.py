@@ -31,13 +31,9 @@ from nodeloom.api.tables import NodeResultRow
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     home = tmp_path_factory.mktemp("api-approve")
-    with database_url("sqlite", home) as db_url:
-        instance = ApiServer(db_url, home, options=["--node-module", MODULE])
-        instance.start()
-        try:
-            yield instance
-        finally:
-            instance.stop()
+    with database_url("sqlite", home) as db_url, ApiServer(db_url, home, options=["--node-module", MODULE]).running() \
+            as instance:
+        yield instance
 
 
 @pytest.fixture(scope="module")

@@ -58,12 +58,8 @@ def link_count(graph: dict[str, Any]) -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     home = tmp_path_factory.mktemp("console")
-    instance = ApiServer(f"sqlite:///{home / 'nodeloom.db'}", home)
-    instance.start()
-    try:
+    with ApiServer(f"sqlite:///{home / 'nodeloom.db'}", home).running() as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="module")

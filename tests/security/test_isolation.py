@@ -32,12 +32,9 @@ from nodeloom.api.client import Client
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     home = tmp_path_factory.mktemp("isolation")
-    instance = ApiServer(f"sqlite:///{home / 'api.db'}", home, options=("--node-module", MODULE, "--workers", "2"))
-    instance.start()
-    try:
+    options = ("--node-module", MODULE, "--workers", "2")
+    with ApiServer(f"sqlite:///{home / 'api.db'}", home, options=options).running() as instance:
         yield instance
-    finally:
-        instance.stop()
 
 
 @pytest.fixture(scope="module")
