@@ -1,7 +1,7 @@
 """`control.approve` on the executors (local and pool): with no decision the node waits, the run
 settles as `waiting` and holds nothing; with a decision in `RunConfig.approvals` the node passes
 on the approved or edited value, or fails with the rejection's reason.
-(Through the API, with restarts and timeouts: test_api_approve.py.)"""
+(Through the API, with restarts and timeouts: api_runs/test_approve.py.)"""
 
 from __future__ import annotations
 

@@ -9,37 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from databases import database_url
-from marker_nodes import MODULE, markers
+from marker_nodes import markers
 from processes import ApiServer, create_key, nodeloom
 
 from nodeloom.api.client import ApiClientError, AsyncClient, Client
 from nodeloom.api.schemas import RunInfo, RunRetried, RunState
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    home = tmp_path_factory.mktemp("api-retry")
-    with database_url("sqlite", home) as db_url, ApiServer(db_url, home, options=["--node-module", MODULE]).running() \
-            as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
-def run_key(server: ApiServer) -> str:
-    return create_key(server.db_url, server.env, "alpha", "run")
-
-
-@pytest.fixture
-def api(server: ApiServer, run_key: str) -> Iterator[Client]:
-    with Client(server.url, api_key=run_key) as client:
-        yield client
 
 
 def failing_last_graph(folder: Path) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,25 +26,6 @@ from nodeloom.api.client import ApiClientError, AsyncClient, Client
 from nodeloom.api.db import make_engine
 from nodeloom.api.schemas import RunInfo, RunState
 from nodeloom.api.tables import NodeResultRow
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    home = tmp_path_factory.mktemp("api-approve")
-    with database_url("sqlite", home) as db_url, ApiServer(db_url, home, options=["--node-module", MODULE]).running() \
-            as instance:
-        yield instance
-
-
-@pytest.fixture(scope="module")
-def run_key(server: ApiServer) -> str:
-    return create_key(server.db_url, server.env, "alpha", "run")
-
-
-@pytest.fixture
-def api(server: ApiServer, run_key: str) -> Iterator[Client]:
-    with Client(server.url, api_key=run_key) as client:
-        yield client
 
 
 def review_graph(folder: Path, timeout: float = 0, on_timeout: str = "reject") -> dict[str, Any]:
