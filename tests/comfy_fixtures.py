@@ -18,6 +18,9 @@ RUNNABLE = ("txt2img", "img2img", "inpaint", "lora", "hires_fix", "upscale")
 SIZES = {"txt2img": (64, 64), "img2img": (64, 64), "inpaint": (64, 64), "lora": (64, 64), "hires_fix": (96, 96),
          "upscale": (128, 128)}
 LORA = "tiny-style.safetensors"
+#: the tiny checkpoint and VAE again as single files in the original Stable Diffusion layout
+SINGLE_CHECKPOINT = "tiny-sd-single.safetensors"
+SINGLE_VAE = "tiny-vae-single.safetensors"
 LORA_MODULES = {
     "unet": ("down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k", "mid_block.resnets.0.conv1",
              "up_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"),
@@ -36,6 +39,7 @@ def build_models(root: Path) -> Path:
     models = root / "models"
     checkpoint = save_tiny_checkpoint(models)
     shutil.copytree(checkpoint / "vae", models / "vae" / "tiny-vae")
+    save_single_files(checkpoint, models)
     (models / "loras").mkdir(parents=True)
     save_file(tiny_lora(checkpoint), str(models / "loras" / LORA))
     inputs = root / "input"
@@ -47,6 +51,25 @@ def build_models(root: Path) -> Path:
     hole.paste((0, 0, 0, 0), (16, 16, 48, 48))  # transparent: the part to repaint
     hole.save(inputs / "hole.png")
     return root
+
+
+def save_single_files(checkpoint: Path, models: Path) -> None:
+    """The checkpoint as one original-layout file, and its VAE as another, each with its config folder.
+
+    As ComfyUI users hold them: `checkpoints/<name>.safetensors` and `vae/<name>.safetensors`;
+    the configs (no weights) go to `configs/<stem>/`, where the comfy pack looks for them.
+    """
+    from safetensors.torch import save_file
+
+    from tests.ldm_checkpoint import save_ldm_checkpoint, vae_to_ldm
+
+    save_ldm_checkpoint(checkpoint, models / "checkpoints" / SINGLE_CHECKPOINT)
+    shutil.copytree(checkpoint, models / "configs" / Path(SINGLE_CHECKPOINT).stem,
+                    ignore=shutil.ignore_patterns("*.safetensors", "*.bin"))
+    save_file(vae_to_ldm(checkpoint / "vae"), str(models / "vae" / SINGLE_VAE))
+    vae_config = models / "configs" / Path(SINGLE_VAE).stem
+    vae_config.mkdir(parents=True)
+    shutil.copy(checkpoint / "vae" / "config.json", vae_config / "config.json")
 
 
 def tiny_lora(checkpoint: Path, rank: int = 4) -> dict[str, object]:

@@ -22,7 +22,7 @@ from nodeloom.cli import main
 from nodeloom.core.events import EventKind, RunEvent
 from nodeloom.executors import LocalExecutor
 from nodeloom.node_registry.comfy import CHECKPOINTS
-from tests.comfy_fixtures import RUNNABLE, SIZES, WORKFLOWS, build_models
+from tests.comfy_fixtures import RUNNABLE, SINGLE_CHECKPOINT, SINGLE_VAE, SIZES, WORKFLOWS, build_models
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +85,43 @@ def test_text_to_image_equals_the_plain_diffusers_pipeline(executor: LocalExecut
     assert numpy.abs(theirs - ours).max() <= 1 / 255  # PNG rounding, nothing more
     different_seed = pixels(executor, executor.run(graph, {**values, "seed": 1}, use_cache=False).outputs["images"][0])
     assert numpy.abs(different_seed - ours).max() > 0.05
+
+
+def test_single_file_checkpoints_and_vaes_give_the_images_of_their_diffusers_folders(
+    executor: LocalExecutor, comfy_root: Path
+) -> None:
+    # ComfyUI's checkpoints/*.safetensors in the original SD layout, loaded with configs/<stem>/ (no hub)
+    graph = comfy.load(WORKFLOWS / "txt2img.api.json")
+    folder = pixels(executor, executor.run(graph, {"seed": 5}, use_cache=False).outputs["images"][0])
+    graph.set_inputs("4", ckpt_name=SINGLE_CHECKPOINT)
+    single = pixels(executor, executor.run(graph, {"seed": 5}, use_cache=False).outputs["images"][0])
+    assert folder.std() > 0.01 and numpy.array_equal(single, folder)
+
+    upscale = comfy.load(WORKFLOWS / "upscale.api.json")  # VAELoader
+    from_folder = pixels(executor, executor.run(upscale, use_cache=False).outputs["images"][0])
+    upscale.set_inputs("2", vae_name=SINGLE_VAE)
+    from_file = pixels(executor, executor.run(upscale, use_cache=False).outputs["images"][0])
+    assert numpy.array_equal(from_file, from_folder)
+
+
+def test_a_single_file_checkpoint_without_its_config_folder_says_where_the_config_goes(
+    executor: LocalExecutor, comfy_root: Path
+) -> None:
+    import shutil
+
+    models = comfy_root / "models"
+    orphan = models / "checkpoints" / "no-config.safetensors"
+    shutil.copy(models / "checkpoints" / SINGLE_CHECKPOINT, orphan)
+    try:
+        graph = comfy.load(WORKFLOWS / "txt2img.api.json")
+        graph.set_inputs("4", ckpt_name=orphan.name)
+        result = executor.run(graph, use_cache=False)
+    finally:
+        orphan.unlink()
+    assert not result.ok
+    (error,) = [error for error in result.errors() if "single-file checkpoint" in error["message"]]
+    assert error["node"] == "4"
+    assert str(models / "configs" / "no-config") in error["message"]
 
 
 def test_a_lora_changes_the_image_and_leaves_the_loaded_model_as_it_was(executor: LocalExecutor) -> None:
