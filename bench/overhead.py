@@ -172,16 +172,17 @@ def samples_for(n: int, repeat: int) -> int:
     return max(repeat, 2000 // n)
 
 
-def measure(shape: str, n: int, repeat: int, use_langgraph: bool, store: str) -> dict[str, Any]:
-    repeat = samples_for(n, repeat)
+def measure(shape: str, n: int, repeat: int, use_langgraph: bool, store: str, exact: bool = False) -> dict[str, Any]:
+    repeat = repeat if exact else samples_for(n, repeat)
     make = chain_graph if shape == "chain" else wide_graph
     expected = plain_chain(n, 1.0) if shape == "chain" else plain_wide(n, 1.0)
     row: dict[str, Any] = {"shape": shape, "n": n}
 
     plain = plain_chain if shape == "chain" else plain_wide
-    row["plain"] = best_of(max(repeat, 5), lambda: plain(n, 1.0)) / n * 1e6
+    floor = 1 if exact else 5
+    row["plain"] = best_of(max(repeat, floor), lambda: plain(n, 1.0)) / n * 1e6
     tasks = kahn_chain_tasks if shape == "chain" else kahn_wide_tasks
-    row["kahn"] = best_of(max(repeat, 5), lambda: kahn(tasks(n, 1.0))) / n * 1e6
+    row["kahn"] = best_of(max(repeat, floor), lambda: kahn(tasks(n, 1.0))) / n * 1e6
 
     # k feeds one node: chain adds k (1.0) in the middle, wide adds k (0.0) in its first branch
     k = 1.0 if shape == "chain" else 0.0
@@ -224,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shapes", default="chain,wide")
     parser.add_argument("--repeat", type=int, default=5,
                         help="take the best of at least this many runs (small graphs get more: 2000/N)")
+    parser.add_argument("--exact-repeat", action="store_true",
+                        help="take exactly --repeat samples of every measurement (a quick check that the "
+                        "benchmark works; its figures are noise)")
     parser.add_argument("--no-langgraph", action="store_true", help="skip the LangGraph baseline")
     parser.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -232,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as store:
         for shape in args.shapes.split(","):
             for n in sizes:
-                row = measure(shape, n, args.repeat, not args.no_langgraph, store)
+                row = measure(shape, n, args.repeat, not args.no_langgraph, store, exact=args.exact_repeat)
                 rows.append(row)
                 print(_format(row), flush=True)
     print()

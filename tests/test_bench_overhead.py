@@ -13,7 +13,7 @@ def test_overhead_benchmark_runs_and_prints_every_baseline(tmp_path: Path) -> No
     report = tmp_path / "figures.json"
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "overhead.py"), "--sizes", "20,40", "--repeat", "1",
-         "--json", str(report)],
+         "--exact-repeat", "--json", str(report)],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
