@@ -8,6 +8,7 @@ Set `NODELOOM_CONSOLE_SCREENSHOTS=docs/console` to write the screenshots that do
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image as PILImage
 from test_api_server import ApiServer, _create_key_cli
 
 from nodeloom.api.client import Client
@@ -553,3 +555,35 @@ def test_change_this_graph_drafts_an_edit_shows_its_diff_and_opens_it_unsaved(
     page.get_by_role("button", name="Save version").click()
     assert page.get_by_role("status").inner_text() == "Saved version 2"
     assert api.get_graph(saved.id).graph["nodes"]["card"]["inputs"]["width"] == 1080
+
+
+def test_an_image_input_is_uploaded_from_the_run_form_and_the_run_uses_it(
+    tab: ConsolePage, api: Client, admin_key: str,
+) -> None:
+    graph = {
+        "name": "resize-a-photo",
+        "inputs": {"photo": {"type": "Image", "description": "the picture to resize"}},
+        "nodes": {"small": {"type": "image.resize",
+                            "inputs": {"image": {"input": "photo"}, "width": 48, "height": 24, "mode": "stretch"}}},
+        "outputs": {"small": {"node": "small", "output": "image"}},
+    }
+    saved = api.create_graph(graph)
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (200, 100), "#cc3366").save(buffer, format="PNG")
+    tab.sign_in(admin_key)
+    page = tab.page
+    tab.open_graph(saved.id)
+    page.get_by_role("button", name="Run…").click()
+    form = page.get_by_role("form", name="run inputs")
+    form.get_by_label("photo input").set_input_files(
+        files=[{"name": "photo.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
+    form.get_by_role("status").filter(has_text="Uploaded photo.png").wait_for()
+    assert f"{len(buffer.getvalue())} bytes" in form.get_by_role("status").inner_text()
+    tab.assert_controls_labelled()
+    tab.screenshot("upload")
+    form.get_by_role("button", name="Start run").click()
+    page.locator('[data-run-state="succeeded"]').wait_for()
+    image = page.get_by_role("region", name="outputs").get_by_role("img", name="small")
+    assert image.evaluate("(img) => img.decode().then(() => [img.naturalWidth, img.naturalHeight])") == [48, 24]
+    run = api.get_run(page.url.rsplit("/", 1)[1])
+    assert run.inputs["photo"]["media_type"] == "image/png" and run.inputs["photo"]["size"] == len(buffer.getvalue())

@@ -1,6 +1,6 @@
 // A graph on the canvas: inspect, edit with undo/redo, save as a new version, start a run.
 import { useCallback, useEffect, useMemo, useState } from "react";
-import { ApiError, request, type DraftResponse, type GraphDocument, type GraphInfo, type Issue, type Json, type RunSummary } from "./api";
+import { ApiError, request, uploadArtifact, type DraftResponse, type GraphDocument, type GraphInfo, type Issue, type Json, type RunSummary } from "./api";
 import { go, type Session } from "./App";
 import { Canvas } from "./Canvas";
 import {
@@ -8,7 +8,7 @@ import {
 } from "./graph";
 import { Inspector } from "./Inspector";
 import { ErrorNote } from "./pages";
-import { typeName } from "./porttypes";
+import { typeName, type PortType } from "./porttypes";
 import { ValueWidget } from "./widgets";
 
 interface History { past: GraphDocument[]; present: GraphDocument; future: GraphDocument[] }
@@ -207,6 +207,12 @@ function RunForm({ graphId, version, doc, dirty }: { graphId: string; version: n
   const [values, setValues] = useState<Record<string, Json>>({});
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [uploading, setUploading] = useState(0);
+  const set = (name: string, value: Json | undefined) => setValues((current) => {
+    const next = { ...current };
+    if (value === undefined) delete next[name]; else next[name] = value;
+    return next;
+  });
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
     setBusy(true);
@@ -229,18 +235,51 @@ function RunForm({ graphId, version, doc, dirty }: { graphId: string; version: n
           <div className="field" key={port.name}>
             <label htmlFor={`run-${port.name}`}><code>{port.name}</code> <span className="port-type">{typeName(port.type)}</span>{port.required ? " required" : ""}</label>
             {port.schema.description && <div className="muted">{String(port.schema.description)}</div>}
-            <ValueWidget id={`run-${port.name}`} label={`${port.name} input`} schema={port.schema} type={port.type}
-              value={values[port.name]} onCommit={(value) => setValues((current) => {
-                const next = { ...current };
-                if (value === undefined) delete next[port.name]; else next[port.name] = value;
-                return next;
-              })} />
+            {port.type.tag === "artifact" ? (
+              <FileInput id={`run-${port.name}`} label={`${port.name} input`} type={port.type} onUploading={setUploading}
+                onCommit={(value) => set(port.name, value)} />
+            ) : (
+              <ValueWidget id={`run-${port.name}`} label={`${port.name} input`} schema={port.schema} type={port.type}
+                value={values[port.name]} onCommit={(value) => set(port.name, value)} />
+            )}
           </div>
         ))}
-        <button type="submit" className="primary" disabled={busy}>{busy ? "Submitting…" : "Start run"}</button>
+        <button type="submit" className="primary" disabled={busy || uploading > 0}>{busy ? "Submitting…" : uploading ? "Uploading…" : "Start run"}</button>
       </form>
       <ErrorNote error={error} />
     </section>
+  );
+}
+
+const ACCEPT: Record<string, string> = { image: "image/*", audio: "audio/*", video: "video/*" };
+
+/** A file chosen for an Image/Audio/Video/File input, uploaded at once (`POST /v1/artifacts`): its reference is the value. */
+function FileInput({ id, label, type, onCommit, onUploading }: {
+  id: string; label: string; type: Extract<PortType, { tag: "artifact" }>; onCommit: (value: Json | undefined) => void;
+  onUploading: (change: (count: number) => number) => void;
+}) {
+  const [state, setState] = useState<{ text: string; problem: boolean } | null>(null);
+  const choose = async (file: File | undefined) => {
+    onCommit(undefined);
+    if (!file) { setState(null); return; }
+    setState({ text: `Uploading ${file.name}…`, problem: false });
+    onUploading((count) => count + 1);
+    try {
+      const ref = await uploadArtifact(file);
+      onCommit(ref as unknown as Json);
+      setState({ text: `Uploaded ${file.name} (${ref.media_type}, ${ref.size} bytes)`, problem: false });
+    } catch (failure) {
+      setState({ text: `Upload of ${file.name} failed: ${failure instanceof ApiError ? failure.message : String(failure)}`, problem: true });
+    } finally {
+      onUploading((count) => count - 1);
+    }
+  };
+  return (
+    <span className="widget">
+      <input id={id} type="file" aria-label={label} accept={ACCEPT[type.kind]} aria-describedby={state ? `${id}-upload` : undefined}
+        onChange={(event) => void choose(event.target.files?.[0])} />
+      {state && <span id={`${id}-upload`} className={state.problem ? "problem" : "muted"} role={state.problem ? "alert" : "status"}>{state.text}</span>}
+    </span>
   );
 }
 

@@ -1,7 +1,7 @@
 // Runs: the history list, and one run watched live (nodes coloured from its SSE events).
 import { useEffect, useMemo, useRef, useState } from "react";
 import {
-  fetchBlob, followEvents, request, type ApprovalInfo, type GraphDocument, type GraphInfo, type Json, type JsonObject, type Page,
+  fetchBlob, followEvents, request, type ApprovalInfo, type ArtifactJson, type GraphDocument, type GraphInfo, type Json, type JsonObject, type Page,
   type RunEvent, type RunInfo, type RunRetried, type RunSummary,
 } from "./api";
 import { go, type Session } from "./App";
@@ -217,8 +217,6 @@ export function RunView({ runId, session, canRun }: { runId: string; session: Se
     </main>
   );
 }
-
-interface ArtifactJson { $artifact: string; media_type: string; kind: string; size: number }
 
 function asArtifact(value: Json): ArtifactJson | null {
   return value && typeof value === "object" && !Array.isArray(value) && typeof value.$artifact === "string" ? value as unknown as ArtifactJson : null;

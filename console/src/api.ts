@@ -59,6 +59,18 @@ export async function fetchBlob(path: string): Promise<Blob> {
   return await response.blob();
 }
 
+/** An artifact's reference (`{"$artifact": "sha256:...", ...}`): how run inputs and outputs carry files. */
+export interface ArtifactJson { $artifact: string; media_type: string; kind: string; size: number }
+
+/** `POST /v1/artifacts`: store a file; its reference is the value of an Image/Audio/Video/File run input. */
+export async function uploadArtifact(file: Blob): Promise<ArtifactJson> {
+  const response = await fetch("/v1/artifacts", {
+    method: "POST", headers: headers(storedKey(), { "Content-Type": file.type || "application/octet-stream" }), body: file,
+  });
+  if (!response.ok) throw await failure(response);
+  return (await response.json()) as ArtifactJson;
+}
+
 export interface RunEvent {
   seq: number;
   kind: string;
