@@ -25,7 +25,7 @@ from nodeloom.api.limits import BodySizeLimit
 from nodeloom.api.metrics import ApiMetrics, QueueDepths
 from nodeloom.api.recorder import RunRecorder
 from nodeloom.api.result_cache import DurableResultCache
-from nodeloom.api.routes import drafts, graphs, keys, nodes, runs, schedules, service, triggers
+from nodeloom.api.routes import artifacts, drafts, graphs, keys, nodes, runs, schedules, service, triggers
 from nodeloom.api.runner import RunService
 from nodeloom.api.schedules import Scheduler
 from nodeloom.api.settings import ApiSettings
@@ -145,7 +145,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(FinishedRunReads)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    for module in (service, nodes, graphs, runs, drafts, keys, triggers, schedules):
+    for module in (service, nodes, graphs, runs, artifacts, drafts, keys, triggers, schedules):
         app.include_router(module.router)
     # last, so every route above wins: the console is public static files that call the
     # routes above with the user's key, like any other client (it adds no endpoint)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mimetypes
 import os
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
@@ -30,6 +31,7 @@ from pydantic import TypeAdapter
 
 from nodeloom.api.schemas import (
     ApprovalDecision,
+    ArtifactInfo,
     CatchUp,
     DraftRequest,
     DraftResponse,
@@ -137,6 +139,20 @@ def _submit_call(graph: Graph | Mapping[str, Any] | str | None, inputs: Mapping[
                      inputs=dict(inputs or {}), use_cache=use_cache)
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     return _Call("POST", "/v1/runs", body=body.model_dump(exclude_none=True), headers=headers)
+
+
+def _upload_call(data: bytes | str | os.PathLike[str], media_type: str | None) -> _Call:
+    """`POST /v1/artifacts` with the bytes (or the file at a path); the media type guessed from the path's name."""
+    if not isinstance(data, bytes):
+        path = Path(data)
+        media_type = media_type or mimetypes.guess_type(path.name)[0]
+        data = path.read_bytes()
+    return _Call("POST", "/v1/artifacts", headers={"Content-Type": media_type or "application/octet-stream"},
+                 content=data)
+
+
+def _artifact_ref(response: httpx.Response) -> dict[str, Any]:
+    return _parse(response, ArtifactInfo).model_dump(by_alias=True)
 
 
 def _retry_call(run_id: str, version: int | None) -> _Call:
@@ -432,6 +448,12 @@ class Client:
                     raise
                 time.sleep(0.2 * failures)
 
+    def upload_artifact(self, data: bytes | str | os.PathLike[str], media_type: str | None = None) -> dict[str, Any]:
+        """`POST /v1/artifacts`: store a file (its bytes, or the file at a path) and answer its reference
+        (`{"$artifact": "sha256:...", "media_type", "size", "kind"}`), the value of a run input of type Image,
+        Audio, Video or File. `media_type` defaults to the one a path's name says, else application/octet-stream."""
+        return _artifact_ref(self._send(_upload_call(data, media_type)))
+
     def download_artifact(self, run_id: str, artifact: str | Mapping[str, Any]) -> bytes:
         """The bytes of an output artifact (its `{"$artifact": ...}` reference or digest)."""
         digest = artifact if isinstance(artifact, str) else str(artifact["$artifact"])
@@ -650,6 +672,10 @@ class AsyncClient:
                 if failures > reconnect:
                     raise
                 await asyncio.sleep(0.2 * failures)
+
+    async def upload_artifact(self, data: bytes | str | os.PathLike[str],
+                              media_type: str | None = None) -> dict[str, Any]:
+        return _artifact_ref(await self._send(_upload_call(data, media_type)))
 
     async def download_artifact(self, run_id: str, artifact: str | Mapping[str, Any]) -> bytes:
         digest = artifact if isinstance(artifact, str) else str(artifact["$artifact"])

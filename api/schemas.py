@@ -319,6 +319,20 @@ class RunEventInfo(BaseModel):
     data: dict[str, Any]
 
 
+# -- artifacts -----------------------------------------------------------------------
+
+
+class ArtifactInfo(BaseModel):
+    """An uploaded artifact, as a reference: give it as a run input of type Image, Audio, Video or File."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    artifact: str = Field(alias="$artifact", description="sha256:<64 hex digits> of the content")
+    media_type: str = Field(description="the upload's Content-Type")
+    size: int = Field(description="bytes")
+    kind: str = Field(description="image, audio or video by the media type, else file")
+
+
 # -- keys ----------------------------------------------------------------------------
 
 

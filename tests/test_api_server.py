@@ -106,7 +106,7 @@ def test_openapi_documents_every_route_with_models(server: ApiServer) -> None:
         ("post", "/v1/runs/{run_id}/retry"),
         ("get", "/v1/runs/{run_id}/events"), ("get", "/v1/runs/{run_id}/artifacts/{digest}"),
         ("post", "/v1/keys"), ("get", "/v1/keys"), ("delete", "/v1/keys/{key_id}"), ("get", "/healthz"),
-        ("get", "/metrics"),
+        ("get", "/metrics"), ("post", "/v1/artifacts"),
     }
     found = {(method, path) for path, item in paths.items() for method in item}
     assert expected <= found

@@ -8,6 +8,7 @@ Set `NODELOOM_CONSOLE_SCREENSHOTS=docs/console` to write the screenshots that do
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image as PILImage
 from test_api_server import ApiServer, _create_key_cli
 
 from nodeloom.api.client import Client
@@ -403,3 +405,185 @@ def test_phone_width_shows_the_graph_read_only(browser: Any, server: ApiServer, 
         assert phone.unexpected_errors() == []
     finally:
         phone.context.close()
+
+
+def review_graph(name: str = "review") -> dict[str, Any]:
+    """item -> line -> control.approve -> final: a run that waits for a person at `approve`."""
+    return {
+        "name": name,
+        "inputs": {"item": {"type": "Text", "default": "tea", "description": "what to sell"}},
+        "nodes": {
+            "line": {"type": "text.template", "inputs": {"template": "Buy {{ item }} now", "item": {"input": "item"}}},
+            "approve": {"type": "control.approve",
+                        "inputs": {"value": {"node": "line", "output": "text"}, "message": "Check the wording"}},
+            "final": {"type": "text.template",
+                      "inputs": {"template": "{{ t }}!", "t": {"node": "approve", "output": "value"}}},
+        },
+        "outputs": {"text": {"node": "final", "output": "text"}},
+    }
+
+
+def wait_for_node_states(page: Any, states: dict[str, str]) -> None:
+    page.wait_for_function(
+        "(states) => Object.entries(states).every(([id, state]) => "
+        "document.querySelector(`.box[data-node='${id}']`)?.dataset.state === state)", arg=states)
+
+
+def test_a_waiting_run_is_approved_edited_or_rejected_in_the_run_view_and_follows_to_the_end(
+    tab: ConsolePage, api: Client, admin_key: str,
+) -> None:
+    saved = api.create_graph(review_graph())
+    tab.sign_in(admin_key)
+    page = tab.page
+    # the run is started from the form and waits at the approval: the node in its own colour, what to review shown
+    tab.open_graph(saved.id)
+    page.get_by_role("button", name="Run…").click()
+    page.get_by_role("form", name="run inputs").get_by_role("button", name="Start run").click()
+    page.locator('[data-run-state="waiting"]').wait_for()
+    wait_for_node_states(page, {"line": "done", "approve": "waiting"})
+    box = page.locator('.box[data-node="approve"]')
+    assert box.evaluate("(box) => getComputedStyle(box).borderTopColor") == "rgb(123, 63, 181)"
+    panel = page.get_by_role("region", name="approval of approve")
+    assert "Check the wording" in panel.inner_text()
+    assert panel.get_by_label("approve review").inner_text() == "Buy tea now"
+    tab.assert_controls_labelled()
+    tab.screenshot("approval")
+
+    # approve an edited value, from the keyboard: the run goes on and the view follows it to the end
+    edited = panel.get_by_label("Or approve this edited text")
+    edited.fill("Buy green tea now")
+    edited.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Approve edited value"
+    page.keyboard.press("Enter")
+    page.locator('[data-run-state="succeeded"]').wait_for()
+    wait_for_node_states(page, {"approve": "done", "final": "done"})
+    assert page.get_by_role("region", name="outputs").get_by_label("text value").inner_text() == "Buy green tea now!"
+    run_id = page.url.rsplit("/", 1)[1]
+    decided = api.get_run(run_id).nodes["approve"].approval
+    assert decided is not None
+    assert (decided.action, decided.edited, decided.value) == ("approve", True, "Buy green tea now")
+
+    # the runs list filters the waiting runs; a reason rejects one, and the run fails with it
+    waiting = api.submit(graph_id=saved.id, inputs={"item": "coffee"}).id
+    assert api.wait(waiting, timeout=60).status.value == "waiting"
+    page.goto(f"{tab.url}/#/runs?status=waiting")
+    rows = page.get_by_role("table", name="runs").locator("tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 1 and "waiting" in rows.first.inner_text()
+    assert page.get_by_label("filter runs by state").input_value() == "waiting"
+    rows.first.get_by_role("link").click()
+    panel.wait_for()
+    assert panel.get_by_label("approve review").inner_text() == "Buy coffee now"
+    reason = panel.get_by_label("Or reject it, saying why")
+    reason.fill("coffee is not on sale")
+    reason.press("Enter")
+    page.locator('[data-run-state="failed"]').wait_for()
+    wait_for_node_states(page, {"approve": "failed", "final": "skipped"})
+    assert "coffee is not on sale" in page.locator('.box[data-node="approve"] .box-error').inner_text()
+    assert panel.count() == 0
+
+    # approved as it is
+    plain = api.submit(graph_id=saved.id, inputs={"item": "milk"}).id
+    assert api.wait(plain, timeout=60).status.value == "waiting"
+    page.goto(f"{tab.url}/#/runs/{plain}")
+    panel.get_by_role("button", name="Approve", exact=True).click()
+    page.locator('[data-run-state="succeeded"]').wait_for()
+    assert page.get_by_role("region", name="outputs").get_by_label("text value").inner_text() == "Buy milk now!"
+
+
+def lookup_graph(path: str) -> dict[str, Any]:
+    """topic -> json.object -> json.extract(path): fails when `path` is not `topic`."""
+    return {
+        "name": "lookup",
+        "inputs": {"topic": {"type": "Text", "default": "tea"}},
+        "nodes": {
+            "info": {"type": "json.object", "inputs": {"topic": {"input": "topic"}}},
+            "pick": {"type": "json.extract", "inputs": {"data": {"node": "info", "output": "data"}, "path": path}},
+        },
+        "outputs": {"about": {"node": "pick", "output": "value"}},
+    }
+
+
+def test_a_failed_run_is_retried_from_the_failed_node_with_the_fixed_version(
+    tab: ConsolePage, api: Client, admin_key: str,
+) -> None:
+    saved = api.create_graph(lookup_graph("subject"))
+    failed = api.wait(api.submit(graph_id=saved.id).id, timeout=60)
+    assert failed.status.value == "failed"
+    api.update_graph(saved.id, lookup_graph("topic"))  # the fix, saved as version 2
+    tab.sign_in(admin_key)
+    page = tab.page
+    page.goto(f"{tab.url}/#/runs/{failed.id}")
+    page.locator('[data-run-state="failed"]').wait_for()
+    version = page.get_by_label("graph version to retry")
+    version.select_option(label="v2 (newest)")
+    page.get_by_role("button", name="Retry", exact=True).click()
+    page.wait_for_url(re.compile(r"#/runs/(?!" + failed.id + r")[0-9a-f]+$"))
+    plan = page.get_by_role("status", name="retry plan")
+    assert plan.locator("[data-rerun]").get_attribute("data-rerun") == "pick"
+    assert plan.locator("[data-reused]").get_attribute("data-reused") == "info"
+    assert "pick (failed before)" in plan.inner_text()
+    page.locator('[data-run-state="succeeded"]').wait_for()
+    wait_for_node_states(page, {"info": "cached", "pick": "done"})
+    assert page.get_by_role("region", name="outputs").get_by_label("about value").inner_text() == "tea"
+    retried = api.get_run(page.url.rsplit("/", 1)[1])
+    assert retried.graph_version == 2 and retried.nodes["info"].state == "cached"
+    tab.assert_controls_labelled()
+    tab.screenshot("retry")
+
+
+def test_change_this_graph_drafts_an_edit_shows_its_diff_and_opens_it_unsaved(
+    tab: ConsolePage, api: Client, admin_key: str,
+) -> None:
+    saved = api.create_graph(title_card_graph("to-change"))
+    tab.sign_in(admin_key)
+    page = tab.page
+    tab.open_graph(saved.id)
+    page.get_by_role("button", name="Change…").click()
+    page.get_by_label("What should change?").fill("make it square")
+    page.get_by_role("button", name="Draft the change").click()
+    changes = page.get_by_role("list", name="changes")
+    changes.wait_for(timeout=120_000)  # the drafter's first request loads its recipe index
+    assert sorted(changes.locator("li").all_inner_texts()) == [
+        "~ card.height: 180 -> 1080", "~ card.width: 320 -> 1080"]
+    card = page.locator('.box[data-node="card"]')
+    assert "= 1080" in card.inner_text()
+    assert "(edited)" in page.get_by_role("heading", level=1).inner_text()
+    assert api.get_graph(saved.id).version == 1  # unsaved until Save version
+    tab.assert_controls_labelled()
+    tab.screenshot("change")
+    page.get_by_role("button", name="Save version").click()
+    assert page.get_by_role("status").inner_text() == "Saved version 2"
+    assert api.get_graph(saved.id).graph["nodes"]["card"]["inputs"]["width"] == 1080
+
+
+def test_an_image_input_is_uploaded_from_the_run_form_and_the_run_uses_it(
+    tab: ConsolePage, api: Client, admin_key: str,
+) -> None:
+    graph = {
+        "name": "resize-a-photo",
+        "inputs": {"photo": {"type": "Image", "description": "the picture to resize"}},
+        "nodes": {"small": {"type": "image.resize",
+                            "inputs": {"image": {"input": "photo"}, "width": 48, "height": 24, "mode": "stretch"}}},
+        "outputs": {"small": {"node": "small", "output": "image"}},
+    }
+    saved = api.create_graph(graph)
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (200, 100), "#cc3366").save(buffer, format="PNG")
+    tab.sign_in(admin_key)
+    page = tab.page
+    tab.open_graph(saved.id)
+    page.get_by_role("button", name="Run…").click()
+    form = page.get_by_role("form", name="run inputs")
+    form.get_by_label("photo input").set_input_files(
+        files=[{"name": "photo.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
+    form.get_by_role("status").filter(has_text="Uploaded photo.png").wait_for()
+    assert f"{len(buffer.getvalue())} bytes" in form.get_by_role("status").inner_text()
+    tab.assert_controls_labelled()
+    tab.screenshot("upload")
+    form.get_by_role("button", name="Start run").click()
+    page.locator('[data-run-state="succeeded"]').wait_for()
+    image = page.get_by_role("region", name="outputs").get_by_role("img", name="small")
+    assert image.evaluate("(img) => img.decode().then(() => [img.naturalWidth, img.naturalHeight])") == [48, 24]
+    run = api.get_run(page.url.rsplit("/", 1)[1])
+    assert run.inputs["photo"]["media_type"] == "image/png" and run.inputs["photo"]["size"] == len(buffer.getvalue())

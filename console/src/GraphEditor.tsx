@@ -1,12 +1,14 @@
 // A graph on the canvas: inspect, edit with undo/redo, save as a new version, start a run.
 import { useCallback, useEffect, useMemo, useState } from "react";
-import { ApiError, request, type GraphDocument, type GraphInfo, type Issue, type Json, type RunSummary } from "./api";
+import { ApiError, request, uploadArtifact, type DraftResponse, type GraphDocument, type GraphInfo, type Issue, type Json, type RunSummary } from "./api";
 import { go, type Session } from "./App";
 import { Canvas } from "./Canvas";
-import { addNode, autoLayout, deleteNode, graphInputPorts, INPUTS_NODE, OUTPUTS_NODE, positions, withPositions, type Positions } from "./graph";
+import {
+  addNode, autoLayout, deleteNode, graphInputPorts, INPUTS_NODE, OUTPUTS_NODE, positions, withPositions, type Catalog, type Positions,
+} from "./graph";
 import { Inspector } from "./Inspector";
 import { ErrorNote } from "./pages";
-import { typeName } from "./porttypes";
+import { typeName, type PortType } from "./porttypes";
 import { ValueWidget } from "./widgets";
 
 interface History { past: GraphDocument[]; present: GraphDocument; future: GraphDocument[] }
@@ -35,7 +37,7 @@ export function GraphEditor({ graphId, session, canEdit }: { graphId: string; se
   const [selected, setSelected] = useState<string | null>(null);
   const [refused, setRefused] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-  const [panel, setPanel] = useState<"inspect" | "add" | "run">("inspect");
+  const [panel, setPanel] = useState<"inspect" | "add" | "run" | "change">("inspect");
   const { history, reset, change, undo, redo } = useHistory(null);
   const narrow = useNarrow();
   const editable = canEdit && !narrow;
@@ -101,6 +103,7 @@ export function GraphEditor({ graphId, session, canEdit }: { graphId: string; se
           <button type="button" disabled={!selected || selected === INPUTS_NODE || selected === OUTPUTS_NODE}
             onClick={() => { if (selected) { edit(deleteNode(doc, selected)); setSelected(null); } }}>Delete node</button>
           <button type="button" onClick={() => edit(withPositions(doc, autoLayout(doc, session.catalog)))}>Lay out</button>
+          <button type="button" onClick={() => setPanel(panel === "change" ? "inspect" : "change")} aria-pressed={panel === "change"}>Change…</button>
           <button type="button" onClick={save} disabled={!dirty} className="primary">Save version</button>
         </>}
         <button type="button" onClick={() => setPanel(panel === "run" ? "inspect" : "run")} aria-pressed={panel === "run"} disabled={!canEdit}>Run…</button>
@@ -121,7 +124,8 @@ export function GraphEditor({ graphId, session, canEdit }: { graphId: string; se
             edit(next);
             setSelected(id);
             setPanel("inspect");
-          }} /> : panel === "run" ? <RunForm graphId={graphId} version={info.graph_version} doc={doc} dirty={dirty} /> : selected ? (
+          }} /> : panel === "change" && editable ? <ChangeGraph doc={doc} catalog={session.catalog} onChange={(next) => { edit(next); setSelected(null); }} />
+          : panel === "run" ? <RunForm graphId={graphId} version={info.graph_version} doc={doc} dirty={dirty} /> : selected ? (
             <Inspector doc={doc} catalog={session.catalog} nodeId={selected} editable={editable} issues={issues} onChange={edit} onRefused={refuse} />
           ) : <section className="inspector" aria-label="inspector"><p className="muted">Select a node to inspect it{editable ? ", drag from an output socket to an input socket to link them" : ""}.</p>
             {issues.filter((issue) => !issue.node).map((issue) => <p className="problem" key={issue.message}>{issue.message}</p>)}</section>}
@@ -150,11 +154,65 @@ function AddNode({ session, onAdd }: { session: Session; onAdd: (type: string) =
   );
 }
 
+/** "Change this graph: ..." — the server's drafter edits the open graph (`POST /v1/drafts` with `base`); the edit is
+ * shown as its diff and put on the canvas, unsaved (and undoable) until Save version. */
+function ChangeGraph({ doc, catalog, onChange }: { doc: GraphDocument; catalog: Catalog; onChange: (doc: GraphDocument) => void }) {
+  const [text, setText] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [answer, setAnswer] = useState<DraftResponse | null>(null);
+  const submit = async (event: React.FormEvent) => {
+    event.preventDefault();
+    setBusy(true); setError(null); setAnswer(null);
+    try {
+      const draft = await request<DraftResponse>("POST", "/v1/drafts", { text: text.trim(), base: doc });
+      setAnswer(draft);
+      if (draft.ok && draft.graph) {
+        const placed = positions(draft.graph);
+        const ids = [...Object.keys(draft.graph.nodes), ...(Object.keys(draft.graph.inputs ?? {}).length ? [INPUTS_NODE] : []),
+          ...(Object.keys(draft.graph.outputs ?? {}).length ? [OUTPUTS_NODE] : [])];
+        onChange(ids.every((id) => placed[id]) ? draft.graph : withPositions(draft.graph, autoLayout(draft.graph, catalog)));
+      }
+    } catch (failure) {
+      setError(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const kind = (line: string) => line.startsWith("+") ? "added" : line.startsWith("-") ? "removed" : "changed";
+  return (
+    <section className="inspector" aria-label="change this graph">
+      <h3>Change this graph</h3>
+      <form onSubmit={submit} aria-label="describe a change" className="stack">
+        <label htmlFor="change-text">What should change? (add, remove, replace, set values)</label>
+        <textarea id="change-text" rows={3} value={text} onChange={(event) => setText(event.target.value)}
+          placeholder="make it square; remove the title card; add a voice-over" />
+        <button type="submit" className="primary" disabled={busy || !text.trim()}>{busy ? "Drafting the change…" : "Draft the change"}</button>
+      </form>
+      <ErrorNote error={error} />
+      {answer && !answer.ok && <div className="problem" role="alert"><p>The drafter declined: {answer.refusal?.message}</p></div>}
+      {answer && answer.ok && <>
+        <h4>Changes, shown on the canvas (unsaved: Save version keeps them, Undo takes them back)</h4>
+        <ul className="diff" aria-label="changes">
+          {(answer.diff ?? []).map((line, index) => <li key={index} className={kind(line)}>{line}</li>)}
+          {(answer.diff ?? []).length === 0 && <li className="muted">No change.</li>}
+        </ul>
+      </>}
+    </section>
+  );
+}
+
 function RunForm({ graphId, version, doc, dirty }: { graphId: string; version: number; doc: GraphDocument; dirty: boolean }) {
   const ports = graphInputPorts(doc);
   const [values, setValues] = useState<Record<string, Json>>({});
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [uploading, setUploading] = useState(0);
+  const set = (name: string, value: Json | undefined) => setValues((current) => {
+    const next = { ...current };
+    if (value === undefined) delete next[name]; else next[name] = value;
+    return next;
+  });
   const submit = async (event: React.FormEvent) => {
     event.preventDefault();
     setBusy(true);
@@ -177,18 +235,51 @@ function RunForm({ graphId, version, doc, dirty }: { graphId: string; version: n
           <div className="field" key={port.name}>
             <label htmlFor={`run-${port.name}`}><code>{port.name}</code> <span className="port-type">{typeName(port.type)}</span>{port.required ? " required" : ""}</label>
             {port.schema.description && <div className="muted">{String(port.schema.description)}</div>}
-            <ValueWidget id={`run-${port.name}`} label={`${port.name} input`} schema={port.schema} type={port.type}
-              value={values[port.name]} onCommit={(value) => setValues((current) => {
-                const next = { ...current };
-                if (value === undefined) delete next[port.name]; else next[port.name] = value;
-                return next;
-              })} />
+            {port.type.tag === "artifact" ? (
+              <FileInput id={`run-${port.name}`} label={`${port.name} input`} type={port.type} onUploading={setUploading}
+                onCommit={(value) => set(port.name, value)} />
+            ) : (
+              <ValueWidget id={`run-${port.name}`} label={`${port.name} input`} schema={port.schema} type={port.type}
+                value={values[port.name]} onCommit={(value) => set(port.name, value)} />
+            )}
           </div>
         ))}
-        <button type="submit" className="primary" disabled={busy}>{busy ? "Submitting…" : "Start run"}</button>
+        <button type="submit" className="primary" disabled={busy || uploading > 0}>{busy ? "Submitting…" : uploading ? "Uploading…" : "Start run"}</button>
       </form>
       <ErrorNote error={error} />
     </section>
+  );
+}
+
+const ACCEPT: Record<string, string> = { image: "image/*", audio: "audio/*", video: "video/*" };
+
+/** A file chosen for an Image/Audio/Video/File input, uploaded at once (`POST /v1/artifacts`): its reference is the value. */
+function FileInput({ id, label, type, onCommit, onUploading }: {
+  id: string; label: string; type: Extract<PortType, { tag: "artifact" }>; onCommit: (value: Json | undefined) => void;
+  onUploading: (change: (count: number) => number) => void;
+}) {
+  const [state, setState] = useState<{ text: string; problem: boolean } | null>(null);
+  const choose = async (file: File | undefined) => {
+    onCommit(undefined);
+    if (!file) { setState(null); return; }
+    setState({ text: `Uploading ${file.name}…`, problem: false });
+    onUploading((count) => count + 1);
+    try {
+      const ref = await uploadArtifact(file);
+      onCommit(ref as unknown as Json);
+      setState({ text: `Uploaded ${file.name} (${ref.media_type}, ${ref.size} bytes)`, problem: false });
+    } catch (failure) {
+      setState({ text: `Upload of ${file.name} failed: ${failure instanceof ApiError ? failure.message : String(failure)}`, problem: true });
+    } finally {
+      onUploading((count) => count - 1);
+    }
+  };
+  return (
+    <span className="widget">
+      <input id={id} type="file" aria-label={label} accept={ACCEPT[type.kind]} aria-describedby={state ? `${id}-upload` : undefined}
+        onChange={(event) => void choose(event.target.files?.[0])} />
+      {state && <span id={`${id}-upload`} className={state.problem ? "problem" : "muted"} role={state.problem ? "alert" : "status"}>{state.text}</span>}
+    </span>
   );
 }
 

@@ -1,16 +1,20 @@
 // Runs: the history list, and one run watched live (nodes coloured from its SSE events).
 import { useEffect, useMemo, useRef, useState } from "react";
 import {
-  fetchBlob, followEvents, request, type GraphDocument, type GraphInfo, type Json, type JsonObject, type Page, type RunEvent,
-  type RunInfo, type RunSummary,
+  fetchBlob, followEvents, request, type ApprovalInfo, type ArtifactJson, type GraphDocument, type GraphInfo, type Json, type JsonObject, type Page,
+  type RunEvent, type RunInfo, type RunRetried, type RunSummary,
 } from "./api";
 import { go, type Session } from "./App";
 import { Canvas, type NodeStatus } from "./Canvas";
 import { Inspector } from "./Inspector";
 import { ErrorNote, Pager } from "./pages";
 
-const STATES = ["pending", "running", "succeeded", "failed", "cancelled", "interrupted"];
+const STATES = ["pending", "running", "waiting", "succeeded", "failed", "cancelled", "interrupted"];
 const FINISHED = new Set(["succeeded", "failed", "cancelled", "interrupted"]);
+/** a run's event stream ends when it has finished, and while it waits for an approval */
+const SETTLED = new Set([...FINISHED, "waiting"]);
+/** the plans of retries started from this tab, shown on the new run's view */
+const retries = new Map<string, RunRetried>();
 
 export function RunList({ graphId, status }: { graphId: string | null; status: string | null }) {
   const [offset, setOffset] = useState(0);
@@ -72,6 +76,7 @@ function errorText(error: Json | undefined): string {
 const EVENT_STATE: Record<string, string> = {
   "node.started": "running", "node.progress": "running", "node.cached": "cached", "node.done": "done",
   "node.retrying": "running", "node.failed": "failed", "node.skipped": "skipped", "node.cancelled": "cancelled",
+  "node.waiting": "waiting", "node.approved": "pending", "node.rejected": "pending",
 };
 
 export function RunView({ runId, session, canRun }: { runId: string; session: Session; canRun: boolean }) {
@@ -81,7 +86,10 @@ export function RunView({ runId, session, canRun }: { runId: string; session: Se
   const [error, setError] = useState<unknown>(null);
   const [selected, setSelected] = useState<string | null>(null);
   const [generation, setGeneration] = useState(0);
+  const [newest, setNewest] = useState<number | null>(null);
+  const [retryVersion, setRetryVersion] = useState<number | null>(null);
   const docRef = useRef<GraphDocument | null>(null);
+  const plan = retries.get(runId);
 
   useEffect(() => {
     const abort = new AbortController();
@@ -96,7 +104,7 @@ export function RunView({ runId, session, canRun }: { runId: string; session: Se
       const initial: Record<string, NodeStatus> = {};
       for (const [id, node] of Object.entries(found.nodes)) initial[id] = { state: node.state, error: node.error ? errorText(node.error as Json) : undefined };
       setStatuses(initial);
-      if (FINISHED.has(found.status)) return;
+      if (SETTLED.has(found.status)) return;
       await followEvents(runId, (event: RunEvent) => {
         if (event.kind === "run.started" && !docRef.current && event.data.graph && typeof event.data.graph === "object") {
           docRef.current = event.data.graph as unknown as GraphDocument;
@@ -129,10 +137,24 @@ export function RunView({ runId, session, canRun }: { runId: string; session: Se
     return () => abort.abort();
   }, [runId, generation]);
 
-  const act = async (action: "cancel" | "resume" | "retry") => {
+  const failedGraph = run?.status === "failed" ? run.graph_id : null;
+  useEffect(() => {
+    if (!failedGraph) return;
+    request<GraphInfo>("GET", `/v1/graphs/${encodeURIComponent(failedGraph)}`).then((graph) => setNewest(graph.version), setError);
+  }, [failedGraph]);
+
+  const act = async (action: "cancel" | "resume" | "again" | "retry") => {
     if (!run) return;
     try {
       if (action === "retry") {
+        const version = retryVersion ?? run.graph_version;
+        const answer = await request<RunRetried>("POST", `/v1/runs/${encodeURIComponent(runId)}/retry`,
+          version !== run.graph_version ? { version } : undefined);
+        retries.set(answer.run.id, answer);
+        go(`/runs/${answer.run.id}`);
+        return;
+      }
+      if (action === "again") {
         const next = await request<RunSummary>("POST", "/v1/runs", { graph_id: run.graph_id, version: run.graph_version, inputs: run.inputs });
         go(`/runs/${next.id}`);
         return;
@@ -146,6 +168,9 @@ export function RunView({ runId, session, canRun }: { runId: string; session: Se
 
   if (!run) return <main className="page">{error ? <ErrorNote error={error} /> : <p>Loading…</p>}</main>;
   const finished = FINISHED.has(run.status);
+  const waiting = run.status === "waiting" ? Object.values(run.nodes).filter((node) =>
+    node.state === "waiting" && node.approval && node.approval.action === null) : [];
+  const decided = (next: RunInfo) => { setRun(next); setGeneration((value) => value + 1); };
   return (
     <main className="editor">
       <div className="toolbar" role="toolbar" aria-label="run tools">
@@ -153,15 +178,28 @@ export function RunView({ runId, session, canRun }: { runId: string; session: Se
           <span className={`badge state-${run.status}`} aria-label="run state" data-run-state={run.status}>{run.status}</span></h1>
         {canRun && !finished && <button type="button" onClick={() => act("cancel")}>Cancel</button>}
         {canRun && ["failed", "cancelled", "interrupted"].includes(run.status) && <button type="button" onClick={() => act("resume")}>Resume</button>}
-        {canRun && finished && run.graph_id && <button type="button" onClick={() => act("retry")}>Run again</button>}
+        {canRun && run.status === "failed" && <>
+          {run.graph_id && newest !== null && run.graph_version !== null && newest > run.graph_version && (
+            <select aria-label="graph version to retry" value={String(retryVersion ?? run.graph_version)}
+              onChange={(event) => setRetryVersion(Number(event.target.value))}>
+              <option value={String(run.graph_version)}>v{run.graph_version} (this run's)</option>
+              <option value={String(newest)}>v{newest} (newest)</option>
+            </select>
+          )}
+          <button type="button" onClick={() => act("retry")} title="a new run in which only the failed, skipped and changed nodes run">Retry</button>
+        </>}
+        {canRun && finished && run.graph_id && <button type="button" onClick={() => act("again")}>Run again</button>}
         <span className="muted">{run.duration !== null ? `${run.duration.toFixed(2)} s` : ""}</span>
       </div>
       <ErrorNote error={error} />
+      {plan && <RetryPlan plan={plan} />}
       {run.errors.length > 0 && <div className="alert" role="alert">{run.errors.map((item, index) => <div key={index}>{errorText(item as Json)}</div>)}</div>}
       <div className="workspace">
         {doc ? <Canvas doc={doc} catalog={session.catalog} editable={false} statuses={statuses} selected={selected} onSelect={setSelected} />
           : <div className="canvas"><p className="muted">Waiting for the run to start…</p></div>}
         <aside className="side">
+          {waiting.map((node) => <ApprovalPanel key={node.id} runId={runId} nodeId={node.id} approval={node.approval!}
+            canDecide={canRun} onDecided={decided} />)}
           {selected && statuses[selected]?.message && (
             <section className="inspector" aria-label="streamed text"><h3>{selected}: streamed text</h3>
               <pre className="json">{statuses[selected].message}</pre></section>
@@ -179,8 +217,6 @@ export function RunView({ runId, session, canRun }: { runId: string; session: Se
     </main>
   );
 }
-
-interface ArtifactJson { $artifact: string; media_type: string; kind: string; size: number }
 
 function asArtifact(value: Json): ArtifactJson | null {
   return value && typeof value === "object" && !Array.isArray(value) && typeof value.$artifact === "string" ? value as unknown as ArtifactJson : null;
@@ -211,4 +247,88 @@ function Artifact({ runId, name, artifact }: { runId: string; name: string; arti
   if (kind === "audio") return <audio src={url} controls aria-label={name} />;
   if (kind === "video") return <video src={url} controls aria-label={name} />;
   return <a href={url} download={name}>Download {name} ({artifact.media_type}, {artifact.size} bytes)</a>;
+}
+
+/** What a retry runs again and what it takes from the earlier run (the answer of `POST .../retry`). */
+function RetryPlan({ plan }: { plan: RunRetried }) {
+  const earlier = new Map(plan.nodes.map((node) => [node.node, node.earlier_state]));
+  return (
+    <div className="notice" role="status" aria-label="retry plan">
+      Retry of run <a href={`#/runs/${plan.retry_of}`}>{plan.retry_of.slice(0, 12)}</a>:{" "}
+      <span data-rerun={plan.rerun.join(" ")}>runs again {plan.rerun.length
+        ? plan.rerun.map((node) => `${node}${earlier.get(node) ? ` (${earlier.get(node)} before)` : ""}`).join(", ") : "nothing"}</span>;{" "}
+      <span data-reused={plan.reused.join(" ")}>reuses {plan.reused.length ? plan.reused.join(", ") : "nothing"}</span>.
+    </div>
+  );
+}
+
+function showValue(value: Json): string {
+  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+}
+
+/** A `control.approve` node the run waits at: what to review, and approve, approve edited, or reject with a reason. */
+function ApprovalPanel({ runId, nodeId, approval, canDecide, onDecided }: {
+  runId: string; nodeId: string; approval: ApprovalInfo; canDecide: boolean; onDecided: (run: RunInfo) => void;
+}) {
+  const review = approval.review;
+  const [edited, setEdited] = useState(showValue(review.value));
+  const [reason, setReason] = useState("");
+  const [problem, setProblem] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const decide = async (body: JsonObject) => {
+    setBusy(true); setError(null);
+    try {
+      onDecided(await request<RunInfo>("POST", `/v1/runs/${encodeURIComponent(runId)}/approvals/${encodeURIComponent(nodeId)}`, body));
+    } catch (failure) {
+      setError(failure);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const approveEdited = (event: React.FormEvent) => {
+    event.preventDefault();
+    let value: Json = edited;
+    if (review.kind === "json") {
+      try { value = JSON.parse(edited) as Json; } catch { setProblem("not valid JSON"); return; }
+    }
+    setProblem(null);
+    void decide({ action: "approve", value });
+  };
+  const reject = (event: React.FormEvent) => {
+    event.preventDefault();
+    void decide({ action: "reject", reason: reason.trim() });
+  };
+  const artifact = review.kind === "artifact" ? asArtifact(review.value) : null;
+  const id = `approval-${nodeId}`;
+  return (
+    <section className="approval" aria-label={`approval of ${nodeId}`}>
+      <h3><span className="badge state-waiting">waiting</span> {nodeId} asks for your approval</h3>
+      {approval.message && <p className="approval-message">{approval.message}</p>}
+      <h4>To review ({review.kind})</h4>
+      {artifact ? <p aria-label={`${nodeId} review`}>An artifact: {artifact.media_type}, {artifact.size} bytes (<code>{artifact.$artifact.slice(0, 19)}…</code>).</p>
+        : <pre className="json" aria-label={`${nodeId} review`}>{showValue(review.value)}</pre>}
+      {approval.deadline !== null && <p className="muted">Without a decision by {new Date(approval.deadline * 1000).toLocaleString()} the
+        server will {approval.on_timeout} it.</p>}
+      {canDecide ? <>
+        <button type="button" className="primary" disabled={busy} onClick={() => void decide({ action: "approve" })}>Approve</button>
+        {review.kind !== "artifact" && (
+          <form onSubmit={approveEdited} aria-label={`approve ${nodeId} edited`} className="stack">
+            <label htmlFor={`${id}-value`}>Or approve this edited {review.kind === "json" ? "JSON" : "text"}</label>
+            <textarea id={`${id}-value`} rows={Math.min(8, Math.max(2, edited.split("\n").length))} value={edited}
+              aria-invalid={problem ? true : undefined} aria-describedby={problem ? `${id}-problem` : undefined}
+              onChange={(event) => setEdited(event.target.value)} />
+            {problem && <span className="problem" id={`${id}-problem`} role="alert">{problem}</span>}
+            <button type="submit" disabled={busy || edited === showValue(review.value)}>Approve edited value</button>
+          </form>
+        )}
+        <form onSubmit={reject} aria-label={`reject ${nodeId}`} className="stack">
+          <label htmlFor={`${id}-reason`}>Or reject it, saying why</label>
+          <input id={`${id}-reason`} type="text" value={reason} onChange={(event) => setReason(event.target.value)} />
+          <button type="submit" disabled={busy || !reason.trim()}>Reject</button>
+        </form>
+      </> : <p className="muted">A key with the run scope decides.</p>}
+      <ErrorNote error={error} />
+    </section>
+  );
 }

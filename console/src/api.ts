@@ -59,6 +59,18 @@ export async function fetchBlob(path: string): Promise<Blob> {
   return await response.blob();
 }
 
+/** An artifact's reference (`{"$artifact": "sha256:...", ...}`): how run inputs and outputs carry files. */
+export interface ArtifactJson { $artifact: string; media_type: string; kind: string; size: number }
+
+/** `POST /v1/artifacts`: store a file; its reference is the value of an Image/Audio/Video/File run input. */
+export async function uploadArtifact(file: Blob): Promise<ArtifactJson> {
+  const response = await fetch("/v1/artifacts", {
+    method: "POST", headers: headers(storedKey(), { "Content-Type": file.type || "application/octet-stream" }), body: file,
+  });
+  if (!response.ok) throw await failure(response);
+  return (await response.json()) as ArtifactJson;
+}
+
 export interface RunEvent {
   seq: number;
   kind: string;
@@ -192,6 +204,21 @@ export interface NodeRunInfo {
   attempts: number;
   duration: number | null;
   error: JsonObject | null;
+  approval?: ApprovalInfo | null;
+}
+
+/** A `control.approve` node's request (`review`, `message`) and, once made, the decision. */
+export interface ApprovalInfo {
+  review: { kind: "text" | "json" | "artifact"; value: Json };
+  message: string;
+  timeout: number | null;
+  on_timeout: string;
+  deadline: number | null;
+  action: string | null;
+  reason: string | null;
+  edited: boolean;
+  value: Json;
+  decided_by: JsonObject | null;
 }
 
 export interface RunSummary {
@@ -211,6 +238,23 @@ export interface RunInfo extends RunSummary {
   nodes: Record<string, NodeRunInfo>;
 }
 
+export interface RetryNodeInfo {
+  node: string;
+  type: string;
+  action: "run" | "cached";
+  reason: string | null;
+  earlier_state: string | null;
+}
+
+/** `POST /v1/runs/{id}/retry`: the new run, and which nodes run again and which take the earlier results. */
+export interface RunRetried {
+  retry_of: string;
+  run: RunInfo;
+  nodes: RetryNodeInfo[];
+  rerun: string[];
+  reused: string[];
+}
+
 export interface Issue {
   code: string;
   node: string | null;
@@ -224,6 +268,8 @@ export interface DraftResponse {
   graph: GraphDocument | null;
   refusal: { code: string; message: string; unmet: string[] } | null;
   notes: string[];
+  /** for an edit of a `base` graph: +node, -node, ~node.port lines */
+  diff: string[] | null;
 }
 
 export interface KeyInfo {
