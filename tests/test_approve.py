@@ -1,6 +1,7 @@
-"""`control.approve` on the executors (local and pool): with no decision the node waits, the run
-settles as `waiting` and holds nothing; with a decision in `RunConfig.approvals` the node passes
-on the approved or edited value, or fails with the rejection's reason.
+"""`control.approve` on the executors (local, pool, and Celery with a real worker process): with no
+decision the node waits, the run settles as `waiting` and holds nothing; with a decision in
+`RunConfig.approvals` the node passes on the approved or edited value, or fails with the
+rejection's reason.
 (Through the API, with restarts and timeouts: api_runs/test_approve.py.)"""
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from nodeloom.core import EventKind, Graph, NodeState, RunStatus
 from nodeloom.core.approvals import review_of
 from nodeloom.core.artifacts import LocalArtifactStore
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import GraphValidationError
 from nodeloom.executors import Executor, LocalExecutor
-from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
+from nodeloom.executors.celery import CeleryExecutor
 from nodeloom.executors.pool import PoolExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 
@@ -29,13 +29,15 @@ def marker_registry() -> NodeRegistry:
     return found
 
 
-@pytest.fixture(params=["local", "pool"])
+@pytest.fixture(params=["local", "pool", pytest.param("celery", marks=pytest.mark.slow)])
 def executor(request: pytest.FixtureRequest, marker_registry: NodeRegistry, tmp_path: Path) -> Iterator[Executor]:
     running: Executor
     if request.param == "local":
         running = LocalExecutor(marker_registry, artifacts=tmp_path / "artifacts")
-    else:
+    elif request.param == "pool":
         running = PoolExecutor(marker_registry, node_modules=(MODULE,), workers=1, artifacts=tmp_path / "artifacts")
+    else:  # conftest's worker fleet: a redis-server and a celery worker process
+        running = CeleryExecutor(marker_registry, config=request.getfixturevalue("celery_config"))
     with running:
         yield running
 
@@ -118,13 +120,3 @@ def test_the_review_says_what_kind_of_value_waits(tmp_path: Path) -> None:
     assert review_of("a text") == {"kind": "text", "value": "a text"}
     assert review_of({"scenes": [1, 2]}) == {"kind": "json", "value": {"scenes": [1, 2]}}
     assert review_of(image) == {"kind": "artifact", "value": image.to_json()}
-
-
-def test_celery_refuses_a_graph_that_waits_for_approval_before_queueing_anything(
-    marker_registry: NodeRegistry, tmp_path: Path,
-) -> None:
-    config = CeleryConfig(broker_url="redis://127.0.0.1:6379/0", artifacts=tmp_path / "artifacts",
-                          key_prefix=f"nlapprove{tmp_path.name[-6:]}")
-    with CeleryExecutor(marker_registry, config=config) as celery, pytest.raises(GraphValidationError) as refused:
-        celery.submit(review_graph(tmp_path))
-    assert [(issue.code, issue.node) for issue in refused.value.issues] == [("unsupported_node", "approve")]
