@@ -120,3 +120,22 @@ def test_the_review_says_what_kind_of_value_waits(tmp_path: Path) -> None:
     assert review_of("a text") == {"kind": "text", "value": "a text"}
     assert review_of({"scenes": [1, 2]}) == {"kind": "json", "value": {"scenes": [1, 2]}}
     assert review_of(image) == {"kind": "artifact", "value": image.to_json()}
+
+
+def test_a_node_held_after_a_waiting_one_and_skipped_by_a_branch_is_settled_once(
+    executor: Executor, tmp_path: Path,
+) -> None:
+    g = Graph("wait-and-branch")
+    approve = g.add("control.approve", "approve", value={"plan": [1, 2]})
+    late = g.add("marker.mark", "late", folder=str(tmp_path), label="late", value=-1, seconds=0.5)
+    positive = g.add("math.compare", "positive", a=late["value"], b=0, op=">")
+    branch = g.add("control.branch", "branch", condition=positive["result"], value=late["value"])
+    g.output("both", g.add("math.add", "both", a=approve["value"], b=branch["true"])["result"], optional=True)
+    g.output("neg", g.add("marker.mark", "neg", folder=str(tmp_path), label="neg", value=branch["false"])["value"],
+             optional=True)
+    result = executor.run(g, use_cache=False)
+    assert result.status is RunStatus.WAITING
+    states = {node: record.state for node, record in result.nodes.items()}
+    assert states == {"approve": NodeState.WAITING, "late": NodeState.DONE, "positive": NodeState.DONE,
+                      "branch": NodeState.DONE, "both": NodeState.SKIPPED, "neg": NodeState.DONE}
+    assert result.outputs == {"neg": -1.0}
