@@ -30,6 +30,7 @@ from nodeloom.api.runner import RunService
 from nodeloom.api.schedules import Scheduler
 from nodeloom.api.settings import ApiSettings
 from nodeloom.core.artifacts import ArtifactStore, LocalArtifactStore, default_artifact_root
+from nodeloom.core.context import RunConfig
 from nodeloom.executors.base import Executor
 from nodeloom.node_registry import NodeRegistry, registry_with
 
@@ -117,7 +118,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         executor, artifacts, queue_depths = build_executor(settings, registry, engine)
         metrics = ApiMetrics(engine, queue_depths)
         recorder = RunRecorder(engine, executor, metrics.observe_node)
-        run_service = RunService(engine, executor, registry, recorder)
+        run_service = RunService(engine, executor, registry, recorder,
+                                 RunConfig(allow_private_network=settings.allow_private_network))
         run_service.recover()
         run_service.start_timer()
         scheduler = Scheduler(engine, run_service, tick=settings.schedule_tick, grace=settings.schedule_grace)

@@ -34,10 +34,14 @@ _DB_HELP = "Database URL: sqlite:///path.db or postgresql://user@host:5432/db [e
               help="Artifact folder [env NODELOOM_ARTIFACTS; default $NODELOOM_HOME/artifacts].")
 @click.option("--node-module", "node_modules", multiple=True, metavar="MODULE",
               help="Also register the nodes of this Python module (repeatable).")
+@click.option("--allow-private-network", is_flag=True, envvar="NODELOOM_ALLOW_PRIVATE_NETWORK", default=False,
+              help="Let runs' network nodes (http.request, webhook.post) reach private and loopback addresses, "
+                   "e.g. a webhook receiver on this machine or an intranet; off, public addresses only "
+                   "[env NODELOOM_ALLOW_PRIVATE_NETWORK].")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info",
               show_default=True)
 def serve(host: str, port: int, db_url: str | None, executor: str, workers: int | None, artifacts: str | None,
-          node_modules: tuple[str, ...], log_level: str) -> None:
+          node_modules: tuple[str, ...], allow_private_network: bool, log_level: str) -> None:
     """Run the REST API server; runs execute in its worker processes (or on Celery workers).
 
     \b
@@ -57,6 +61,7 @@ def serve(host: str, port: int, db_url: str | None, executor: str, workers: int 
     settings = dataclasses.replace(
         ApiSettings.from_env(), db_url=db_url or default_db_url(), executor=kind, workers=workers,
         artifacts=Path(artifacts) if artifacts else None, node_modules=node_modules,
+        allow_private_network=allow_private_network,
     )
     _engine(settings.db_url).dispose()  # a bad URL or an unreachable database: a message, not a traceback
     click.echo(f"nodeloom API on http://{host}:{port} ({settings.executor} executor"

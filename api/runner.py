@@ -10,6 +10,7 @@ a timer takes the default action of approvals whose deadline has passed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -76,11 +77,14 @@ def check_node_count(document: Mapping[str, Any], max_nodes: int) -> None:
 class RunService:
     """Starts runs on the executor and keeps their rows in step with it."""
 
-    def __init__(self, engine: Engine, executor: Executor, catalog: NodeCatalog, recorder: RunRecorder) -> None:
+    def __init__(self, engine: Engine, executor: Executor, catalog: NodeCatalog, recorder: RunRecorder,
+                 run_config: RunConfig | None = None) -> None:
         self.engine = engine
         self.executor = executor
         self.catalog = catalog
         self.recorder = recorder
+        #: the settings of every run (the server's: whether network nodes may reach private addresses)
+        self.run_config = run_config or RunConfig()
         self._followers: list[threading.Thread] = []
         #: decisions and the restarts they cause, one at a time (a decision racing the run settling)
         self._deciding = threading.Lock()
@@ -101,7 +105,7 @@ class RunService:
         # graph nodes are expanded here, with the project's saved graphs: node rows and events use path ids
         graph = expanded(checked_graph(document, catalog), catalog)
         _, issues = check_run_inputs(graph, request.inputs)
-        issues = issues or preflight(graph, catalog, request.inputs)  # before anything is queued
+        issues = issues or preflight(graph, catalog, request.inputs, self.run_config)  # before anything is queued
         if issues:
             raise GraphValidationError(issues)
         run_id = uuid.uuid4().hex
@@ -134,7 +138,7 @@ class RunService:
         catalog = project_catalog(self.catalog, self.engine, identity.project)
         graph = expanded(checked_graph(document, catalog), catalog)
         plan, values = prepare_run(graph, catalog, request.inputs)
-        issues = preflight(graph, catalog, request.inputs)
+        issues = preflight(graph, catalog, request.inputs, self.run_config)
         if issues:
             raise GraphValidationError(issues)
         return preview_run(plan, values, self.executor.cache if request.use_cache else None)
@@ -176,7 +180,7 @@ class RunService:
         # the recorder stores the executor's run id with the run.started event (it is the event's run_id)
         try:
             listener = self.recorder.listener(run_id, base, {node_id: n.type for node_id, n in graph.nodes.items()})
-            config = RunConfig(approvals=decisions) if decisions else None
+            config = dataclasses.replace(self.run_config, approvals=dict(decisions or {}))
             self.executor.submit(graph, inputs, config=config, on_event=listener, use_cache=use_cache)
         except NodeloomError as error:
             self._fail_to_start(run_id, error)

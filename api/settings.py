@@ -54,6 +54,9 @@ class ApiSettings:
     #: before it counts as missed while no server ran (the schedule's `catchup` policy applies)
     schedule_tick: float = 1.0
     schedule_grace: float = 60.0
+    #: let the network nodes of runs (http.request, webhook.post) reach private and loopback
+    #: addresses: an intranet, a webhook on this machine; off, they reach public addresses only
+    allow_private_network: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -79,4 +82,5 @@ class ApiSettings:
             max_nodes=int(env.get("NODELOOM_MAX_NODES", 5000)),
             schedule_tick=float(env.get("NODELOOM_SCHEDULE_TICK", 1.0)),
             schedule_grace=float(env.get("NODELOOM_SCHEDULE_GRACE", 60.0)),
+            allow_private_network=env.get("NODELOOM_ALLOW_PRIVATE_NETWORK", "").lower() in ("1", "true", "yes"),
         )

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, NamedTuple
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import pytest
 from netutil import free_port, wait_for_server
@@ -24,6 +24,9 @@ from netutil import free_port, wait_for_server
 from nodeloom.core import NodeContext, Range, RetryPolicy, node
 from nodeloom.executors import LocalExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
+
+if TYPE_CHECKING:
+    from nodeloom.executors.celery import CeleryConfig
 
 
 class Journal:
@@ -170,6 +173,23 @@ def registry() -> NodeRegistry:
 def executor(registry: NodeRegistry, tmp_path: Path) -> Iterator[LocalExecutor]:
     with LocalExecutor(registry, artifacts=tmp_path / "artifacts", gpu_devices=["cpu"]) as engine:
         yield engine
+
+
+@pytest.fixture(scope="session")
+def celery_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryConfig]:
+    """A test-owned `redis-server` and a real `celery worker` (two pool processes, every queue) that
+    knows the marker nodes (marker_nodes.py); shared by the executor suites that run on Celery."""
+    from marker_nodes import FOLDER, MODULE
+
+    from nodeloom.executors.celery import CeleryConfig
+    from nodeloom.testing import RedisServer, WorkerFleet
+
+    with RedisServer(tmp_path_factory.mktemp("conformance-redis")) as server:
+        config = CeleryConfig(broker_url=server.url, artifacts=tmp_path_factory.mktemp("conformance-artifacts"),
+                              node_modules=(MODULE,), key_prefix="nlconf")
+        with WorkerFleet(config, tmp_path_factory.mktemp("conformance-logs"), [FOLDER]) as fleet:
+            fleet.start("conformance", "nodeloom.cpu,nodeloom.io,nodeloom.gpu", concurrency=2)
+            yield config
 
 
 @pytest.fixture(autouse=True)

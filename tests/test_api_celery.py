@@ -1,4 +1,5 @@
-"""The REST API with the Celery executor: the API only enqueues, a real `nodeloom worker` runs the nodes.
+"""The REST API with the Celery executor: the API only enqueues, a real `nodeloom worker` runs the nodes,
+and a run that waits for approval holds no worker, survives an API restart and goes on after the decision.
 
 Uses the Redis at 127.0.0.1:6379 (database 13, a key prefix of its own) as broker and run store.
 """
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from marker_nodes import MODULE as MARKERS
+from marker_nodes import markers
 from processes import ApiServer, cli_env, create_key, spawn, stop
 
 from nodeloom.api.client import Client
@@ -31,8 +34,10 @@ class Deployment:
         self.home = home
         self.db_url = f"sqlite:///{home / 'nodeloom.db'}"
         self.env = cli_env(home, NODELOOM_BROKER_URL=REDIS, NODELOOM_KEY_PREFIX=f"nlapi{uuid.uuid4().hex[:8]}",
-                           NODELOOM_ARTIFACTS=str(home / "artifacts"), NODELOOM_NODE_MODULES="conftest")
-        self.server = ApiServer(self.db_url, home, options=["--executor", "celery"], env=self.env, log="api.log")
+                           NODELOOM_ARTIFACTS=str(home / "artifacts"),
+                           NODELOOM_NODE_MODULES=f"conftest,{MARKERS}")
+        self.server = ApiServer(self.db_url, home, options=["--executor", "celery", "--node-module", MARKERS],
+                                env=self.env, log="api.log")
         self.worker: subprocess.Popen[bytes] | None = None
 
     @property
@@ -41,7 +46,7 @@ class Deployment:
 
     def start_worker(self) -> None:
         self.worker = spawn(["worker", "--queues", "cpu,io", "--concurrency", "2", "--node-module", "conftest",
-                             "--loglevel", "WARNING"], self.env, self.home / "worker.log")
+                             "--node-module", MARKERS, "--loglevel", "WARNING"], self.env, self.home / "worker.log")
 
     def start_api(self) -> None:
         self.server.start()
@@ -125,3 +130,62 @@ def test_a_restarted_api_follows_runs_the_workers_kept_running(deployment: Deplo
         assert finished.outputs == {"value": 1.5} and finished.resumes == 0
         seqs = [event.seq for event in api.events(run.id)]
         assert seqs == list(range(1, len(seqs) + 1))
+
+
+def _review(folder: Path) -> dict[str, Any]:
+    """count -> draft -> approve -> final, and `side`, which does not depend on the approval; the
+    marker nodes leave a file per execution on the worker."""
+    where = str(folder)
+    return {
+        "name": "review",
+        "nodes": {
+            "count": {"type": "marker.mark", "inputs": {"folder": where, "label": "count", "value": 3}},
+            "draft": {"type": "text.template",
+                      "inputs": {"template": "Buy {{ n }} now", "n": {"node": "count", "output": "value"}}},
+            "approve": {"type": "control.approve",
+                        "inputs": {"value": {"node": "draft", "output": "text"}, "message": "check the wording"}},
+            "final": {"type": "text.template",
+                      "inputs": {"template": "{{ t }}!", "t": {"node": "approve", "output": "value"}}},
+            "side": {"type": "marker.mark", "inputs": {"folder": where, "label": "side", "value": 2}},
+        },
+        "outputs": {"text": {"node": "final", "output": "text"}, "side": {"node": "side", "output": "value"}},
+    }
+
+
+def test_a_run_waits_for_approval_on_the_workers_survives_an_api_restart_and_goes_on_without_rerunning(
+    deployment: Deployment, key: str, tmp_path: Path,
+) -> None:
+    with Client(deployment.url, api_key=key) as api:
+        run = api.wait(api.submit(_review(tmp_path)).id, timeout=120)
+        assert run.status is RunState.WAITING, f"{run.errors}\n{deployment.logs()}"
+        assert {node: info.state for node, info in run.nodes.items()} == {
+            "count": "done", "draft": "done", "approve": "waiting", "final": "pending", "side": "done"}
+        waiting = [event for event in api.events(run.id) if event.kind == "node.waiting"]
+        assert [(event.node, event.data["review"]) for event in waiting] == [
+            ("approve", {"kind": "text", "value": "Buy 3.0 now"})]
+    deployment.kill_api()
+    deployment.start_api()
+    with Client(deployment.url, api_key=key) as api:
+        assert api.get_run(run.id).status is RunState.WAITING
+        api.approve(run.id, "approve", value="Buy three now")
+        done = api.wait(run.id, timeout=120)
+        assert done.status is RunState.SUCCEEDED, f"{done.errors}\n{deployment.logs()}"
+        assert done.outputs == {"text": "Buy three now!", "side": 2.0}
+        assert {node: info.state for node, info in done.nodes.items()} == {
+            "count": "cached", "draft": "cached", "approve": "done", "final": "done", "side": "cached"}
+    assert len(markers(tmp_path, "count")) == 1 and len(markers(tmp_path, "side")) == 1  # nothing ran again
+
+
+def test_a_rejection_on_the_workers_fails_the_run_with_the_reason(
+    deployment: Deployment, key: str, tmp_path: Path,
+) -> None:
+    with Client(deployment.url, api_key=key) as api:
+        run = api.wait(api.submit(_review(tmp_path)).id, timeout=120)
+        assert run.status is RunState.WAITING, f"{run.errors}\n{deployment.logs()}"
+        api.reject(run.id, "approve", "too pushy")
+        done = api.wait(run.id, timeout=120)
+        assert done.status is RunState.FAILED
+        assert [(error["node"], error["code"], error["reason"]) for error in done.errors] == [
+            ("approve", "approval_rejected", "too pushy")]
+        assert done.nodes["final"].state == "skipped" and done.outputs == {"side": 2.0}
+    assert len(markers(tmp_path, "count")) == 1

@@ -1,6 +1,7 @@
-"""`control.approve` on the executors (local and pool): with no decision the node waits, the run
-settles as `waiting` and holds nothing; with a decision in `RunConfig.approvals` the node passes
-on the approved or edited value, or fails with the rejection's reason.
+"""`control.approve` on the executors (local, pool, and Celery with a real worker process): with no
+decision the node waits, the run settles as `waiting` and holds nothing; with a decision in
+`RunConfig.approvals` the node passes on the approved or edited value, or fails with the
+rejection's reason.
 (Through the API, with restarts and timeouts: api_runs/test_approve.py.)"""
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from nodeloom.core import EventKind, Graph, NodeState, RunStatus
 from nodeloom.core.approvals import review_of
 from nodeloom.core.artifacts import LocalArtifactStore
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import GraphValidationError
 from nodeloom.executors import Executor, LocalExecutor
-from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
+from nodeloom.executors.celery import CeleryExecutor
 from nodeloom.executors.pool import PoolExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 
@@ -29,13 +29,15 @@ def marker_registry() -> NodeRegistry:
     return found
 
 
-@pytest.fixture(params=["local", "pool"])
+@pytest.fixture(params=["local", "pool", pytest.param("celery", marks=pytest.mark.slow)])
 def executor(request: pytest.FixtureRequest, marker_registry: NodeRegistry, tmp_path: Path) -> Iterator[Executor]:
     running: Executor
     if request.param == "local":
         running = LocalExecutor(marker_registry, artifacts=tmp_path / "artifacts")
-    else:
+    elif request.param == "pool":
         running = PoolExecutor(marker_registry, node_modules=(MODULE,), workers=1, artifacts=tmp_path / "artifacts")
+    else:  # conftest's worker fleet: a redis-server and a celery worker process
+        running = CeleryExecutor(marker_registry, config=request.getfixturevalue("celery_config"))
     with running:
         yield running
 
@@ -120,11 +122,20 @@ def test_the_review_says_what_kind_of_value_waits(tmp_path: Path) -> None:
     assert review_of(image) == {"kind": "artifact", "value": image.to_json()}
 
 
-def test_celery_refuses_a_graph_that_waits_for_approval_before_queueing_anything(
-    marker_registry: NodeRegistry, tmp_path: Path,
+def test_a_node_held_after_a_waiting_one_and_skipped_by_a_branch_is_settled_once(
+    executor: Executor, tmp_path: Path,
 ) -> None:
-    config = CeleryConfig(broker_url="redis://127.0.0.1:6379/0", artifacts=tmp_path / "artifacts",
-                          key_prefix=f"nlapprove{tmp_path.name[-6:]}")
-    with CeleryExecutor(marker_registry, config=config) as celery, pytest.raises(GraphValidationError) as refused:
-        celery.submit(review_graph(tmp_path))
-    assert [(issue.code, issue.node) for issue in refused.value.issues] == [("unsupported_node", "approve")]
+    g = Graph("wait-and-branch")
+    approve = g.add("control.approve", "approve", value={"plan": [1, 2]})
+    late = g.add("marker.mark", "late", folder=str(tmp_path), label="late", value=-1, seconds=0.5)
+    positive = g.add("math.compare", "positive", a=late["value"], b=0, op=">")
+    branch = g.add("control.branch", "branch", condition=positive["result"], value=late["value"])
+    g.output("both", g.add("math.add", "both", a=approve["value"], b=branch["true"])["result"], optional=True)
+    g.output("neg", g.add("marker.mark", "neg", folder=str(tmp_path), label="neg", value=branch["false"])["value"],
+             optional=True)
+    result = executor.run(g, use_cache=False)
+    assert result.status is RunStatus.WAITING
+    states = {node: record.state for node, record in result.nodes.items()}
+    assert states == {"approve": NodeState.WAITING, "late": NodeState.DONE, "positive": NodeState.DONE,
+                      "branch": NodeState.DONE, "both": NodeState.SKIPPED, "neg": NodeState.DONE}
+    assert result.outputs == {"neg": -1.0}

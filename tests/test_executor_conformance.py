@@ -2,7 +2,8 @@
 
 Each test runs against `LocalExecutor` (threads in this process), `PoolExecutor` (one worker
 process) and `CeleryExecutor`
-(a test-owned `redis-server` and a real `celery worker` with two pool processes). The
+(a test-owned `redis-server` and a real `celery worker` with two pool processes: conftest's
+`celery_config`). The
 nodes are in marker_nodes.py, which this process and the workers import; each execution
 leaves a marker file, so tests count executions across processes.
 """
@@ -14,15 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from marker_nodes import FOLDER, MODULE, arithmetic_and_text_graph, markers
+from marker_nodes import MODULE, arithmetic_and_text_graph, markers
 
 from nodeloom.core import EventKind, Float, Graph, NodeState, RunEvent, RunStatus
 from nodeloom.core.errors import RunNotFoundError
 from nodeloom.executors import Executor, LocalExecutor, RunHandle
-from nodeloom.executors.celery import CeleryConfig, CeleryExecutor
+from nodeloom.executors.celery import CeleryExecutor
 from nodeloom.executors.pool import PoolExecutor
 from nodeloom.node_registry import NodeRegistry, builtin_registry
-from nodeloom.testing import RedisServer, WorkerFleet, wait_until
+from nodeloom.testing import wait_until
 
 
 @pytest.fixture(scope="session")
@@ -30,16 +31,6 @@ def conformance_registry() -> NodeRegistry:
     found = builtin_registry()
     found.register_module(MODULE)
     return found
-
-
-@pytest.fixture(scope="session")
-def celery_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CeleryConfig]:
-    with RedisServer(tmp_path_factory.mktemp("conformance-redis")) as server:
-        config = CeleryConfig(broker_url=server.url, artifacts=tmp_path_factory.mktemp("conformance-artifacts"),
-                              node_modules=(MODULE,), key_prefix="nlconf")
-        with WorkerFleet(config, tmp_path_factory.mktemp("conformance-logs"), [FOLDER]) as fleet:
-            fleet.start("conformance", "nodeloom.cpu,nodeloom.io,nodeloom.gpu", concurrency=2)
-            yield config
 
 
 @pytest.fixture(params=["local", "pool", pytest.param("celery", marks=pytest.mark.slow)])

@@ -13,15 +13,13 @@ from typing import Any
 
 from celery import Celery  # type: ignore[import-untyped]
 
-from nodeloom.core.approvals import APPROVE_TYPES
 from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.context import RunConfig
-from nodeloom.core.errors import GraphValidationError, RunNotFoundError, RunTimeoutError
+from nodeloom.core.errors import RunNotFoundError, RunTimeoutError
 from nodeloom.core.events import EventKind, RunEvent, RunResult, RunStatus
 from nodeloom.core.graph import Graph
-from nodeloom.core.issues import ValidationIssue
 from nodeloom.core.values import decode_outputs, revive, to_json_text
 from nodeloom.executors.base import EventCallback, ExecutorConveniences, RunHandle, prepare_worker_run
 from nodeloom.executors.celery.app import CeleryConfig, make_app
@@ -81,12 +79,6 @@ class CeleryExecutor(ExecutorConveniences):
         plan, values = prepare_worker_run(graph, self.registry, inputs, "Celery workers",
                                           "register their module on the workers (NODELOOM_NODE_MODULES)")
         graph = plan.graph
-        waits = [node_id for node_id, p in plan.nodes.items() if p.definition.spec.type in APPROVE_TYPES]
-        if waits:  # the run store has no waiting state yet: refuse before anything is queued
-            raise GraphValidationError([ValidationIssue(
-                "unsupported_node", "control.approve does not run on Celery workers yet", node=node_id,
-                hint="run graphs that wait for approval on the local or pool executor (nodeloom serve's default)",
-            ) for node_id in waits])
         run_id = uuid.uuid4().hex
         input_json: dict[str, Any] = json.loads(to_json_text(values))
         document = RunDocument(graph.to_json(), input_json, (config or self.run_config).to_json(), use_cache)
@@ -149,7 +141,8 @@ class CeleryExecutor(ExecutorConveniences):
             while True:
                 notice.clear()
                 status = self.store.status(run_id)
-                if status is not None and status.terminal:
+                # a run waiting for approval has settled too: nothing runs until a decision starts it again
+                if status is not None and (status.terminal or status is RunStatus.WAITING):
                     return self.status(run_id)
                 if deadline is not None and time.monotonic() >= deadline:
                     raise RunTimeoutError(f"run {run_id} did not finish within {timeout} s", run_id=run_id,

@@ -15,9 +15,10 @@ Keys of a run (`<prefix>:run:<id>` and hashes `<that>:<field>` by node id): the 
 (of the current attempt), `outputs`, `keys` (cache keys), `remaining` (unfinished parents),
 `children`, `claim` (token of the execution holding the node), the `events` list (JSON
 `[kind, node, time, data]`, seq = position + 1; each event is also published on the
-channel `<run key>:notify` so watchers wake at once) and the `outbox` set. Dead-letter
-records go to the list `<prefix>:deadletter`; worker processes report the models they hold
-in the hash `<prefix>:workers`.
+channel `<run key>:notify` so watchers wake at once), the `outbox` set and the `held` set
+(pending nodes after an approval node that waits: the run settles as `waiting` without them,
+as the local executor's run does). Dead-letter records go to the list `<prefix>:deadletter`;
+worker processes report the models they hold in the hash `<prefix>:workers`.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ local function event(kind, node, data)
   redis.call('PUBLISH', key('notify'), kind)
 end
 local RUN_FIELDS = {'state', 'try', 'attempts', 'started', 'finished', 'error', 'deliveries', 'outputs', 'keys',
-                    'remaining', 'children', 'claim', 'events', 'outbox', 'feeds', 'joins', 'missing'}
+                    'remaining', 'children', 'claim', 'events', 'outbox', 'feeds', 'joins', 'missing', 'held'}
 -- a finished run's keys expire after the run's `ttl` seconds (none when 0)
 local function expire_run()
   local ttl = tonumber(redis.call('HGET', base, 'ttl') or '0')
@@ -61,10 +62,16 @@ local function maybe_finish()
   if tonumber(redis.call('HGET', base, 'unfinished')) > 0 then return end
   if redis.call('HGET', base, 'status') ~= 'running' then return end
   local status = 'succeeded'
-  if redis.call('HGET', base, 'failed') == '1' then status = 'failed' end
+  if redis.call('HGET', base, 'failed') == '1' then status = 'failed'
+  elseif redis.call('HGET', base, 'waiting') == '1' then status = 'waiting' end
   redis.call('HSET', base, 'status', status, 'finished_at', now)
   event('run.finished', nil, '{"status":"' .. status .. '"}')
   expire_run()
+end
+-- a pending node is settled (skipped): it stops counting as unfinished, unless it was held after a
+-- waiting node (held nodes were taken off the count already)
+local function settle(node)
+  if redis.call('SREM', key('held'), node) == 0 then redis.call('HINCRBY', base, 'unfinished', -1) end
 end
 local function skip_descendants(node)
   local work = cjson.decode(redis.call('HGET', key('children'), node))
@@ -74,7 +81,7 @@ local function skip_descendants(node)
       redis.call('HSET', key('state'), child, 'skipped')
       redis.call('HSET', key('finished'), child, now)
       redis.call('SREM', key('outbox'), child)
-      redis.call('HINCRBY', base, 'unfinished', -1)
+      settle(child)
       event('node.skipped', child, '{"because":' .. cjson.encode(node) .. ',"reason":"upstream_failed"}')
       for _, grandchild in ipairs(cjson.decode(redis.call('HGET', key('children'), child))) do
         table.insert(work, grandchild)
@@ -145,7 +152,7 @@ local function pass_on(node, gone)
             redis.call('HSET', key('state'), child, 'skipped')
             redis.call('HSET', key('finished'), child, now)
             redis.call('HSET', key('keys'), child, 'skipped')
-            redis.call('HINCRBY', base, 'unfinished', -1)
+            settle(child)
             event('node.skipped', child, '{"because":' .. cjson.encode(parent) .. ',"reason":"branch"}')
             table.insert(work, {child, true})
           end
@@ -294,6 +301,35 @@ fail_node(node, ARGV[4])
 return {'failed', 0}
 """
 
+# ARGV: now, node, try, the node.waiting event's data JSON: an approval node has no decision, so its
+# attempt ends with the node waiting; the pending nodes after it are held (they stop counting as
+# unfinished) and the run settles as 'waiting' once nothing else can run. Returns 1, or false for a
+# stale attempt; a repeated call (its first reply was lost) returns 1 again.
+_WAIT = _PRELUDE + """
+local node, try = ARGV[2], ARGV[3]
+if redis.call('HGET', key('try'), node) ~= try then return false end
+local state = redis.call('HGET', key('state'), node)
+if state == 'waiting' then return 1 end
+if redis.call('HGET', base, 'status') ~= 'running' or state ~= 'running' then return false end
+redis.call('HSET', key('state'), node, 'waiting')
+redis.call('HSET', key('finished'), node, now)
+redis.call('HSET', base, 'waiting', '1')
+redis.call('HINCRBY', base, 'unfinished', -1)
+event('node.waiting', node, ARGV[4])
+local work = cjson.decode(redis.call('HGET', key('children'), node))
+while #work > 0 do
+  local child = table.remove(work)
+  if redis.call('HGET', key('state'), child) == 'pending' and redis.call('SADD', key('held'), child) == 1 then
+    redis.call('HINCRBY', base, 'unfinished', -1)
+    for _, grandchild in ipairs(cjson.decode(redis.call('HGET', key('children'), child))) do
+      table.insert(work, grandchild)
+    end
+  end
+end
+maybe_finish()
+return 1
+"""
+
 # ARGV: now, node, try, data JSON. Returns 0 when the node should stop (run over, attempt stale).
 _PROGRESS = _PRELUDE + """
 local node, try = ARGV[2], ARGV[3]
@@ -359,6 +395,7 @@ class RunStore:
         self._fail = client.register_script(_FAIL)
         self._progress = client.register_script(_PROGRESS)
         self._cancel = client.register_script(_CANCEL)
+        self._wait = client.register_script(_WAIT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "nodeloom", reconnect_for: float = 60.0,
@@ -501,6 +538,13 @@ class RunStore:
                   "" if retry_delay is None else repr(retry_delay)],
         )
         return None if verdict is None else (str(verdict[0]), int(verdict[1]))
+
+    def wait(self, run_id: str, node_id: str, attempt: int, data: Mapping[str, Any]) -> bool:
+        """End an approval node's attempt with the node waiting for a decision (`data`: its
+        `node.waiting` event's); False if the attempt was stale."""
+        return bool(self._wait(
+            keys=[self.run_key(run_id)], args=[repr(time.time()), node_id, attempt, json.dumps(data, default=str)]
+        ))
 
     def progress(self, run_id: str, node_id: str, attempt: int, data: Mapping[str, Any]) -> bool:
         """Record a progress event; False when the node should stop (its run is over)."""

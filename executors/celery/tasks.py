@@ -27,12 +27,13 @@ from celery import Task  # type: ignore[import-untyped]
 from celery.exceptions import SoftTimeLimitExceeded  # type: ignore[import-untyped]
 from celery.signals import worker_process_shutdown  # type: ignore[import-untyped]
 
+from nodeloom.core.approvals import ApprovalPending
 from nodeloom.core.artifacts import ArtifactStore, open_artifact_store
 from nodeloom.core.attempt import AttemptOfRun, call_node, failure_outcome, timeout_error
 from nodeloom.core.branches import split_taken
 from nodeloom.core.cache import ResultCache
 from nodeloom.core.catalog import NodeCatalog
-from nodeloom.core.events import RunStatus
+from nodeloom.core.events import EVENT_FIELDS, EventKind, RunStatus
 from nodeloom.core.plan import ExecutionPlan
 from nodeloom.core.values import encode_outputs
 from nodeloom.executors.celery.app import EXECUTE_NODE, CeleryConfig, app
@@ -119,6 +120,11 @@ class NodeWorker:
             encoded = encode_outputs(outputs, self.artifacts, self.config.inline_limit, node_id)
         except SoftTimeLimitExceeded:
             error = timeout_error(node_id, planned.timeout)
+        except ApprovalPending as pending:
+            # no decision yet: the attempt ends here and the node waits, holding no worker
+            fields = EVENT_FIELDS[EventKind.NODE_WAITING]
+            self.store.wait(run_id, node_id, attempt, dict(zip(fields, pending.event_values(), strict=True)))
+            return "waiting"
         except Exception as failure:
             error = failure
             log.debug("node %s of run %s failed", node_id, run_id, exc_info=True)
