@@ -455,7 +455,8 @@ class Client:
         return _artifact_ref(self._send(_upload_call(data, media_type)))
 
     def download_artifact(self, run_id: str, artifact: str | Mapping[str, Any]) -> bytes:
-        """The bytes of an output artifact (its `{"$artifact": ...}` reference or digest)."""
+        """The bytes of an output artifact, or of one a `control.approve` node asks to review (its
+        `{"$artifact": ...}` reference or digest)."""
         digest = artifact if isinstance(artifact, str) else str(artifact["$artifact"])
         response = self._send(_Call("GET", f"/v1/runs/{run_id}/artifacts/{digest.removeprefix('sha256:')}"))
         _raise_for(response)

@@ -374,7 +374,7 @@ def _artifact_in(value: Any, digest: str) -> ArtifactRef | None:
 @router.get(
     "/{run_id}/artifacts/{digest}",
     response_class=FileResponse,
-    summary="Download an artifact of the run's outputs, with its content type",
+    summary="Download an artifact of the run's outputs, or one a control.approve node asks to review",
     responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
                      "description": "the artifact's bytes, served with its media type"}},
 )
@@ -382,8 +382,11 @@ def download_artifact(run_id: str, digest: str, state: State, session: DbSession
     run = _owned(session, identity.project, run_id)
     digest = digest.removeprefix("sha256:")
     ref = _artifact_in(run.outputs or {}, digest)
+    if ref is None:  # what an approval node shows its reviewer (or showed) is the run's too
+        reviews = session.exec(select(ApprovalRow.review).where(ApprovalRow.run_id == run_id)).all()
+        ref = _artifact_in(list(reviews), digest)
     if ref is None:
-        raise ApiError(404, "not_found", f"run {run_id!r} has no output artifact sha256:{digest}",
+        raise ApiError(404, "not_found", f"run {run_id!r} has no output or reviewed artifact sha256:{digest}",
                        {"run": run_id, "artifact": digest})
     try:
         path = state.artifacts.path(ref)

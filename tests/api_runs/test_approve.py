@@ -225,3 +225,25 @@ def _stored(db_url: str, keys: list[str | None]) -> None:
         _wait_for(stored)
     finally:
         engine.dispose()
+
+
+def test_an_artifact_under_review_can_be_downloaded_before_the_decision(api: Client, tmp_path: Path) -> None:
+    graph = {
+        "name": "review-card",
+        "nodes": {
+            "card": {"type": "image.title_card", "inputs": {"text": "Loom Lamp", "width": 160, "height": 90}},
+            "approve": {"type": "control.approve", "inputs": {"value": {"node": "card", "output": "image"}}},
+        },
+        "outputs": {"card": {"node": "approve", "output": "value"}},
+    }
+    run = _waiting(api, api.submit(graph).id)
+    (waiting,) = [event for event in api.events(run.id) if event.kind == "node.waiting"]
+    review = waiting.data["review"]
+    assert review["kind"] == "artifact" and run.outputs in (None, {})
+    png = api.download_artifact(run.id, review["value"])
+    assert png.startswith(b"\x89PNG")
+    with pytest.raises(ApiClientError) as missing:
+        api.download_artifact(run.id, "sha256:" + "0" * 64)
+    assert missing.value.status == 404
+    api.approve(run.id, "approve")
+    assert api.download_artifact(run.id, api.wait(run.id, timeout=60).outputs["card"]) == png
