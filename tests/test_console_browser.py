@@ -491,6 +491,43 @@ def test_a_waiting_run_is_approved_edited_or_rejected_in_the_run_view_and_follow
     assert page.get_by_role("region", name="outputs").get_by_label("text value").inner_text() == "Buy milk now!"
 
 
+def test_an_image_under_review_is_shown_in_the_approval_panel_and_approved(
+    tab: ConsolePage, api: Client, admin_key: str,
+) -> None:
+    graph = {
+        "name": "review-card",
+        "nodes": {
+            "card": {"type": "image.title_card", "inputs": {"text": "Loom Lamp", "width": 320, "height": 180}},
+            "approve": {"type": "control.approve",
+                        "inputs": {"value": {"node": "card", "output": "image"}, "message": "Is the card right?"}},
+        },
+        "outputs": {"card": {"node": "approve", "output": "value"}},
+    }
+    run_id = api.submit(graph_id=api.create_graph(graph).id).id
+    assert api.wait(run_id, timeout=60).status.value == "waiting"
+    tab.sign_in(admin_key)
+    page = tab.page
+    page.goto(f"{tab.url}/#/runs/{run_id}")
+    wait_for_node_states(page, {"card": "done", "approve": "waiting"})
+    panel = page.get_by_role("region", name="approval of approve")
+    assert "Is the card right?" in panel.inner_text()
+    # the image under review, fetched with the key before the decision, drawn as the outputs are
+    image = panel.get_by_role("img", name="approve review")
+    image.wait_for()
+    assert image.evaluate("(img) => img.decode().then(() => [img.naturalWidth, img.naturalHeight])") == [320, 180]
+    assert "image/png" in panel.inner_text()
+    assert panel.get_by_label("Or approve this edited text").count() == 0  # an artifact is approved as it is
+    tab.assert_controls_labelled()
+    tab.screenshot("approval-artifact")
+
+    panel.get_by_role("button", name="Approve", exact=True).click()
+    page.locator('[data-run-state="succeeded"]').wait_for()
+    wait_for_node_states(page, {"approve": "done"})
+    assert panel.count() == 0
+    output = page.get_by_role("region", name="outputs").get_by_role("img", name="card")
+    assert output.evaluate("(img) => img.decode().then(() => img.naturalWidth)") == 320
+
+
 def lookup_graph(path: str) -> dict[str, Any]:
     """topic -> json.object -> json.extract(path): fails when `path` is not `topic`."""
     return {

@@ -237,8 +237,10 @@ function Artifact({ runId, name, artifact }: { runId: string; name: string; arti
   const path = useMemo(() => `/v1/runs/${encodeURIComponent(runId)}/artifacts/${encodeURIComponent(artifact.$artifact)}`, [runId, artifact.$artifact]);
   useEffect(() => {
     let made: string | null = null;
-    fetchBlob(path).then((blob) => { made = URL.createObjectURL(blob); setUrl(made); }, setError);
-    return () => { if (made) URL.revokeObjectURL(made); };
+    let gone = false;  // a blob fetched after the viewer went (a decided approval) is not turned into a URL
+    fetchBlob(path).then((blob) => { if (!gone) { made = URL.createObjectURL(blob); setUrl(made); } },
+      (failure) => { if (!gone) setError(failure); });
+    return () => { gone = true; if (made) URL.revokeObjectURL(made); };
   }, [path]);
   if (error) return <ErrorNote error={error} />;
   if (!url) return <p className="muted">Loading {artifact.media_type}…</p>;
@@ -266,7 +268,7 @@ function showValue(value: Json): string {
   return typeof value === "string" ? value : JSON.stringify(value, null, 2);
 }
 
-/** A `control.approve` node the run waits at: what to review, and approve, approve edited, or reject with a reason. */
+/** A `control.approve` node the run waits at: what to review (an artifact shown as the outputs are), and approve, approve edited, or reject with a reason. */
 function ApprovalPanel({ runId, nodeId, approval, canDecide, onDecided }: {
   runId: string; nodeId: string; approval: ApprovalInfo; canDecide: boolean; onDecided: (run: RunInfo) => void;
 }) {
@@ -306,7 +308,10 @@ function ApprovalPanel({ runId, nodeId, approval, canDecide, onDecided }: {
       <h3><span className="badge state-waiting">waiting</span> {nodeId} asks for your approval</h3>
       {approval.message && <p className="approval-message">{approval.message}</p>}
       <h4>To review ({review.kind})</h4>
-      {artifact ? <p aria-label={`${nodeId} review`}>An artifact: {artifact.media_type}, {artifact.size} bytes (<code>{artifact.$artifact.slice(0, 19)}…</code>).</p>
+      {artifact ? <div className="output">
+          <Artifact runId={runId} name={`${nodeId} review`} artifact={artifact} />
+          <p className="muted">{artifact.media_type}, {artifact.size} bytes (<code>{artifact.$artifact.slice(0, 19)}…</code>)</p>
+        </div>
         : <pre className="json" aria-label={`${nodeId} review`}>{showValue(review.value)}</pre>}
       {approval.deadline !== null && <p className="muted">Without a decision by {new Date(approval.deadline * 1000).toLocaleString()} the
         server will {approval.on_timeout} it.</p>}
