@@ -5,17 +5,23 @@ writer (`video.storyboard`, SmolLM2-135M) runs:
 
 - **critique**: turn 1, then up to N-1 more turns, each with the instruction the storyboard
   critic (`StoryboardRules`, the `storyboard` rule of `control.refine`) rewrote: good scenes
-  kept, each failing scene told what was wrong;
+  kept, each failing scene drawn afresh from its first prompt with another seed; the loop
+  stops when the critic passes every check (as `control.refine` does at threshold 10);
 - **resample** (the baseline): N storyboards with the same first instruction and N seeds.
 
-Turn 1 is the same storyboard in both. Each storyboard is scored by an **independent rule
-scorer** (not the critic): captions of 2-8 words and at most 42 characters, no two captions
-alike by character similarity (difflib ratio < 0.6), the product named, the call to action in
-the last scene, clean text (letters, no echoed labels). It prints, for N = 1, 2, 4, the mean
+Turn 1 is the same storyboard in both. At equal N both arms call the writer (the generator)
+at most N times; a critique turn draws only its failing scenes, so the critique arm makes
+fewer LLM calls (both counts are printed) and is never given more drafts than resampling.
+
+Each storyboard is scored by an **independent rule scorer** (not the critic): captions of 2-8
+words and at most 42 characters, no two captions alike by character similarity (difflib ratio
+< 0.6), the product named, the call to action in the last scene, clean text (letters, no
+echoed labels). It prints, for N = 1, 2, 4, the mean
 best-of-N score of each method and the share of products each improved over turn 1.
 
     .venv/bin/python bench/refine.py                 # 22 products, 3 scenes, N up to 4
     .venv/bin/python bench/refine.py --products 5 --scenes 4
+    .venv/bin/python bench/refine.py --products-file bench/refine_dev_products.json --verbose   # tuning set
 """
 
 from __future__ import annotations
