@@ -5,17 +5,23 @@ writer (`video.storyboard`, SmolLM2-135M) runs:
 
 - **critique**: turn 1, then up to N-1 more turns, each with the instruction the storyboard
   critic (`StoryboardRules`, the `storyboard` rule of `control.refine`) rewrote: good scenes
-  kept, each failing scene told what was wrong;
+  kept, each failing scene drawn afresh from its first prompt with another seed; the loop
+  stops when the critic passes every check (as `control.refine` does at threshold 10);
 - **resample** (the baseline): N storyboards with the same first instruction and N seeds.
 
-Turn 1 is the same storyboard in both. Each storyboard is scored by an **independent rule
-scorer** (not the critic): captions of 2-8 words and at most 42 characters, no two captions
-alike by character similarity (difflib ratio < 0.6), the product named, the call to action in
-the last scene, clean text (letters, no echoed labels). It prints, for N = 1, 2, 4, the mean
+Turn 1 is the same storyboard in both. At equal N both arms call the writer (the generator)
+at most N times; a critique turn draws only its failing scenes, so the critique arm makes
+fewer LLM calls (both counts are printed) and is never given more drafts than resampling.
+
+Each storyboard is scored by an **independent rule scorer** (not the critic): captions of 2-8
+words and at most 42 characters, no two captions alike by character similarity (difflib ratio
+< 0.6), the product named, the call to action in the last scene, clean text (letters, no
+echoed labels). It prints, for N = 1, 2, 4, the mean
 best-of-N score of each method and the share of products each improved over turn 1.
 
     .venv/bin/python bench/refine.py                 # 22 products, 3 scenes, N up to 4
     .venv/bin/python bench/refine.py --products 5 --scenes 4
+    .venv/bin/python bench/refine.py --products-file bench/refine_dev_products.json --verbose   # tuning set
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import itertools
+import json
 import os
 import re
 import statistics
@@ -30,6 +37,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from nodeloom.core.artifacts import LocalArtifactStore
@@ -109,37 +117,62 @@ def best_of(scores: Sequence[float], n: int) -> float:
     return max(scores[:n])
 
 
-def run(products: Sequence[Facts], scenes: int, turns: int, seed: int) -> None:
+def llm_calls(board: dict[str, Any]) -> int:
+    """The writer's LLM calls for this storyboard: one per scene it did not keep."""
+    return sum(1 for scene in board.get("scenes") or [] if scene.get("source") != "kept")
+
+
+def run(products: Sequence[Facts], scenes: int, turns: int, seed: int, *, verbose: bool = False) -> None:
     os.environ.setdefault("NODELOOM_LLM_THREADS", "1")
     store = LocalArtifactStore(tempfile.mkdtemp(prefix="nodeloom-bench-refine-"))
     ctx = NodeContext(run_id="bench-refine", node_id="storyboard", artifacts=store)
     critic = StoryboardRules()
     critique_rows: list[list[float]] = []
     resample_rows: list[list[float]] = []
+    calls = {"critique": [0] * (turns + 1), "resample": [0] * (turns + 1)}  # LLM calls within the first n turns
     started = time.monotonic()
+
+    def show(arm: str, board: dict[str, Any], score: float) -> None:
+        if verbose:
+            captions = " | ".join(f"{s['caption']}{'' if s.get('source') == 'llm' else ' (' + s['source'] + ')'}"
+                                  for s in board["scenes"])
+            print(f"    {arm:<8} {score:5.2f}  {captions}", file=sys.stderr, flush=True)
+
     for number, facts in enumerate(products, start=1):
         first = FIRST_INSTRUCTION.format(tone=facts.tone)
         critique_scores: list[float] = []
+        critique_calls: list[int] = []
         instruction = first
         for _ in range(turns):
             board = write_storyboard(ctx, facts, scenes, instruction, seed)
             critique_scores.append(independent_score(board, facts))
-            critic_score, _, instruction = critic.verdict(board, instruction)
-            if critic_score >= 10:  # the critic is satisfied: later turns would keep every scene
+            critique_calls.append(llm_calls(board))
+            critic_score, reasoning, instruction = critic.verdict(board, instruction)
+            show("critique", board, critique_scores[-1])
+            if verbose and critic_score < 10:
+                print(f"    {'':<8} critic {critic_score:.2f}: {reasoning}", file=sys.stderr, flush=True)
+            if critic_score >= 10:  # the critic is satisfied: the loop stops (later turns would keep every scene)
                 critique_scores += [critique_scores[-1]] * (turns - len(critique_scores))
                 break
         resample_scores = [critique_scores[0]]  # turn 1 is the same storyboard
+        resample_calls = [critique_calls[0]]
         for extra in range(1, turns):
             board = write_storyboard(ctx, facts, scenes, first, seed + 1000 * extra)
             resample_scores.append(independent_score(board, facts))
+            resample_calls.append(llm_calls(board))
+            show("resample", board, resample_scores[-1])
+        for n in range(1, turns + 1):
+            calls["critique"][n] += sum(critique_calls[:n])
+            calls["resample"][n] += sum(resample_calls[:n])
         critique_rows.append(critique_scores)
         resample_rows.append(resample_scores)
         print(f"[{number:2d}/{len(products)}] {facts.product:<14} critique {critique_scores}  "
               f"resample {resample_scores}  ({time.monotonic() - started:.0f}s)", file=sys.stderr, flush=True)
-    print(f"\n{len(products)} products, {scenes} scenes each, seed {seed}; independent rule score 0-10\n")
+    print(f"\n{len(products)} products, {scenes} scenes each, seed {seed}; independent rule score 0-10; "
+          "N = storyboards written per product (the same in both arms); LLM calls = captions drawn\n")
     print("| N | critique → refine (mean best-of-N) | plain resampling (mean best-of-N) | improved over turn 1: "
-          "refine | resample | refine > resample |")
-    print("|---|---|---|---|---|---|")
+          "refine | resample | refine > resample | refine < resample | LLM calls per product: refine | resample |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for n in (1, 2, 4):
         if n > turns:
             break
@@ -148,9 +181,17 @@ def run(products: Sequence[Facts], scenes: int, turns: int, seed: int) -> None:
         improved_refine = sum(1 for row in critique_rows if best_of(row, n) > row[0]) / len(products)
         improved_resample = sum(1 for row in resample_rows if best_of(row, n) > row[0]) / len(products)
         wins = sum(1 for a, b in zip(refine, resample, strict=True) if a > b) / len(products)
+        losses = sum(1 for a, b in zip(refine, resample, strict=True) if a < b) / len(products)
         print(f"| {n} | {statistics.mean(refine):.2f} | {statistics.mean(resample):.2f} | {improved_refine:.0%} | "
-              f"{improved_resample:.0%} | {wins:.0%} |")
+              f"{improved_resample:.0%} | {wins:.0%} | {losses:.0%} | {calls['critique'][n] / len(products):.1f} | "
+              f"{calls['resample'][n] / len(products):.1f} |")
     print(f"\n{time.monotonic() - started:.0f} s")
+
+
+def load_products(path: Path) -> list[Facts]:
+    """Products from a JSON list of {product, description, audience, tone, call_to_action}."""
+    return [Facts(str(p["product"]), str(p["description"]), str(p.get("audience", "")), str(p.get("tone", "warm")),
+                  str(p.get("call_to_action", ""))) for p in json.loads(path.read_text(encoding="utf-8"))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,8 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=3, help="scenes per storyboard")
     parser.add_argument("--turns", type=int, default=4, help="largest N")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--products-file", type=Path, metavar="JSON",
+                        help="other products instead of the list above (bench/refine_dev_products.json: the ones "
+                             "the writer and the critic were tuned on)")
+    parser.add_argument("--verbose", action="store_true", help="print every storyboard and the critic's reasons")
     args = parser.parse_args(argv)
-    run(PRODUCTS[args.start: args.start + args.products], args.scenes, args.turns, args.seed)
+    products = load_products(args.products_file) if args.products_file else PRODUCTS
+    run(products[args.start: args.start + args.products], args.scenes, args.turns, args.seed, verbose=args.verbose)
     return 0
 
 

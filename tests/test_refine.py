@@ -303,7 +303,13 @@ def test_an_unknown_critic_rule_is_a_validation_error() -> None:
 
 # -- the storyboard critic and writer (the marketing video's loop) --------------------------------
 
-from nodeloom.node_registry.video.storyboard import Directions, Facts, StoryboardRules, finish  # noqa: E402
+from nodeloom.node_registry.video.storyboard import (  # noqa: E402
+    Directions,
+    Facts,
+    StoryboardRules,
+    finish,
+    scene_messages,
+)
 
 LAMP = Facts("Loom Lamp", "A desk lamp that dims itself when you leave and charges your phone in its base.",
              "people who work from home", "warm", "Order yours today")
@@ -340,6 +346,40 @@ def test_storyboard_critic_rejects_repeats_echoes_and_a_missing_call() -> None:
     assert "repeats the instructions" in Directions.parse(echoed).fixes[2]
 
 
+def test_storyboard_critic_rejects_captions_too_short_or_long_in_words_or_not_words() -> None:
+    _, _, instruction = StoryboardRules().verdict(board(
+        "Dark?", "Dims as you go, back on as you come in", "50% 24/7 #1 4-in-1 =)",
+        "Loom Lamp. Order yours today"), "")
+    fixes = Directions.parse(instruction).fixes
+    assert "has 1 words" in fixes[1] and "has 10 words" in fixes[2] and "mostly not words" in fixes[3]
+    assert 4 not in fixes
+
+
+def test_a_missing_product_name_is_the_last_scenes_to_fix() -> None:
+    score, reasoning, instruction = StoryboardRules().verdict(board(
+        "Still working in the dark?", "Dims when you leave the room", "Your phone charges in its base",
+        "Order yours today, friends"), "")
+    assert "does not name the product" in Directions.parse(instruction).fixes[4] and score < 10
+    assert "name the product (Loom Lamp)" in reasoning
+
+
+def test_the_critic_counts_the_tries_at_a_failing_scene() -> None:
+    failing = board("Still working in the dark?", "Dims when you leave the room", "Your phone charges in its base",
+                    "Buy it")
+    _, _, second = StoryboardRules().verdict(failing, "Tone: warm.")
+    assert "Scene 4 (try 2): " in second and Directions.parse(second).tries == {4: 2}
+    _, _, third = StoryboardRules().verdict(failing, second)
+    assert Directions.parse(third).tries == {4: 3} and Directions.parse(third).text == "Tone: warm."
+    assert Directions.parse("Scene 4: too long").tries == {4: 2}  # an instruction written by hand: a second try
+
+
+def test_a_failing_scene_is_asked_again_with_the_first_prompt_not_the_problem() -> None:
+    first = Directions.parse("Tone: warm.")
+    again = Directions.parse('Tone: warm.\nKeep scene 1: "Dark?"\nScene 2 (try 2): "Buy" is off topic: say dims')
+    assert scene_messages(LAMP, "benefit", 2, again) == scene_messages(LAMP, "benefit", 2, first)
+    assert "off topic" not in json.dumps(scene_messages(LAMP, "benefit", 2, again))
+
+
 def test_a_storyboard_that_passes_every_rule_scores_ten() -> None:
     score, reasoning, _ = StoryboardRules().verdict(board(
         "Still working in the dark?", "Dims when you leave the room", "Your phone charges in its base",
@@ -365,6 +405,21 @@ def test_the_writer_keeps_the_scenes_the_critic_kept(executor: LocalExecutor) ->
     assert result.ok, result.errors()
     assert [s["caption"] for s in result.outputs["board"]["scenes"]] == ["One", "Two", "Three, Loom Lamp"]
     assert [s["role"] for s in result.outputs["board"]["scenes"]] == ["hook", "benefit", "cta"]
+
+
+def test_the_writer_draws_a_failing_scene_afresh_and_repeatably(executor: LocalExecutor) -> None:
+    g = Graph()
+    redo = 'Tone: warm.\nKeep scene 1: "Still working in the dark?"\nScene 2 (try 2): "Buy" is off topic\n' \
+           'Keep scene 3: "Loom Lamp. Order yours today"'
+    for name in ("a", "b"):
+        g.output(name, g.add("video.storyboard", name, product="Loom Lamp", description=LAMP.description, scenes=3,
+                             instruction=redo, seed=3)["storyboard"])
+    result = executor.run(g)
+    assert result.ok, result.errors()
+    scenes = result.outputs["a"]["scenes"]
+    assert [s["source"] for s in scenes] == ["kept", "llm", "kept"]
+    assert scenes[1]["caption"] and scenes[1]["caption"] != "Buy"
+    assert result.outputs["b"]["scenes"] == scenes
 
 
 def test_refine_accepts_the_storyboard_rule(registry: NodeRegistry) -> None:

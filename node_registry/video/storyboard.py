@@ -5,12 +5,14 @@ A small model writes weak copy, so quality comes from the system:
 - the **structure** is fixed by templates from the facts: a hook, one scene per benefit
   (the description split into its clauses), a call to action;
 - the **LLM writes each scene's caption** (one short prompt per scene, with the scene's role
-  and benefit), and the instruction carries the critic's feedback;
+  and benefit), and the instruction says which scenes to keep and which to write again;
 - `StoryboardRules` (the rule critic `storyboard` of `control.refine`) checks every scene
   (caption present, short enough to fit on screen, not a repeat of another scene) and the
   whole (the product name and the call to action appear), and writes its verdict into the
   next instruction as lines the generator obeys: `Keep scene 2: "..."` keeps a good
-  caption verbatim, `Scene 3: ...` tells the LLM what was wrong with the last one;
+  caption verbatim, `Scene 3 (try 2): <what was wrong>` has the LLM draw that scene afresh
+  from the same prompt with another seed (the critique decides *what* to write again; the
+  problem text stays out of the prompt, which a 135M writer only copies);
 - `finish_storyboard` replaces whatever still fails after the last turn with a template
   caption built from the facts, so the video never shows an empty, overlong or repeated line.
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, NamedTuple
 
 from nodeloom.core.context import NodeContext
@@ -30,8 +32,11 @@ from nodeloom.core.types import Json, List
 
 MAX_CAPTION = 42
 MAX_OVERLAP = 0.5
+#: a caption is read in a scene of a few seconds: one word says nothing, more than eight is not read in time
+MIN_WORDS, MAX_WORDS = 2, 8
+_LETTER = re.compile(r"[^\W\d_]", re.UNICODE)
 _KEEP = re.compile(r'^keep scene (\d+): "(.*)"\s*$', re.IGNORECASE)
-_FIX = re.compile(r"^scene (\d+): (.*)$", re.IGNORECASE)
+_FIX = re.compile(r"^scene (\d+)(?: \(try (\d+)\))?: (.*)$", re.IGNORECASE)
 _WORD = re.compile(r"[\w']+", re.UNICODE)
 _STOPWORDS = frozenset(("a", "an", "the", "and", "or", "of", "to", "for", "with", "in", "on", "at", "your", "you",
                         "it", "its", "is", "are", "from", "by"))
@@ -164,20 +169,24 @@ class Directions:
     text: str
     keep: dict[int, str]
     fixes: dict[int, str]
+    #: which attempt at a failing scene the next caption is (`Scene 2 (try 3): ...`; 2 when unsaid)
+    tries: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, instruction: str) -> Directions:
         free: list[str] = []
         keep: dict[int, str] = {}
         fixes: dict[int, str] = {}
+        tries: dict[int, int] = {}
         for line in instruction.splitlines():
             if kept := _KEEP.match(line.strip()):
                 keep[int(kept.group(1))] = kept.group(2)
             elif fix := _FIX.match(line.strip()):
-                fixes[int(fix.group(1))] = fix.group(2)
+                fixes[int(fix.group(1))] = fix.group(3)
+                tries[int(fix.group(1))] = int(fix.group(2) or 2)
             elif line.strip():
                 free.append(line.strip())
-        return cls(" ".join(free), keep, fixes)
+        return cls(" ".join(free), keep, fixes, tries)
 
 
 # few-shot turns: a 135M model copies the shape of examples far better than it follows rules
@@ -191,20 +200,17 @@ SYSTEM = ("You write captions for the scenes of short product videos: 3 to 7 wor
 
 
 def scene_messages(facts: Facts, role: str, index: int, directions: Directions) -> list[dict[str, str]]:
-    """The chat for one scene's caption: the examples first (a prefix shared by every call), then the scene,
-    then, when the critic rejected the last caption, that caption and why, as a second turn."""
+    """The chat for one scene's caption: the examples first (a prefix shared by every call), then the scene.
+
+    A scene the critic rejected is asked again with this same prompt (a fresh sample, by another seed), not
+    with the rejected caption and the reason: a 135M writer copies what it is shown, so the problem text made
+    its next caption worse, while a fresh draw of a failing scene is as good as a first one.
+    """
     system = f"{SYSTEM} {directions.text}" if directions.text else SYSTEM
     messages = [{"role": "system", "content": system}]
     for asked, answered in _EXAMPLES:
         messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
     messages.append({"role": "user", "content": f"Product: {facts.product}. Scene: {_task(facts, role, index)}"})
-    fix = directions.fixes.get(index)
-    if fix:
-        rejected = re.match(r'"([^"]*)"\s*(.*)', fix)
-        if rejected:
-            messages.append({"role": "assistant", "content": rejected.group(1)})
-            fix = rejected.group(2)
-        messages.append({"role": "user", "content": f"No: {fix}. Write a new caption, 3 to 7 words."})
     return messages
 
 
@@ -231,8 +237,10 @@ def write_storyboard(ctx: NodeContext, facts: Facts, count: int, instruction: st
         else:
             messages = scene_messages(facts, role, index, directions)
             llm = llm or open_provider(provider, ctx)
+            attempt = directions.tries.get(index, 2) if index in directions.fixes else 1
             request = ChatRequest(messages=messages, temperature=temperature, max_tokens=20, stop=("\n",),
-                                  seed=_seed(seed, messages[-1]["content"]), model=model, stream=False)
+                                  seed=_seed(seed + 7919 * (attempt - 1), messages[-1]["content"]), model=model,
+                                  stream=False)
             caption, source = _clean(llm.complete(request, ProgressStream(ctx, None)).text), "llm"
             if not caption:
                 caption, source = fallbacks[index - 1], "template"
@@ -279,6 +287,10 @@ def check_scenes(storyboard: dict[str, Any], max_caption: int = MAX_CAPTION,
             problems.append("empty")
         elif len(caption) > max_caption:
             problems.append(f'"{caption}" is too long ({len(caption)} characters; at most {max_caption})')
+        elif not MIN_WORDS <= len(caption.split()) <= MAX_WORDS:
+            problems.append(f'"{caption}" has {len(caption.split())} words ({MIN_WORDS} to {MAX_WORDS} read well)')
+        elif len(_LETTER.findall(caption)) < 0.7 * len(caption.replace(" ", "")):
+            problems.append(f'"{caption}" is mostly not words')
         elif echo := _ECHO.search(caption):
             problems.append(f'"{caption}" repeats the instructions ("{echo.group(0)}"), not a caption')
         elif not _on_message(caption, str(scene.get("about") or ""), storyboard):
@@ -290,9 +302,12 @@ def check_scenes(storyboard: dict[str, Any], max_caption: int = MAX_CAPTION,
         checks.append(SceneCheck(int(scene.get("index") or position + 1), caption, problems))
     whole: list[str] = []
     product = str(storyboard.get("product") or "").strip().lower()
-    captions = " ".join(c.caption.lower() for c in checks)
-    if product and product not in captions:
+    # named by a caption that passes: a failing one is written again and takes the name with it
+    named = " ".join(c.caption.lower() for c in checks if not c.problems)
+    if product and product not in named:
         whole.append(f"name the product ({storyboard.get('product')})")
+        if checks and not checks[-1].problems:  # the call to action is where the name belongs
+            checks[-1].problems.append(f'"{checks[-1].caption}" does not name the product')
     cta = str(storyboard.get("call_to_action") or "").strip()
     last = checks[-1].caption.lower() if checks else ""
     if cta and not words(cta) <= words(last):
@@ -306,8 +321,8 @@ def check_scenes(storyboard: dict[str, Any], max_caption: int = MAX_CAPTION,
 class StoryboardRules:
     """Rule critic for storyboards: every caption present, short, new; product and call to action named.
 
-    Its instruction keeps the passing captions (`Keep scene N: "..."`) and says what to fix in
-    the others (`Scene N: ...`), which `video.storyboard` obeys.
+    Its instruction keeps the passing captions (`Keep scene N: "..."`) and names the others with
+    what is wrong (`Scene N (try K): ...`), which `video.storyboard` draws afresh.
     """
 
     max_caption: int = MAX_CAPTION
@@ -323,10 +338,11 @@ class StoryboardRules:
         passed = len(checks) - len(failed) + 2 - min(2, len(whole))
         score = 10 * passed / total if checks else 0.0
         reasons = [f"scene {c.index}: {'; '.join(c.problems)}" for c in failed] + whole
-        free = Directions.parse(instruction).text
-        lines = [free] if free else []
+        before = Directions.parse(instruction)
+        lines = [before.text] if before.text else []
         lines += [f'Keep scene {c.index}: "{c.caption}"' for c in checks if not c.problems]
-        lines += [f"Scene {c.index}: {'; '.join(c.problems)}" for c in failed]
+        lines += [f"Scene {c.index} (try {before.tries.get(c.index, 1) + 1 if c.index in before.fixes else 2}): "
+                  f"{'; '.join(c.problems)}" for c in failed]
         return score, "; ".join(reasons) or "every scene is distinct, short, and on message", "\n".join(lines)
 
 
@@ -372,8 +388,8 @@ def storyboard(
     tone: Annotated[str, "the voice: warm, bold, playful"] = "warm",
     call_to_action: Annotated[str, "what the last scene asks ('Order yours today')"] = "",
     scenes: Annotated[int, Range(1, 8), "how many scenes: a hook, benefits, a call to action"] = 5,
-    instruction: Annotated[str, "direction for the writer; `Keep scene N: \"...\"` and `Scene N: ...` lines "
-                           "(the storyboard critic's) keep or fix single scenes"] = "",
+    instruction: Annotated[str, "direction for the writer; `Keep scene N: \"...\"` and `Scene N (try K): ...` lines "
+                           "(the storyboard critic's) keep a scene or draw it again"] = "",
     seed: Annotated[int, "the same facts, instruction and seed give the same storyboard"] = 0,
     temperature: Annotated[float, Range(0, 2)] = 0.8,
     provider: Annotated[str, "LLM provider ('' = the run's default: the embedded SmolLM2)"] = "",
