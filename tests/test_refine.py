@@ -154,6 +154,20 @@ def test_combined_critics_take_the_mean_or_the_minimum_and_join_the_fixes() -> N
     assert combine(rules, "min")(attempt("soon")).quality == 0.0
 
 
+def test_a_critic_without_a_usable_answer_is_left_out_of_the_turn_unless_none_answers() -> None:
+    from nodeloom.core.errors import NodeExecutionError
+
+    def cut_off(attempt: Attempt) -> Critique:  # as llm.critique fails on a reply cut off mid-JSON
+        raise NodeExecutionError("the critic's answer did not match the critique schema: cut off", retryable=False)
+
+    both = combine([RequiredWords(("launch",)), cut_off])(attempt("soon"))
+    alone = RequiredWords(("launch",))(attempt("soon"))
+    assert (both.quality, both.alignment, both.instruction) == (alone.quality, alone.alignment, alone.instruction)
+    assert "a critic gave no usable answer: the critic's answer did not match" in both.reasoning
+    with pytest.raises(NodeExecutionError, match="cut off"):
+        combine([cut_off, cut_off])(attempt("soon"))
+
+
 # -- control.refine ---------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ with an instruction input) through the run's catalog, each turn with a context o
 
     {"rules": {"max_length": 80, "required_words": ["launch"], "json_schema": {...},
                "distinct_items": true, "image_min_size": [512, 512], "image_brightness": [60, 200]},
-     "llm": {"provider": "", "model": "", "max_tokens": 256,    # text critic; {} = embedded SmolLM2
+     "llm": {"provider": "", "model": "", "max_tokens": 448,    # text critic; {} = embedded SmolLM2
              "rewrite": true},                                  # false: it scores, the rules rewrite
      "vision": {"base_url": "http://host/v1", "model": "..."},  # image critic (OpenAI-compatible)
      "combine": "mean"}                                         # or "min"
@@ -107,7 +107,12 @@ def check_refine(values: Mapping[str, Any], catalog: Any) -> list[InputProblem]:
 
 
 def _critic(ctx: NodeContext, config: Mapping[str, Any]) -> Critic:
-    from nodeloom.node_registry.llm.critique import critique_image, critique_text, vision_provider
+    from nodeloom.node_registry.llm.critique import (
+        CRITIQUE_MAX_TOKENS,
+        critique_image,
+        critique_text,
+        vision_provider,
+    )
 
     critics: list[Critic] = rule_critics(config.get("rules") or {})
     text_config = config.get("llm")
@@ -121,7 +126,7 @@ def _critic(ctx: NodeContext, config: Mapping[str, Any]) -> Critic:
             verdict = Critique.from_json(critique_text(
                 ctx, attempt.result, attempt.request, attempt.instruction,
                 provider=str(text_config.get("provider", "")), model=str(text_config.get("model", "")),
-                max_tokens=int(text_config.get("max_tokens", 256)), seed=text_config.get("seed"),
+                max_tokens=int(text_config.get("max_tokens", CRITIQUE_MAX_TOKENS)), seed=text_config.get("seed"),
             ))
             if text_config.get("rewrite", True) is False:  # a scorer only: the rules own the instruction and stop
                 return Critique(verdict.quality, verdict.alignment, verdict.reasoning, attempt.instruction, True)
@@ -136,7 +141,7 @@ def _critic(ctx: NodeContext, config: Mapping[str, Any]) -> Critic:
             return Critique.from_json(critique_image(
                 ctx, attempt.result, attempt.request, attempt.instruction, vision,
                 model=str(vision_settings.get("model", "")),
-                max_tokens=int(vision_settings.get("max_tokens", 256)),
+                max_tokens=int(vision_settings.get("max_tokens", CRITIQUE_MAX_TOKENS)),
             ))
         critics.append(vision_critic)
     if not critics:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import jsonschema
 
 from nodeloom.core.artifacts import ArtifactRef, ArtifactStore
+from nodeloom.core.errors import NodeExecutionError
 
 DecideBy = Literal["quality", "alignment", "mean"]
 Keep = Literal["best", "last"]
@@ -176,7 +177,12 @@ def refine(
 
 
 def combine(critics: Sequence[Critic], how: Combine = "mean") -> Critic:
-    """One critic from several: mean or minimum of scores; failed critics' instructions joined; stop if all stop."""
+    """One critic from several: mean or minimum of scores; failed critics' instructions joined; stop if all stop.
+
+    A critic that gives no usable answer (a model's reply that is not the critique JSON, a
+    server that fails) is left out of that turn, and the reasoning says so; the turn fails
+    only when no critic answers. So a rule-backed loop is not lost to one bad model reply.
+    """
     if not critics:
         raise ValueError("combine needs at least one critic")
     if len(critics) == 1:
@@ -184,12 +190,21 @@ def combine(critics: Sequence[Critic], how: Combine = "mean") -> Critic:
     merge: Callable[[list[float]], float] = min if how == "min" else (lambda xs: sum(xs) / len(xs))
 
     def combined(attempt: Attempt) -> Critique:
-        answers = [critic(attempt) for critic in critics]
+        answers: list[Critique] = []
+        silent: list[NodeExecutionError] = []
+        for critic in critics:
+            try:
+                answers.append(critic(attempt))
+            except NodeExecutionError as error:
+                silent.append(error)
+        if not answers:
+            raise silent[0]
+        notes = [f"(a critic gave no usable answer: {error.message})" for error in silent]
         rewrites = [a.instruction for a in answers if a.instruction and a.instruction != attempt.instruction]
         return Critique(
             quality=merge([a.quality for a in answers]),
             alignment=merge([a.alignment for a in answers]),
-            reasoning=" ".join(a.reasoning for a in answers if a.reasoning),
+            reasoning=" ".join([*(a.reasoning for a in answers if a.reasoning), *notes]),
             instruction=_merged_instruction(attempt.instruction, rewrites),
             stop=all(a.stop for a in answers),
         )

@@ -43,6 +43,9 @@ CRITIQUE_SCHEMA: dict[str, Any] = {
     "required": ["scores", "reasoning", "instruction", "stop"],
 }
 _VALIDATOR = jsonschema.Draft202012Validator(CRITIQUE_SCHEMA)
+#: the default token budget of an answer: the schema's longest (two 160-character strings) fits
+#: even at one token a character, as a small model writes runs like "1.1.1." (256 cut such an answer off)
+CRITIQUE_MAX_TOKENS = 448
 
 CRITIC_SYSTEM = (
     "You are a strict critic. Score the result from 0 to 10 for quality and for alignment with the "
@@ -75,7 +78,7 @@ def ask_critic(
     *,
     model: str = "",
     temperature: float = 0.2,
-    max_tokens: int = 256,
+    max_tokens: int = CRITIQUE_MAX_TOKENS,
     seed: int | None = None,
     max_repairs: int = 1,
 ) -> dict[str, Any]:
@@ -110,7 +113,7 @@ def ask_critic(
 
 def critique_text(
     ctx: NodeContext, result: Any, request: str, instruction: str, *, provider: str = "", model: str = "",
-    max_tokens: int = 256, seed: int | None = None,
+    max_tokens: int = CRITIQUE_MAX_TOKENS, seed: int | None = None,
 ) -> dict[str, Any]:
     """A text critique by the configured LLM provider (default: the embedded SmolLM2)."""
     return ask_critic(ctx, open_provider(provider, ctx), _prompt(request, instruction, _describe(result)),
@@ -130,7 +133,7 @@ def vision_provider(config: Mapping[str, Any]) -> LLMProvider:
 
 def critique_image(
     ctx: NodeContext, image: ArtifactRef, request: str, instruction: str, provider: LLMProvider, *,
-    model: str = "", max_tokens: int = 256, seed: int | None = None,
+    model: str = "", max_tokens: int = CRITIQUE_MAX_TOKENS, seed: int | None = None,
 ) -> dict[str, Any]:
     """A critique of an image by a vision model: the image goes in the user message as a data URL."""
     content: list[dict[str, Any]] = [
@@ -147,7 +150,7 @@ def llm_critique(
     request: Annotated[str, "what was asked for"],
     instruction: Annotated[str, "the instruction that produced the result (default: the request)"] = "",
     image: Annotated[ImageRef, "an image to judge instead of `result`; needs a vision model (openai)"] | None = None,
-    max_tokens: Annotated[int, Range(16, 4096), "most tokens of the answer"] = 256,
+    max_tokens: Annotated[int, Range(16, 4096), "most tokens of the answer"] = CRITIQUE_MAX_TOKENS,
     seed: Seed = None,
     provider: ProviderChoice = "",
     model: ModelName = "",
