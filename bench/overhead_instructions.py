@@ -15,6 +15,7 @@ Two identical runs of the pair differed by about 2k instructions per node (chain
 from __future__ import annotations
 
 import argparse
+import gc
 import tempfile
 
 from overhead import chain_graph, wide_graph
@@ -33,6 +34,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder, LocalExecutor(artifacts=folder) as executor:
         executor.cache.clear()
         assert executor.run(graphs[0], {"x": 1.0}).ok  # warm: threads, registry, imports
+        # the garbage collector's counters start from zero: otherwise whether the measured runs meet one
+        # more older-generation collection depends on how many objects start-up happened to allocate
+        gc.collect()
         for graph in graphs[1 : 1 + args.runs]:
             executor.cache.clear()
             assert executor.run(graph, {"x": 1.0}).ok

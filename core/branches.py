@@ -40,6 +40,8 @@ NOT_TAKEN: Final = NotTaken.NOT_TAKEN
 CONDITIONAL_TYPES: Final = frozenset({"control.branch", "control.switch"})
 #: node types that run when any one of their linked inputs arrived
 FIRST_TYPES: Final = frozenset({"control.first"})
+#: the node types a plan marks (conditional or join); a graph with none of them is planned without looking
+CONTROL_TYPES: Final = CONDITIONAL_TYPES | FIRST_TYPES
 #: how many outputs `control.switch` has besides `default`
 SWITCH_CASES: Final = 8
 #: the cache key recorded for a skipped node: a join after it is keyed by which input did not arrive
@@ -134,9 +136,9 @@ def branch_issues(graph: Graph, *, check_outputs: bool = True) -> list[Validatio
     that some choice of the branches leaves absent (`branch_dependent_output`)."""
     from nodeloom.core.issues import ValidationIssue
 
-    conditional = [node_id for node_id, n in graph.nodes.items() if n.type in CONDITIONAL_TYPES]
-    if not conditional:
+    if CONDITIONAL_TYPES.isdisjoint(graph.node_types()):
         return []
+    conditional = [node_id for node_id, n in graph.nodes.items() if n.type in CONDITIONAL_TYPES]
     issues: list[ValidationIssue] = []
     uses: list[tuple[str | None, str, Link]] = [
         (node_id, port, link) for node_id, n in graph.nodes.items() for port, link in n.links()

@@ -89,6 +89,7 @@ class Graph:
         self.revision = 0
         #: plans made for this graph, by catalog (see `nodeloom.core.plan`)
         self.plan_memo: dict[int, tuple[int, int, Any, Any]] = {}
+        self._types_memo: tuple[int, frozenset[str]] | None = None
 
     @property
     def inputs(self) -> Mapping[str, GraphInput]:
@@ -111,6 +112,14 @@ class Graph:
     def local_definitions(self) -> Mapping[str, NodeDefinition]:
         """Node definitions given to `add` as objects; used to run the graph, never saved."""
         return MappingProxyType(self._local)
+
+    def node_types(self) -> frozenset[str]:
+        """The node types the graph uses, remembered until it changes: planning asks several times
+        (graph nodes to expand? branches? joins?), so a plain graph is scanned once, not per question."""
+        memo = self._types_memo
+        if memo is None or memo[0] != self.revision:
+            memo = self._types_memo = (self.revision, frozenset({node.type for node in self._nodes.values()}))
+        return memo[1]
 
     def _changed(self) -> None:
         self.revision += 1

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nodeloom.core.branches import CONDITIONAL_TYPES, FIRST_TYPES
+from nodeloom.core.branches import CONDITIONAL_TYPES, CONTROL_TYPES, FIRST_TYPES
 from nodeloom.core.cache import cache_key, linked_cache_key, static_part
 from nodeloom.core.catalog import NodeCatalog
 from nodeloom.core.errors import GraphValidationError, NodeExecutionError
@@ -207,10 +207,12 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             resources,
             static,
             not repeatable,
-            (),
-            spec.type in CONDITIONAL_TYPES,
-            spec.type in FIRST_TYPES,
         )
+    if not CONTROL_TYPES.isdisjoint(graph.node_types()):  # branches and joins: most graphs have none
+        for planned in nodes.values():
+            node_type = planned.definition.spec.type
+            planned.conditional = node_type in CONDITIONAL_TYPES
+            planned.joins = node_type in FIRST_TYPES
     children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
     for planned in nodes.values():
         for parent in planned.upstream:

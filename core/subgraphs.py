@@ -142,7 +142,7 @@ class CatalogWithGraphs:
 
 
 def has_graph_nodes(graph: Graph) -> bool:
-    return any(instance.type.startswith(GRAPH_TYPE_PREFIX) for instance in graph.nodes.values())
+    return any(node_type.startswith(GRAPH_TYPE_PREFIX) for node_type in graph.node_types())
 
 
 def expand_graph_nodes(graph: Graph, catalog: Any) -> tuple[Graph, list[ValidationIssue]]:

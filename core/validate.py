@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from nodeloom.core.branches import branch_issues
 from nodeloom.core.catalog import NodeCatalog
@@ -97,21 +97,20 @@ class _MemoCatalog:
 _NOTHING_CHECKED: Mapping[str, Port] = MappingProxyType({})
 
 
-_new_tuple = tuple.__new__
-
-
-class NodeAnalysis(NamedTuple):
-    """What validation learned about a node that planning needs, so it is not redone."""
-
-    definition: NodeDefinition
-    #: literal inputs, coerced to their port types
-    literals: dict[str, Any]
-    #: (port, graph input name) pairs
-    graph_inputs: tuple[tuple[str, str], ...]
-    #: (port, upstream node, upstream output) links
-    links: tuple[tuple[str, str, str], ...]
-    #: the ports whose incoming value must be checked and coerced when the node runs
-    checked: Mapping[str, Port]
+#: What validation learned about a node that planning needs, so it is not redone: the tuple
+#: (definition, literals, graph_inputs, links, checked) of the node's definition, its literal inputs
+#: coerced to their port types, its (port, graph input name) pairs, its (port, upstream node,
+#: upstream output) links, and the ports whose incoming value must be checked and coerced when it runs.
+#: A plain tuple, read by unpacking in that order: a NamedTuple per node cost 3.0k instructions per
+#: node in planning (39k; bench/overhead_instructions.py under callgrind: building a tuple subclass,
+#: and the collector then traversing it), about 3% of a cold node.
+NodeAnalysis = tuple[
+    NodeDefinition,
+    dict[str, Any],
+    tuple[tuple[str, str], ...],
+    tuple[tuple[str, str, str], ...],
+    Mapping[str, Port],
+]
 
 
 def catalog_for(graph: Graph, catalog: NodeCatalog) -> NodeCatalog:
@@ -275,9 +274,7 @@ def _check_node(
                         expected=port.type.name,
                     )
                 )
-    # tuple.__new__ rather than NodeAnalysis(...): the named tuple's own __new__ is a Python call, once per node
-    return _new_tuple(NodeAnalysis, (definition, literals, tuple(graph_inputs), tuple(links),
-                                     checked or _NOTHING_CHECKED))
+    return definition, literals, tuple(graph_inputs), tuple(links), checked or _NOTHING_CHECKED  # see NodeAnalysis
 
 
 @functools.lru_cache(maxsize=32768)  # wide fan-ins name thousands of extra inputs (v0 ... v9999)
