@@ -137,3 +137,16 @@ def test_the_graph_input_example_of_the_format_docs_reads_with_its_schema() -> N
     graph = Graph.from_json({**json.loads(block), "nodes": {}, "outputs": {}})
     assert graph.inputs["brief"].type == Json({"type": "object", "required": ["audience"]})
     assert graph.inputs["scenes"].port.check_value(9) is not None
+
+
+def test_node_types_follow_every_change_of_the_graph() -> None:
+    graph = Graph()
+    assert graph.node_types() == frozenset()
+    first = graph.add("text.template", "a", template="hi")
+    assert graph.node_types() == {"text.template"}
+    graph.add("control.branch", "b", condition=True, value=first["text"])
+    assert graph.node_types() == {"text.template", "control.branch"}
+    graph.remove("b")
+    assert graph.node_types() == {"text.template"}
+    loaded = Graph.loads(graph.dumps())
+    assert loaded.node_types() == {"text.template"}
