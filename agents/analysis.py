@@ -40,8 +40,8 @@ _WIDE = re.compile(r"\b(\d{2,5})\s*(?:px|pixels)?\s*wide\b", re.I)
 _COUNT = re.compile(rf"\b{_NUMBER}\s+(?:[a-z-]+\s+){{0,3}}?{_COUNT_NOUNS}\b", re.I)
 _SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\b|secs\b|seconds?\b)", re.I)
 _AT_MARK = re.compile(r"\b(?:at|from)\s+(?:the\s+)?(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\w*|second\w*)", re.I)
-_FIELD = re.compile(r"\b(?:its|the|their|a|an)\s+([a-z_][\w.]*)\s+(?:field|value|key|property|attribute|list|array)\b",
-                    re.I)
+_FIELD = re.compile(r"\b(?:its|the|their|a|an)\s+([a-z_][\w.]*)\s+(?:field|value|key|property|attribute)\b"
+                    r"|\b(?:its|the|their)\s+([a-z_][\w.]*)\s+(?:list|array)\b", re.I)
 _FIELD_QUOTED = re.compile(r"\bfield\s+['\"`]([a-z_][\w.]*)['\"`]", re.I)
 _FILENAME = re.compile(r"\b([\w-]+\.(?:txt|json|md|csv|png|jpg|jpeg|wav|mp4|mp3|html))\b", re.I)
 _FORMAT = re.compile(r"\bas (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4)\b(?: file)?"
@@ -81,7 +81,8 @@ _SPLIT = re.compile(
         "condense", "describe", "query", "submit", "restyle", "proofread", "polish", "rephrase", "reword", "ping",
         "compute", "calculate", "measure", "attach", "shorten", "fetch", "download", "call", "store", "export",
         "narrate", "voice", "review", "design", "illustrate", "sketch", "scrape", "parse", "rank", "shrink",
-        "watermark", "stamp", "explain", "prepare", "localise", "localize", "announce", "animate", "dub")) + r")\b)",
+        "watermark", "stamp", "explain", "prepare", "localise", "localize", "announce", "animate", "dub", "push",
+        "forward", "deliver")) + r")\b)",
     re.I,
 )
 #: a piece with none of these (nor a subject of its own) continues the clause before it: "get the name, the price
@@ -151,8 +152,8 @@ def read_slots(text: str) -> dict[str, Any]:
     if tones:
         slots["tone"] = tones
     # "the model list(s) ...": a subject, not a field
-    fields = [m for m in _FIELD.findall(text)
-              if m.lower() not in {"same", "first", "whole", "new", "json", "items", "model", "llm", "ai", "assistant"}]
+    not_fields = {"same", "first", "whole", "new", "json", "items", "model", "llm", "ai", "assistant"}
+    fields = [m for pair in _FIELD.findall(text) for m in pair if m and m.lower() not in not_fields]
     fields += _FIELD_QUOTED.findall(text)
     if fields:
         slots["field"] = list(dict.fromkeys(fields))
