@@ -29,6 +29,8 @@ ASPECTS = {
     "vertical": (1080, 1920), "portrait": (1080, 1920), "story": (1080, 1920), "landscape": (1920, 1080),
     "widescreen": (1920, 1080), "square": (1080, 1080), "instagram": (1080, 1080),
 }
+#: aspect words that are also nouns ("touch up my portrait")
+_NOUN_ASPECTS = ("portrait",)
 _COUNT_NOUNS = (r"(images?|pictures?|photos?|variations?|versions?|scenes?|slides?|cards?|lines?|steps?|items?|"
                 r"ideas?|headlines?|names?|titles?|points?|bullets?|questions?|reasons?|tips?|options?|variants?|"
                 r"shots?|taglines?|tweets?|posts?|sentences?|paragraphs?|frames?|facts?)")
@@ -38,11 +40,12 @@ _WIDE = re.compile(r"\b(\d{2,5})\s*(?:px|pixels)?\s*wide\b", re.I)
 _COUNT = re.compile(rf"\b{_NUMBER}\s+(?:[a-z-]+\s+){{0,3}}?{_COUNT_NOUNS}\b", re.I)
 _SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\b|secs\b|seconds?\b)", re.I)
 _AT_MARK = re.compile(r"\b(?:at|from)\s+(?:the\s+)?(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\w*|second\w*)", re.I)
-_FIELD = re.compile(r"\b(?:its|the|their|a|an)\s+([a-z_][\w.]*)\s+(?:field|value|key|property|attribute|list|array)\b",
-                    re.I)
+_FIELD = re.compile(r"\b(?:its|the|their|a|an)\s+([a-z_][\w.]*)\s+(?:field|value|key|property|attribute)\b"
+                    r"|\b(?:its|the|their)\s+([a-z_][\w.]*)\s+(?:list|array)\b", re.I)
 _FIELD_QUOTED = re.compile(r"\bfield\s+['\"`]([a-z_][\w.]*)['\"`]", re.I)
 _FILENAME = re.compile(r"\b([\w-]+\.(?:txt|json|md|csv|png|jpg|jpeg|wav|mp4|mp3|html))\b", re.I)
-_FORMAT = re.compile(r"\bas (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4)\b(?: file)?", re.I)
+_FORMAT = re.compile(r"\bas (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4)\b(?: file)?"
+                     r"|\b(?:to|into|in) (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4) file\b", re.I)
 _QUOTED = re.compile(r"(?:^|[\s(:])['\"“‘]([^'\"”’]{2,80})['\"”’]")
 _STYLES = re.compile(r"\b(?:in|as)\s+(?:a\s+|an\s+)?([a-z]+(?:\s[a-z]+)?)\s+style\b", re.I)
 _PER_ITEM_LEAD = re.compile(r"^(?:for\s+)?(?:each|every|per)\b", re.I)
@@ -65,7 +68,9 @@ _SPLIT = re.compile(
         "give", "grab", "have", "join", "keep", "let", "list", "make", "merge", "multiply", "narrate", "notify",
         "overlay", "pull", "post", "produce", "put", "read", "render", "resize", "return", "rewrite", "save",
         "send", "speak", "stitch", "store", "summarise", "summarize", "take", "tell", "translate", "turn", "use",
-        "write", "each", "every", "the", "one", "post", "publish")) + r")\b)"
+        "write", "each", "every", "the", "one", "post", "publish", "review", "design", "illustrate", "sketch", "scrape",
+        "parse", "rank", "shrink", "crop", "watermark", "stamp", "explain", "describe", "prepare", "upload",
+        "localise", "localize", "announce", "draw", "paint", "ping", "export", "attach", "scale", "overlay")) + r")\b)"
     r"|\s+and\s+(?=(?:also\s+)?(?:then\s+)?(?:" + "|".join((
         "add", "assemble", "classify", "collect", "combine", "convert", "create", "critique", "edit", "extract",
         "format", "generate", "give", "grab", "join", "keep", "make", "merge", "multiply", "narrate", "notify",
@@ -75,7 +80,9 @@ _SPLIT = re.compile(
         "compose", "draw", "paint", "scale", "crop", "gather", "label",
         "condense", "describe", "query", "submit", "restyle", "proofread", "polish", "rephrase", "reword", "ping",
         "compute", "calculate", "measure", "attach", "shorten", "fetch", "download", "call", "store", "export",
-        "narrate", "voice")) + r")\b)",
+        "narrate", "voice", "review", "design", "illustrate", "sketch", "scrape", "parse", "rank", "shrink",
+        "watermark", "stamp", "explain", "prepare", "localise", "localize", "announce", "animate", "dub", "push",
+        "forward", "deliver")) + r")\b)",
     re.I,
 )
 #: a piece with none of these (nor a subject of its own) continues the clause before it: "get the name, the price
@@ -118,6 +125,9 @@ def read_slots(text: str) -> dict[str, Any]:
     sizes = [(int(w), int(h)) for w, h in _SIZE.findall(text)]
     lowered = text.lower()
     for word, size in ASPECTS.items():
+        if word in _NOUN_ASPECTS and re.search(
+                rf"\b(?:my|your|our|his|her|this|the|a)\s+{word}s?\b(?!\s+(?:format|mode|version|size))", lowered):
+            continue  # "my portrait" is a picture, not a format
         if re.search(rf"(?<![\w:]){re.escape(word)}(?![\w:])", lowered) and size not in sizes:
             sizes.append(size)
     if sizes:
@@ -141,14 +151,17 @@ def read_slots(text: str) -> dict[str, Any]:
     tones = [tone for tone in TONES if re.search(rf"\b{tone}\b", lowered)]
     if tones:
         slots["tone"] = tones
-    fields = [m for m in _FIELD.findall(text) if m.lower() not in {"same", "first", "whole", "new", "json", "items"}]
+    # "the model list(s) ...": a subject, not a field
+    not_fields = {"same", "first", "whole", "new", "json", "items", "model", "llm", "ai", "assistant"}
+    fields = [m for pair in _FIELD.findall(text) for m in pair if m and m.lower() not in not_fields]
     fields += _FIELD_QUOTED.findall(text)
     if fields:
         slots["field"] = list(dict.fromkeys(fields))
     if filename := _FILENAME.search(text):
         slots["filename"] = filename.group(1)
     elif fmt := _FORMAT.search(text):
-        extension = {"jpeg": "jpg", "markdown": "md", "text": "txt"}.get(fmt.group(1).lower(), fmt.group(1).lower())
+        named = (fmt.group(1) or fmt.group(2)).lower()
+        extension = {"jpeg": "jpg", "markdown": "md", "text": "txt"}.get(named, named)
         slots["filename"] = f"result.{extension}"
     if quoted := _QUOTED.search(text):
         slots["text"] = quoted.group(1)

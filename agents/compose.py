@@ -72,8 +72,28 @@ _LEAD_IN = re.compile(r"^(?:(?:and|then|also|finally|first|next|please|now)\s+)*
                       r"the\s+(?:language\s+)?model\s+(?:to\s+|for\s+)?|the\s+(?:language\s+)?model\s+(?:should\s+)?)?",
                       re.I)
 _CONTEXT = re.compile(r"^(?:i|we)\s*(?:'ll|'ve|\s+will|\s+have|\s+only have|\s+got|\s+am|'m)\b"
-                      r"|^(?:there|here)(?:'s|\s+is|\s+are)\b",
+                      r"|^(?:there|here)(?:'s|\s+is|\s+are)\b"
+                      # "tell me the HTTP status": an output of the request, no step of its own
+                      r"|^(?:and\s+)?(?:also\s+)?(?:tell|show|give|return|report)\s+(?:me\s+)?(?:back\s+)?(?:the|its)\s+"
+                      r"(?:http\s+|response\s+)?(?:status(?:\s+code)?|headers)(?:\s+as\s+well|\s+too)?$"
+                      # "give me back both the outline and the intro": what to return, already made
+                      r"|^(?:and\s+)?(?:please\s+)?(?:give|hand|send|return)\s+(?:me\s+)?(?:back\s+)?(?:both|all)\b"
+                      r"(?!.*\b(?:join|joined|combine|combined|merge|merged|concatenat\w*)\b)",
                       re.I)
+#: "I want to A/B test ad headlines": a purpose that names no capability is no step (when no cue matches)
+_PURPOSE = re.compile(r"^(?:i|we)\s+(?:want|need|would like|'d like)\s+to\s+(?!(?:make|create|generate|write|translate|"
+                      r"summari[sz]e|turn|get|fetch|build|post|send|save|draw|design|draft|render|call|download|scrape|"
+                      r"produce|have|let|ask|put|add|resize|crop|edit|read|speak|narrate|record|list|compose)\b)", re.I)
+#: "turn the summary into speech": what follows "into" is asked for, what comes before it is the input
+_TURN_INTO = re.compile(r"^(?:(?:and|then|also|finally|next|please|now)\s+)*(?:turn|convert|transform|change|make)\b"
+                        r"(?:(?!\binto\b).)*?\binto\b", re.I)
+#: "for every product, write ...", "resize every photo": the clause works on each item of a list
+_PER_ITEM = re.compile(r"^(?:(?:and|then|also|please|now)\s+)*(?:for\s+)?(?:each|every|per)\b"
+                       r"|\b(?:for (?:each|every)|per)\s+(?!(?:morning|day|week|month|hour|minute|time|night|year)\b)"
+                       r"|^(?:(?:and|then|also|please|now)\s+)*[a-z]+\s+(?:each|every|all(?: of)? (?:the|my|our))\s+"
+                       r"(?!(?:morning|day|week|month|hour|minute|time|night|year)\b)", re.I)
+#: what the recipe that maps over items adds in such a clause
+PER_ITEM_WEIGHT = 0.2
 _BACK_WIRE = re.compile(r"\b(it|its|that|this|them|from (the|my|a|that)|the (prompt|description|text|headline|"
                         r"result)|prompt)\b", re.I)
 
@@ -90,7 +110,7 @@ _NAMED_KINDS = [
     (re.compile(r"\b(audio|recording|speech|narration|voice-?over|sound|mp3|wav)\b", re.I), ("audio",)),
     (re.compile(r"\b(image|picture|photo|card|poster|banner|thumbnail|png|jpe?g)s?\b", re.I), ("image", "images")),
     (re.compile(r"\b(video|clip|movie|slideshow|mp4)s?\b", re.I), ("video", "videos")),
-    (re.compile(r"\b(json|data|report|object|response|results|variants)\b", re.I), ("json",)),
+    (re.compile(r"\b(json|data|report|object|response|results|variants)\b", re.I), ("json", "texts")),
 ]
 
 
@@ -236,13 +256,21 @@ def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Se
             step.lead = _lead_words(clause.text, hits[0]) <= LEAD_WORDS
             scored.append(step)
     if not scored:
+        if _PURPOSE.match(clause.text):
+            return [[]]
         best = max(recipes, key=lambda r: similarity.get(r.name, 0.0), default=None)
         if best is None or similarity.get(best.name, 0.0) < SIMILARITY_FLOOR:
             return [[]]
         return [[Step(best, clause.index, score=similarity[best.name], lead=True)]]
     earliest = min(step.position for step in scored)
+    turn = _TURN_INTO.match(clause.text)
     for step in scored:
         step.lead = step.lead and step.position == earliest
+        if turn is not None:  # "turn the summary into speech": the target, within a few words of "into"
+            gap = len(clause.text[turn.end():step.position].split())
+            step.lead = step.position >= turn.end() and gap <= LEAD_WORDS + 1
+        if _PER_ITEM.search(clause.text) and "control.map" in step.recipe.node_types:
+            step.score += PER_ITEM_WEIGHT
     by_group: dict[str, list[Step]] = {}
     for step in sorted(scored, key=lambda s: -s.score):
         by_group.setdefault(step.recipe.group, []).append(step)
@@ -275,7 +303,7 @@ def _type_fit(steps: Sequence[Step]) -> float:
 
 
 def choose_steps(clauses: Sequence[Clause], similarity: Sequence[Mapping[str, float]],
-                 recipes: Sequence[Recipe]) -> list[Step]:
+                 recipes: Sequence[Recipe], request: str = "") -> list[Step]:
     """One or more recipes per clause, chosen by a beam search over the clauses' alternatives."""
     beam: list[tuple[float, list[Step]]] = [(0.0, [])]
     for clause, similar in zip(clauses, similarity, strict=True):
@@ -289,7 +317,8 @@ def choose_steps(clauses: Sequence[Clause], similarity: Sequence[Mapping[str, fl
         grown.sort(key=lambda item: -(item[0] + TYPE_FIT_WEIGHT * _type_fit(item[1])))
         beam = grown[:BEAM_WIDTH]
     best = max(beam, key=lambda item: item[0] + TYPE_FIT_WEIGHT * _type_fit(item[1]))
-    return in_data_flow_order(without_covered(without_repeats(best[1]), clauses), clauses)
+    steps = without_headline(without_references(without_repeats(best[1]), clauses), clauses, request)
+    return in_data_flow_order(without_covered(steps, clauses), clauses)
 
 
 def _makes(step: Step, clauses: Sequence[Clause]) -> set[str]:
@@ -347,17 +376,50 @@ def without_covered(steps: Sequence[Step], clauses: Sequence[Clause]) -> list[St
     return kept
 
 
+_DEFINITE = re.compile(r"\b(?:the|that|this|these|those|its|their)\s+$", re.I)
+
+
+def without_references(steps: Sequence[Step], clauses: Sequence[Clause]) -> list[Step]:
+    """A step that a clause only names as something already made ("turn the digest into speech" after "write
+    a digest", "save the summary") is no step of its own: dropped when it does not lead its clause, its cue
+    follows "the / that / its", another step leads its clause, and an earlier step makes the same kind."""
+    texts = {clause.index: clause.text for clause in clauses}
+    kept: list[Step] = []
+    for step in steps:
+        before = texts.get(step.clause, "")[:step.position]
+        if (not step.lead and _DEFINITE.search(before) and kept
+                and any(s.lead and s.clause == step.clause for s in steps)
+                and any(s.recipe.produces == step.recipe.produces and s.clause < step.clause for s in kept)):
+            continue
+        kept.append(step)
+    return kept
+
+
 def without_repeats(steps: Sequence[Step]) -> list[Step]:
     """A recipe named in several clauses is one step: where a clause asks for it (its cue leads the clause),
     else at its last mention; an overview ("a narrated video ...") and a later mention ("the summary") name
     what another clause makes."""
     kept: list[Step] = []
-    for number, step in enumerate(steps):
+    for step in steps:
         same = [s for s in steps if s.recipe.name == step.recipe.name]
         if len(same) == 1 or step.lead or (not any(s.lead for s in same) and step is same[-1]):
             kept.append(step)
-        del number
     return kept
+
+
+def without_headline(steps: Sequence[Step], clauses: Sequence[Clause], request: str) -> list[Step]:
+    """A first sentence that names the whole product ("Make a poster for an event. ... generate a matching
+    picture ...") is a headline: its single step is dropped when a later clause leads with the same recipe."""
+    if len(clauses) < 3:
+        return list(steps)
+    first = clauses[0]
+    end = first.start + len(first.text)
+    own = [s for s in steps if s.clause == first.index]
+    if len(own) != 1 or request[end:end + 1] not in (".", ":"):
+        return list(steps)
+    if any(s.recipe.name == own[0].recipe.name and s.lead and s.clause > first.index for s in steps):
+        return [s for s in steps if s is not own[0]]
+    return list(steps)
 
 
 # -- slots ---------------------------------------------------------------------------------------
@@ -651,7 +713,7 @@ def compose(request: str, catalog: NodeCatalog, *, index: RecipeIndex | None = N
             steps.append(Step(recipe, best_clause.index, {**dict(given.slots), "__read__": read}, closeness))
         example_name = example.request
     else:
-        steps = choose_steps(clauses, similarity[1:], recipes)
+        steps = choose_steps(clauses, similarity[1:], recipes, request)
         for step in steps:
             step.slots["__read__"] = clauses[step.clause].slots
     for step in steps:

@@ -33,6 +33,8 @@ _TEXT_SLOT = re.compile(r"@([a-z_]+)@")
 _NODE_TYPE = re.compile(r"\b([a-z]+\.[a-z_]+)\(")
 _FIELD_AFTER = re.compile(r"\s+(field|key|property|attribute)\b", re.I)
 _MAP_NODE = re.compile(r'node="([a-z]+\.[a-z_]+)"')
+#: quoted text ("a card that says 'Save More'") is what to show, not what to do
+_QUOTED_SPAN = re.compile(r"(?:^|(?<=[\s(:]))(['\"“‘])[^'\"”’]{2,80}['\"”’]")
 
 
 class RecipeError(NodeloomError):
@@ -68,6 +70,7 @@ class Recipe:
 
     def cue_hits(self, text: str) -> list[int]:
         """Where the recipe's cues match `text` (start offsets); empty when they do not (or an avoid cue does)."""
+        text = _QUOTED_SPAN.sub(lambda m: " " * len(m.group(0)), text)
         if any(pattern.search(text) for pattern in self.avoid):
             return []
         # a cue word that names a JSON field ("its summary field") names no capability

@@ -194,3 +194,73 @@ def test_a_template_variable_is_named_for_what_feeds_it(registry: NodeRegistry) 
     template = next(n for n in document["nodes"].values() if n["type"] == "text.template")
     assert "{{ body }}" in template["inputs"]["template"]
     assert document["nodes"][template["inputs"]["body"]["node"]]["type"] == "http.request"
+
+
+def _chosen(request: str) -> list[str]:
+    """The recipes the clause-by-clause composition chooses (example workflows left out)."""
+    from nodeloom.agents.compose import RecipeIndex, choose_steps
+
+    index = RecipeIndex.get()
+    clauses = split_clauses(request)
+    similarity, _ = index.similarities([c.text for c in clauses])
+    return [step.recipe.name for step in choose_steps(clauses, similarity, index.recipes, request)]
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    ["Design a logo for a tea shop", "Sketch a mascot for a chess club", "Mock up a tote bag on a stool",
+     "Paint a watercolour of a canal boat", "Give me three variations of a bike shop icon",
+     "Picture of a hedgehog in a teacup"],
+)
+def test_a_picture_asked_for_without_the_word_image_is_generated(request_text: str) -> None:
+    assert _chosen(request_text) == ["generate_image"]
+
+
+def test_a_thumbnail_of_a_made_video_is_a_frame_and_one_for_a_topic_is_generated() -> None:
+    assert _chosen("Stitch the rehearsal clips together and give me a thumbnail of it") == [
+        "concat_videos", "thumbnail"]
+    assert _chosen("Generate a thumbnail for a cooking video about dumplings") == ["generate_image"]
+
+
+def test_text_asked_for_with_create_or_plan_is_written_not_drawn() -> None:
+    assert _chosen("Prepare a packing checklist for a sailing trip") == ["write_text"]
+    assert _chosen("Create an avatar of a robot barista") == ["generate_image"]
+
+
+def test_quoted_text_names_no_capability() -> None:
+    assert _chosen("Paint a harbour at dawn and add the words 'Save the Date' at the top") == [
+        "generate_image", "overlay_text"]
+
+
+def test_turning_a_named_text_into_speech_speaks_it_and_makes_it_once() -> None:
+    assert _chosen("Summarise the minutes, then turn the summary into speech") == ["summarize", "speak"]
+
+
+def test_each_or_every_item_maps_over_the_list() -> None:
+    assert _chosen("For every dish on the menu, write a one-line description") == ["llm_per_item"]
+    assert _chosen("Resize every snapshot in the album to 640x640") == ["resize_each"]
+
+
+def test_an_output_statement_asks_for_no_step_of_its_own() -> None:
+    assert _chosen("Call the fleet API, save the answer to fleet.json and tell me the HTTP status") == [
+        "fetch_json", "save_file"]
+
+
+def test_tool_wordings_fetch_store_and_send() -> None:
+    assert _chosen("Download the CSV at a link and store it as prices.csv") == ["fetch_page", "save_file"]
+    assert _chosen("Send the booking details to the hotel's reservation API") == ["post_api"]
+    assert _chosen("Let our Discord channel know the build is green") == ["post_webhook"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("retouch my portrait", {}),
+        ("save the list to a JSON file", {"filename": "result.json"}),
+        ("have the model list four tips", {"count": 4}),
+    ],
+)
+def test_slot_rules_skip_nouns_that_look_like_slots(text: str, expected: dict[str, object]) -> None:
+    slots = read_slots(text)
+    assert {k: v for k, v in slots.items() if k not in ("size", "width", "height")} == expected
+    assert ("width" in slots) == ("width" in expected)
