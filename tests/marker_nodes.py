@@ -11,6 +11,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from nodeloom.core import Float, Graph, NodeContext, RetryPolicy, node
 from nodeloom.core.errors import NodeExecutionError
@@ -109,3 +110,27 @@ def arithmetic_and_text_graph() -> Graph:
     g.output("total", total["result"])
     g.output("line", line["text"])
     return g
+
+
+def review_graph(folder: Path, timeout: float = 0, on_timeout: str = "reject", side: bool = False) -> dict[str, Any]:
+    """count -> draft -> approve -> final: the text a person approves, and what follows it; with
+    `side`, a marker node that does not depend on the approval (it finishes while the run waits)."""
+    where = str(folder)
+    graph: dict[str, Any] = {
+        "name": "review",
+        "nodes": {
+            "count": {"type": "marker.mark", "inputs": {"folder": where, "label": "count", "value": 3}},
+            "draft": {"type": "text.template",
+                      "inputs": {"template": "Buy {{ n }} now", "n": {"node": "count", "output": "value"}}},
+            "approve": {"type": "control.approve",
+                        "inputs": {"value": {"node": "draft", "output": "text"}, "message": "check the wording",
+                                   "timeout": timeout, "on_timeout": on_timeout}},
+            "final": {"type": "text.template",
+                      "inputs": {"template": "{{ t }}!", "t": {"node": "approve", "output": "value"}}},
+        },
+        "outputs": {"text": {"node": "final", "output": "text"}},
+    }
+    if side:
+        graph["nodes"]["side"] = {"type": "marker.mark", "inputs": {"folder": where, "label": "side", "value": 2}}
+        graph["outputs"]["side"] = {"node": "side", "output": "value"}
+    return graph

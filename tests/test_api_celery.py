@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from marker_nodes import MODULE as MARKERS
-from marker_nodes import markers
+from marker_nodes import markers, review_graph
 from processes import ApiServer, cli_env, create_key, spawn, stop
 
 from nodeloom.api.client import Client
@@ -132,31 +132,11 @@ def test_a_restarted_api_follows_runs_the_workers_kept_running(deployment: Deplo
         assert seqs == list(range(1, len(seqs) + 1))
 
 
-def _review(folder: Path) -> dict[str, Any]:
-    """count -> draft -> approve -> final, and `side`, which does not depend on the approval; the
-    marker nodes leave a file per execution on the worker."""
-    where = str(folder)
-    return {
-        "name": "review",
-        "nodes": {
-            "count": {"type": "marker.mark", "inputs": {"folder": where, "label": "count", "value": 3}},
-            "draft": {"type": "text.template",
-                      "inputs": {"template": "Buy {{ n }} now", "n": {"node": "count", "output": "value"}}},
-            "approve": {"type": "control.approve",
-                        "inputs": {"value": {"node": "draft", "output": "text"}, "message": "check the wording"}},
-            "final": {"type": "text.template",
-                      "inputs": {"template": "{{ t }}!", "t": {"node": "approve", "output": "value"}}},
-            "side": {"type": "marker.mark", "inputs": {"folder": where, "label": "side", "value": 2}},
-        },
-        "outputs": {"text": {"node": "final", "output": "text"}, "side": {"node": "side", "output": "value"}},
-    }
-
-
 def test_a_run_waits_for_approval_on_the_workers_survives_an_api_restart_and_goes_on_without_rerunning(
     deployment: Deployment, key: str, tmp_path: Path,
 ) -> None:
     with Client(deployment.url, api_key=key) as api:
-        run = api.wait(api.submit(_review(tmp_path)).id, timeout=120)
+        run = api.wait(api.submit(review_graph(tmp_path, side=True)).id, timeout=120)
         assert run.status is RunState.WAITING, f"{run.errors}\n{deployment.logs()}"
         assert {node: info.state for node, info in run.nodes.items()} == {
             "count": "done", "draft": "done", "approve": "waiting", "final": "pending", "side": "done"}
@@ -180,7 +160,7 @@ def test_a_rejection_on_the_workers_fails_the_run_with_the_reason(
     deployment: Deployment, key: str, tmp_path: Path,
 ) -> None:
     with Client(deployment.url, api_key=key) as api:
-        run = api.wait(api.submit(_review(tmp_path)).id, timeout=120)
+        run = api.wait(api.submit(review_graph(tmp_path, side=True)).id, timeout=120)
         assert run.status is RunState.WAITING, f"{run.errors}\n{deployment.logs()}"
         api.reject(run.id, "approve", "too pushy")
         done = api.wait(run.id, timeout=120)

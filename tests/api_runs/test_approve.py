@@ -14,11 +14,10 @@ import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from databases import database_url
-from marker_nodes import MODULE, markers
+from marker_nodes import MODULE, markers, review_graph
 from processes import ApiServer, create_key, nodeloom
 from sqlalchemy import select
 
@@ -26,25 +25,6 @@ from nodeloom.api.client import ApiClientError, AsyncClient, Client
 from nodeloom.api.db import make_engine
 from nodeloom.api.schemas import RunInfo, RunState
 from nodeloom.api.tables import NodeResultRow
-
-
-def review_graph(folder: Path, timeout: float = 0, on_timeout: str = "reject") -> dict[str, Any]:
-    """count -> draft -> approve -> final: the text a person approves, and what follows it."""
-    where = str(folder)
-    return {
-        "name": "review",
-        "nodes": {
-            "count": {"type": "marker.mark", "inputs": {"folder": where, "label": "count", "value": 3}},
-            "draft": {"type": "text.template",
-                      "inputs": {"template": "Buy {{ n }} now", "n": {"node": "count", "output": "value"}}},
-            "approve": {"type": "control.approve",
-                        "inputs": {"value": {"node": "draft", "output": "text"}, "message": "check the wording",
-                                   "timeout": timeout, "on_timeout": on_timeout}},
-            "final": {"type": "text.template",
-                      "inputs": {"template": "{{ t }}!", "t": {"node": "approve", "output": "value"}}},
-        },
-        "outputs": {"text": {"node": "final", "output": "text"}},
-    }
 
 
 def _waiting(api: Client, run_id: str) -> RunInfo:
