@@ -59,6 +59,35 @@ def test_each_role_has_its_own_layout(executor: LocalExecutor) -> None:
         assert difference(a, b) > 20  # same words, different layout and colours
 
 
+@pytest.mark.parametrize(("width", "height", "first", "second"), [
+    (320, 180, (0, 0, 100, 180), (220, 0, 320, 180)),  # landscape: the panel left, then right
+    (180, 320, (0, 0, 180, 100), (0, 220, 180, 320)),  # portrait: the panel on top, then at the bottom
+])
+def test_successive_benefit_cards_mirror_their_panel(
+    executor: LocalExecutor, width: int, height: int, first: tuple[int, ...], second: tuple[int, ...],
+) -> None:
+    common = {"product": "TrailPack 30", "call_to_action": "Order today", "width": width, "height": height}
+    one = card(executor, scene={"role": "benefit", "caption": "Weighs under a kilo", "index": 1}, **common)
+    two = card(executor, scene={"role": "benefit", "caption": "Sheds the rain", "index": 2}, **common)
+
+    def brightness(picture: Image.Image, box: tuple[int, ...]) -> float:
+        return float(ImageStat.Stat(picture.crop(box).convert("L")).mean[0])
+
+    # the panel (coloured gradient) is darker than the light page the caption is written on
+    assert brightness(one, first) < brightness(one, second) - 20
+    assert brightness(two, second) < brightness(two, first) - 20
+
+
+@pytest.mark.parametrize(("product", "expected"), [
+    ("Loom Lamp", "LL"), ("TrailPack 30", "TP"), ("SnapFrame", "SF"), ("Brewly", "B"), ("3D Lens Kit", "LK"),
+    ("", "•"),
+])
+def test_the_monogram_takes_two_initials(product: str, expected: str) -> None:
+    from nodeloom.node_registry.image.drawing import monogram
+
+    assert monogram(product) == expected
+
+
 def test_brand_colours_colour_the_card(executor: LocalExecutor) -> None:
     scene = {"role": "cta", "caption": "Order today", "index": 3}
     red = card(executor, scene=scene, product="X", brand_colors=["#c00000", "#ff4040"], width=200, height=120)

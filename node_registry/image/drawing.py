@@ -277,6 +277,16 @@ def _photo(card: Image.Image, photo: Image.Image | None, box: tuple[int, int, in
     return True
 
 
+def monogram(product: str) -> str:
+    """Two initials of the product's name: of its first two words that start with a letter ("Loom
+    Lamp" → "LL"), or a one-word CamelCase name's capitals ("TrailPack 30" → "TP")."""
+    words = [word for word in product.split() if word[:1].isalpha()]
+    letters = [word[0] for word in words[:2]]
+    if len(letters) == 1:
+        letters += [letter for letter in words[0][1:] if letter.isupper()][:1]
+    return "".join(letters).upper() or "•"
+
+
 def render_scene_card(scene: dict[str, Any], product: str, call_to_action: str, width: int, height: int,
                       brand_colors: list[str], photo: Image.Image | None = None,
                       font: str | None = None) -> Image.Image:
@@ -331,21 +341,31 @@ def render_scene_card(scene: dict[str, Any], product: str, call_to_action: str, 
                   anchor="mm")
     else:
         card = Image.new("RGB", (width, height), palette.light)
-        panel = (0, 0, width, round(height * 0.36)) if portrait else (0, 0, round(width * 0.38), height)
-        panel_card = _gradient((panel[2], panel[3]), palette.primary, palette.secondary, diagonal=index % 2 == 1)
-        card.paste(panel_card, (0, 0))
+        # successive benefit scenes mirror each other (panel left/right, or top/bottom when portrait)
+        flip = index % 2 == 0
+        size = round(height * 0.36) if portrait else round(width * 0.38)
+        if portrait:
+            panel = (0, height - size, width, height) if flip else (0, 0, width, size)
+            text_box = (margin, margin * 2, width - margin, panel[1] - margin) if flip else \
+                (margin, panel[3] + margin, width - margin, height - margin)
+            mark_at = (text_box[0], margin if flip else panel[3] + margin // 3)
+        else:
+            panel = (width - size, 0, width, height) if flip else (0, 0, size, height)
+            text_box = (margin, margin * 2, panel[0] - margin, height - margin) if flip else \
+                (panel[2] + margin, margin * 2, width - margin, height - margin)
+            mark_at = (text_box[0], margin)
+        panel_card = _gradient((panel[2] - panel[0], panel[3] - panel[1]), palette.primary, palette.secondary,
+                               diagonal=index % 2 == 1)
+        card.paste(panel_card, panel[:2])
         _photo(card, photo, panel)
         draw = ImageDraw.Draw(card)
         if photo is None:  # the brand's monogram, not a slide number: a viewer cannot see how many slides there are
             _glow(panel_card, caption, palette.light, strength=0.35)
-            card.paste(panel_card, (0, 0))
-            monogram = "".join(word[0] for word in product.split()[:2]).upper() or "•"
-            draw.text((panel[2] / 2, panel[3] / 2), monogram, font=load_font(round(unit * 0.22), font, bold=True),
+            card.paste(panel_card, panel[:2])
+            draw.text(((panel[0] + panel[2]) / 2, (panel[1] + panel[3]) / 2), monogram(product),
+                      font=load_font(round(unit * 0.22), font, bold=True),
                       fill=_mix(palette.light, palette.primary, 0.25), anchor="mm")
-        text_box = ((margin, panel[3] + margin, width - margin, height - margin) if portrait
-                    else (panel[2] + margin, margin * 2, width - margin, height - margin))
-        draw.text((text_box[0], margin if not portrait else panel[3] + margin // 3), product.upper(),
-                  font=load_font(mark, font, bold=True), fill=palette.primary)
+        draw.text(mark_at, product.upper(), font=load_font(mark, font, bold=True), fill=palette.primary)
         bottom = _text(draw, text_box, caption, headline, palette.dark, font, middle=True)
         draw.rectangle((text_box[0], bottom + margin // 3, text_box[0] + unit // 8, bottom + margin // 3 + unit // 80),
                        fill=palette.secondary)
