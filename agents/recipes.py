@@ -34,6 +34,8 @@ _NODE_TYPE = re.compile(r"\b([a-z]+\.[a-z_]+)\(")
 _FIELD_AFTER = re.compile(r"\s+(field|key|property|attribute)\b", re.I)
 _MAP_NODE = re.compile(r'node="([a-z]+\.[a-z_]+)"')
 #: quoted text ("a card that says 'Save More'") is what to show, not what to do
+#: the most characters of a clause its cues are matched in (a request may be 4 000 characters long)
+CUE_WINDOW = 400
 _QUOTED_SPAN = re.compile(r"(?:^|(?<=[\s(:]))(['\"“‘])[^'\"”’]{2,80}['\"”’]")
 
 
@@ -70,7 +72,9 @@ class Recipe:
 
     def cue_hits(self, text: str) -> list[int]:
         """Where the recipe's cues match `text` (start offsets); empty when they do not (or an avoid cue does)."""
-        text = _QUOTED_SPAN.sub(lambda m: " " * len(m.group(0)), text)
+        # cues are matched within a clause's first CUE_WINDOW characters: several have two open gaps
+        # (`add … title … at the top`), whose cost grows with the cube of the text's length
+        text = _QUOTED_SPAN.sub(lambda m: " " * len(m.group(0)), text[:CUE_WINDOW])
         if any(pattern.search(text) for pattern in self.avoid):
             return []
         # a cue word that names a JSON field ("its summary field") names no capability

@@ -139,3 +139,29 @@ def test_a_node_held_after_a_waiting_one_and_skipped_by_a_branch_is_settled_once
     assert states == {"approve": NodeState.WAITING, "late": NodeState.DONE, "positive": NodeState.DONE,
                       "branch": NodeState.DONE, "both": NodeState.SKIPPED, "neg": NodeState.DONE}
     assert result.outputs == {"neg": -1.0}
+
+
+def test_a_held_join_freed_by_a_branch_runs_and_the_run_settles_after_everything_running(
+    executor: Executor, tmp_path: Path,
+) -> None:
+    # `join` is held behind the waiting approval through `both`; the branch skips `both`, so the join
+    # runs on `other` after all: it must count as unfinished again, or the run settles while `slow` runs
+    where = str(tmp_path)
+    g = Graph("held-join")
+    approve = g.add("control.approve", "approve", value=1.0)
+    late = g.add("marker.mark", "late", folder=where, label="late", value=-1, seconds=0.3)
+    positive = g.add("math.compare", "positive", a=late["value"], b=0, op=">")
+    branch = g.add("control.branch", "branch", condition=positive["result"], value=late["value"])
+    both = g.add("math.add", "both", a=approve["value"], b=branch["true"])
+    other = g.add("marker.mark", "other", folder=where, label="other", value=5)
+    join = g.add("control.first", "join", x=both["result"], y=other["value"])
+    slow = g.add("marker.mark", "slow", folder=where, label="slow", value=7, seconds=1.5)
+    g.output("join", join["value"], optional=True)
+    g.output("slow", slow["value"], optional=True)
+    result = executor.run(g, use_cache=False)
+    assert result.status is RunStatus.WAITING
+    states = {node: record.state for node, record in result.nodes.items()}
+    assert states == {"approve": NodeState.WAITING, "late": NodeState.DONE, "positive": NodeState.DONE,
+                      "branch": NodeState.DONE, "both": NodeState.SKIPPED, "other": NodeState.DONE,
+                      "join": NodeState.DONE, "slow": NodeState.DONE}
+    assert result.outputs == {"join": 5.0, "slow": 7.0}

@@ -264,3 +264,16 @@ def test_slot_rules_skip_nouns_that_look_like_slots(text: str, expected: dict[st
     slots = read_slots(text)
     assert {k: v for k, v in slots.items() if k not in ("size", "width", "height")} == expected
     assert ("width" in slots) == ("width" in expected)
+
+
+def test_cues_are_matched_within_a_clause_window_so_a_long_clause_cannot_stall_drafting() -> None:
+    # several cues have two open gaps (`add … title … at the top`): over a 4 000-character clause
+    # such a pattern took seconds (16 s for "put on put on …"); the window bounds it
+    from nodeloom.agents.recipes import CUE_WINDOW, load_recipes
+
+    translate = load_recipes()["translate"]
+    assert translate.cue_hits("translate the notes into French")
+    padding = "x " * (CUE_WINDOW // 2)
+    assert translate.cue_hits(padding + "translate the notes into French") == []
+    overlay = load_recipes()["overlay_text"]
+    assert overlay.cue_hits("put on " * 570) == []

@@ -101,22 +101,23 @@ local function fail_node(node, error_json)
   maybe_finish()
 end
 -- ready children as a flat list {child, attempt, child, attempt, ...}
+local function make_ready(ready, child)
+  -- a node held after a waiting approval can still become ready (a join whose path through the
+  -- approval was skipped by a branch): it runs, so it counts as unfinished again
+  if redis.call('SREM', key('held'), child) == 1 then redis.call('HINCRBY', base, 'unfinished', 1) end
+  redis.call('SADD', key('outbox'), child)
+  table.insert(ready, child)
+  table.insert(ready, redis.call('HGET', key('try'), child))
+end
 local function release_children(node)
   local ready = {}
   for _, child in ipairs(cjson.decode(redis.call('HGET', key('children'), node))) do
     local left = redis.call('HINCRBY', key('remaining'), child, -1)
     if left == 0 and redis.call('HGET', key('state'), child) == 'pending' then
-      redis.call('SADD', key('outbox'), child)
-      table.insert(ready, child)
-      table.insert(ready, redis.call('HGET', key('try'), child))
+      make_ready(ready, child)
     end
   end
   return ready
-end
-local function make_ready(ready, child)
-  redis.call('SADD', key('outbox'), child)
-  table.insert(ready, child)
-  table.insert(ready, redis.call('HGET', key('try'), child))
 end
 -- the children of a node some of whose outputs did not come (`gone`: a set of output names, or
 -- true when the node was skipped): a child linked to one of those is skipped for the reason

@@ -221,7 +221,17 @@ class LocalRun(FollowedEvents):
             remaining[child] = count
             if not count:
                 ready.append(child)
+        if self.held:
+            self._unhold(ready)
         return ready
+
+    def _unhold(self, ready: list[str]) -> None:
+        """Nodes held after a waiting approval that became ready after all (a join whose path
+        through the approval a branch skipped) run, so they count as unfinished again."""
+        for node_id in ready:
+            if node_id in self.held:
+                self.held.discard(node_id)
+                self.unfinished += 1
 
     # -- running a node (on a lane worker) -----------------------------------------
     def execute(self, node_id: str, lane: Lane) -> str | None:
@@ -414,6 +424,8 @@ class LocalRun(FollowedEvents):
                 self._settled(child_id)
                 self._emit(EventKind.NODE_SKIPPED, child_id, record.finished_at, parent.id, "branch")
                 work.append((child, None))
+        if self.held:
+            self._unhold(ready)
         return ready
 
     def _abandon(self, attempt: _Attempt) -> None:
