@@ -102,6 +102,36 @@ def test_bad_uploads_are_refused_with_a_structured_error(server: ApiServer, run_
         assert error["code"] == code
 
 
+def _png_header_claiming(width: int, height: int) -> bytes:
+    """A small PNG whose header declares `width`x`height`: a decompression bomb's shape, never decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (b"this is text, not a picture", "invalid_image"),
+    (_png_header_claiming(10_000, 10_000), "image_too_large"),  # 100 MP: Pillow only warns at this size
+    (_png_header_claiming(60_000, 60_000), "image_too_large"),  # Pillow itself refuses this one
+])
+def test_an_upload_declared_as_an_image_must_be_a_readable_image_of_a_sane_size(
+    server: ApiServer, run_key: str, body: bytes, code: str,
+) -> None:
+    response = httpx.post(f"{server.url}/v1/artifacts", content=body,
+                          headers={"Authorization": f"Bearer {run_key}", "Content-Type": "image/png"})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == code
+    # the same bytes as a plain file are fine: only what claims to be an image is checked
+    as_file = httpx.post(f"{server.url}/v1/artifacts", content=body,
+                         headers={"Authorization": f"Bearer {run_key}", "Content-Type": "application/octet-stream"})
+    assert as_file.status_code == 201
+
+
 def test_uploading_needs_a_key_with_the_run_scope(server: ApiServer) -> None:
     with Client(server.url, api_key=None) as anonymous, pytest.raises(ApiClientError) as missing:
         anonymous.upload_artifact(b"data", "text/plain")
