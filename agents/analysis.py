@@ -33,7 +33,11 @@ ASPECTS = {
 _NOUN_ASPECTS = ("portrait",)
 _COUNT_NOUNS = (r"(images?|pictures?|photos?|variations?|versions?|scenes?|slides?|cards?|lines?|steps?|items?|"
                 r"ideas?|headlines?|names?|titles?|points?|bullets?|questions?|reasons?|tips?|options?|variants?|"
-                r"shots?|taglines?|tweets?|posts?|sentences?|paragraphs?|frames?|facts?)")
+                r"shots?|taglines?|tweets?|posts?|sentences?|paragraphs?|frames?|facts?|thumbnails?|banners?|posters?|logos?|"
+                r"icons?|stickers?|illustrations?|drawings?|renders?|covers?|backgrounds?|wallpapers?|designs?|mockups?|"
+                r"ads?|adverts?|slogans?|captions?|quotes?|jokes?|emails?|messages?|replies?|descriptions?|summaries?|"
+                r"examples?|suggestions?|concepts?|portraits?|sketches?|paintings?|artworks?|scenarios?|stories?|"
+                r"poems?|haikus?|subject lines?|hashtags?|keywords?|tags?|clips?|panels?)")
 _NUMBER = r"(\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
 _SIZE = re.compile(r"\b(\d{2,5})\s*(?:x|×|by)\s*(\d{2,5})\b", re.I)
 _WIDE = re.compile(r"\b(\d{2,5})\s*(?:px|pixels)?\s*wide\b", re.I)

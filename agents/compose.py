@@ -89,7 +89,8 @@ _TURN_INTO = re.compile(r"^(?:(?:and|then|also|finally|next|please|now)\s+)*(?:t
                         r"(?:(?!\binto\b).)*?\binto\b", re.I)
 #: "for every product, write ...", "resize every photo": the clause works on each item of a list
 _PER_ITEM = re.compile(r"^(?:(?:and|then|also|please|now)\s+)*(?:for\s+)?(?:each|every|per)\b"
-                       r"|\b(?:for (?:each|every)|per)\s+(?!(?:morning|day|week|month|hour|minute|time|night|year)\b)"
+                       r"|\b(?:(?:for|of|on|to|from|in|with) (?:each|every)(?: one of)?|per)\s+"
+                       r"(?!(?:morning|day|week|month|hour|minute|time|night|year)\b)"
                        r"|^(?:(?:and|then|also|please|now)\s+)*[a-z]+\s+(?:each|every|all(?: of)? (?:the|my|our))\s+"
                        r"(?!(?:morning|day|week|month|hour|minute|time|night|year)\b)", re.I)
 #: what the recipe that maps over items adds in such a clause
@@ -226,15 +227,48 @@ class RecipeIndex:
         return self.examples[best], float(scores[best])
 
 
+_FIELD_NOUN = re.compile(r"\b(?:its|their|the)\s+([a-z_][a-z0-9_]*)\b", re.I)
+#: words after "its / the" that name no field of a document
+_NOT_FIELDS = frozenset({"result", "results", "response", "answer", "data", "json", "output", "value", "number", "text",
+                         "document", "page", "api", "same", "first", "last", "whole", "model", "webhook", "file",
+                         "body", "content", "contents", "list", "total", "one", "other", "new", "old", "latest"})
+
+
+def _field_named(clause_text: str) -> str | None:
+    """The field a clause names without saying "field": "multiply its price by 1.2" takes `price`."""
+    for match in _FIELD_NOUN.finditer(clause_text):
+        word = match.group(1).lower()
+        if word not in _NOT_FIELDS:
+            return word
+    return None
+
+
 def _fits(produced: str, accepted: str) -> bool:
     return produced in _DIRECT[accepted]
 
 
 # -- choosing steps ------------------------------------------------------------------------------
 
-def is_context(text: str) -> bool:
-    """Whether a clause only sets the scene ("I have a photo of ...", "There's an API that ...")."""
-    return bool(_CONTEXT.match(text))
+#: "Take my podcast transcript", "Using the product sheet": a clause that only names its input
+_INPUT_ONLY = re.compile(r"^(?:(?:first|so|ok|okay)\s*,?\s+)?(?:take|use|using|given|start(?:ing)?\s+(?:with|from)|"
+                         r"here(?:'s|\s+is|\s+are))\s+(?:my|our|the|this|these|that|those|a|an|some|your)\s+"
+                         r"[\w'-]+(?:\s+[\w'-]+){0,5}$", re.I)
+#: a verb after the first word: "use the model to write a poem" asks for a step
+_ACTION_INSIDE = re.compile(r"\b(?:to|and)\s+\w+|\b(?:write|make|create|generate|turn|render|build|resize|speak|read|"
+                            r"save|send|post|translate|summari[sz]e|fetch|draw|narrate)\b", re.I)
+#: "collect the results", "return them": what the steps made is the answer, no step of its own
+_RESULTS_ONLY = re.compile(r"^(?:(?:and|then|finally)\s+)*(?:collect|gather|return|output|give\s+me|hand\s+me|keep|"
+                           r"show\s+me)\s+(?:all\s+)?(?:of\s+)?(?:the\s+|those\s+)?(?:results?|answers?|outputs?|them|everything)"
+                           r"(?:\s+(?:back|in\s+a\s+list|as\s+a\s+list))?$", re.I)
+
+
+def is_context(text: str, first: bool = False) -> bool:
+    """Whether a clause only sets the scene ("I have a photo of ...", "There's an API that ..."), only asks for
+    what the other steps make ("collect the results") or, as the request's first clause, only names its input
+    ("Take my podcast transcript"; later, "take the items list" picks a part of what was made)."""
+    if _CONTEXT.match(text) or _RESULTS_ONLY.match(text):
+        return True
+    return first and bool(_INPUT_ONLY.match(text)) and not _ACTION_INSIDE.search(text.split(None, 1)[-1])
 
 
 def _lead_words(text: str, position: int) -> int:
@@ -246,7 +280,7 @@ def _lead_words(text: str, position: int) -> int:
 
 def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Sequence[Recipe]) -> list[list[Step]]:
     """The alternatives for one clause: each a list of steps (one per capability group), best first."""
-    if is_context(clause.text):
+    if is_context(clause.text, first=clause.index == 0):
         return [[]]
     scored: list[Step] = []
     for recipe in recipes:
@@ -264,21 +298,27 @@ def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Se
         return [[Step(best, clause.index, score=similarity[best.name], lead=True)]]
     earliest = min(step.position for step in scored)
     turn = _TURN_INTO.match(clause.text)
+    per_item = bool(_PER_ITEM.search(clause.text))
     for step in scored:
         step.lead = step.lead and step.position == earliest
         if turn is not None:  # "turn the summary into speech": the target, within a few words of "into"
             gap = len(clause.text[turn.end():step.position].split())
             step.lead = step.position >= turn.end() and gap <= LEAD_WORDS + 1
-        if _PER_ITEM.search(clause.text) and "control.map" in step.recipe.node_types:
+        if per_item and "control.map" in step.recipe.node_types:
             step.score += PER_ITEM_WEIGHT
     by_group: dict[str, list[Step]] = {}
-    for step in sorted(scored, key=lambda s: -s.score):
+    # "for each review, classify the sentiment": where the words ask for the work per item, a recipe of the
+    # group that maps over the items comes before the one that works on a single text, whatever the cosines
+    for step in sorted(scored, key=lambda s: (-(per_item and "control.map" in s.recipe.node_types), -s.score)):
         by_group.setdefault(step.recipe.group, []).append(step)
     primary = [steps[0] for steps in by_group.values()]
     options = [primary]
     # the runner-up of the clause's strongest group, as an alternative
     strongest = max(by_group.values(), key=lambda steps: steps[0].score)
     for runner_up in strongest[1:ALTERNATIVES]:
+        if per_item and "control.map" in strongest[0].recipe.node_types and \
+                "control.map" not in runner_up.recipe.node_types:
+            continue
         if strongest[0].score - runner_up.score < 0.12:
             options.append([runner_up if s is strongest[0] else s for s in primary])
     return [sorted(option, key=lambda s: (_FLOW.get(s.recipe.group, 2), s.position)) for option in options]
@@ -317,7 +357,7 @@ def choose_steps(clauses: Sequence[Clause], similarity: Sequence[Mapping[str, fl
         grown.sort(key=lambda item: -(item[0] + TYPE_FIT_WEIGHT * _type_fit(item[1])))
         beam = grown[:BEAM_WIDTH]
     best = max(beam, key=lambda item: item[0] + TYPE_FIT_WEIGHT * _type_fit(item[1]))
-    steps = without_headline(without_references(without_repeats(best[1]), clauses), clauses, request)
+    steps = without_headline(without_references(without_repeats(best[1], clauses), clauses), clauses, request)
     return in_data_flow_order(without_covered(steps, clauses), clauses)
 
 
@@ -395,13 +435,21 @@ def without_references(steps: Sequence[Step], clauses: Sequence[Clause]) -> list
     return kept
 
 
-def without_repeats(steps: Sequence[Step]) -> list[Step]:
+_EACH_OF = re.compile(r"\b(?:each|every|the|that|this|those|these|its|their)\s+$", re.I)
+
+
+def without_repeats(steps: Sequence[Step], clauses: Sequence[Clause] = ()) -> list[Step]:
     """A recipe named in several clauses is one step: where a clause asks for it (its cue leads the clause),
     else at its last mention; an overview ("a narrated video ...") and a later mention ("the summary") name
-    what another clause makes."""
+    what another clause makes, and so does a later mention of what the first made ("write a storyboard of 4
+    scenes, render each scene": the scenes are the storyboard's)."""
+    texts = {clause.index: clause.text for clause in clauses}
     kept: list[Step] = []
     for step in steps:
         same = [s for s in steps if s.recipe.name == step.recipe.name]
+        if (step is not same[0] and same[0].lead and step.clause != same[0].clause
+                and _EACH_OF.search(texts.get(step.clause, "")[:step.position])):
+            continue
         if len(same) == 1 or step.lead or (not any(s.lead for s in same) and step is same[-1]):
             kept.append(step)
     return kept
@@ -448,8 +496,8 @@ def step_slots(recipe: Recipe, clause_text: str, read: Mapping[str, Any]) -> lis
         slots["durations"] = [round(float(read["seconds"]) / max(int(read.get("count", 1)), 1), 2)]
     if recipe.name == "edit_image" and "style" not in read:
         target = re.search(r"\b(?:into|as|like)\s+(.+)$", clause_text, re.I)
-        if target:
-            slots["style"] = target.group(1)
+        # "make the photo black and white": the clause itself says what the picture should become
+        slots["style"] = target.group(1) if target else clause_text
     if recipe.name == "classify":
         labels = re.search(r"\bas\s+([\w-]+(?:,\s*[\w-]+)*,?\s+or\s+[\w-]+)", clause_text, re.I)
         if labels:
@@ -566,7 +614,8 @@ class _Assembler:
                 node_id = self._node_id("first" if path == "0" else "items")
                 inputs: dict[str, Any] = {
                     "data": dict(made.ref),
-                    "path": path or made.field or path_field or ("items" if kind == "texts" else "value")}
+                    "path": path or made.field or path_field or _field_named(clause_text)
+                    or ("items" if kind == "texts" else "value")}
                 if not path:  # a guessed field name gives null, not a failed run
                     inputs["missing_ok"] = True
                 self.document["nodes"][node_id] = {"type": "json.extract", "inputs": inputs}
@@ -695,6 +744,17 @@ def assemble(steps: Sequence[Step], clauses: Sequence[Clause], catalog: NodeCata
     return assembler.graph(), nodes
 
 
+#: recipes that only join two others (a picture out of a list, a field out of a document): an example's step of
+#: these needs no words of its own in the request
+_CONNECTORS = frozenset({"first_image", "extract_field", "parse_json", "make_object", "field_per_item"})
+
+
+def _named(recipe: Recipe, clauses: Sequence[Clause]) -> bool:
+    """Whether some clause names the recipe by a cue: "Translate the menu into Italian" is close to the example
+    "... into Italian and read it aloud", but asks for no speech."""
+    return recipe.name in _CONNECTORS or any(recipe.cue_hits(clause.text) for clause in clauses)
+
+
 def compose(request: str, catalog: NodeCatalog, *, index: RecipeIndex | None = None) -> Composition:
     """Compose a graph for `request` from the recipe library (see the module docstring)."""
     index = index if index is not None else RecipeIndex.get()
@@ -704,7 +764,8 @@ def compose(request: str, catalog: NodeCatalog, *, index: RecipeIndex | None = N
     example, closeness = index.nearest_example(vectors[0])
     example_name: str | None = None
     available = {recipe.name: recipe for recipe in recipes}
-    if example is not None and closeness >= EXAMPLE_THRESHOLD and all(s.recipe in available for s in example.steps):
+    if (example is not None and closeness >= EXAMPLE_THRESHOLD and all(s.recipe in available for s in example.steps)
+            and all(_named(available[s.recipe], clauses) for s in example.steps)):
         read = read_slots(request)
         steps: list[Step] = []
         for given in example.steps:

@@ -101,6 +101,24 @@ def test_fetch_extract_rewrite_post_is_one_chain(registry: NodeRegistry) -> None
         ("Summarize the article at a URL and post the summary to our Slack webhook.",
          {"http.request": 1, "text.template": 1, "llm.chat": 1, "json.object": 1, "webhook.post": 1},
          {("http.request", "text", "text.template"), ("llm.chat", "text", "json.object")}, {}),
+        # the work is asked per item: a map over the items, whatever recipe is closest for one text
+        ("For every support ticket in the export, classify its urgency.", {"control.map": 1}, set(),
+         {"control.map": {"node": "llm.chat"}}),
+        # close to a library example that also reads aloud, but nothing asks for speech
+        ("Translate the menu into Italian.", {"text.template": 1, "llm.chat": 1}, set(), {}),
+        # "its price" names the field without saying "field"
+        ("Get the product JSON from the store API, multiply its price by 1.2 and post the result to our webhook.",
+         {"http.request": 1, "json.extract": 1, "math.multiply": 1, "json.object": 1, "webhook.post": 1},
+         {("http.request", "json", "json.extract"), ("json.extract", "value", "math.multiply"),
+          ("math.multiply", "result", "json.object")}, {"json.extract": {"path": "price"}}),
+        # the edit's prompt is what the clause asks the picture to become
+        ("Make the photo black and white and shrink it to 800 pixels wide.",
+         {"image.pipeline": 1, "image.edit": 1, "image.resize": 1}, {("image.edit", "image", "image.resize")},
+         {"image.edit": {"prompt": "Make the photo black and white"}, "image.resize": {"width": 800}}),
+        ("Combine intro.mp4 and outro.mp4 into one video.", {"video.concat": 1}, set(), {}),
+        ("Scrape the team page of our website and list every person's name and role as JSON.",
+         {"http.request": 1, "text.template": 1, "llm.structured": 1}, {("http.request", "text", "text.template")},
+         {}),
     ],
 )
 def test_known_requests_give_the_right_graphs(
@@ -126,6 +144,17 @@ def test_every_draft_says_which_nodes_serve_each_clause_and_which_slots_it_read(
     assert clauses[1]["slots"]["width"] == 1200 and "resize_image" in clauses[1]["recipes"]
     for clause in clauses:
         assert set(clause["nodes"]) <= set(answer["graph"]["nodes"]) and clause["nodes"]
+
+
+def test_a_clause_that_only_names_the_input_or_the_results_is_no_step(registry: NodeRegistry) -> None:
+    result = draft("Take my podcast transcript, summarise it, and read the summary aloud.", registry=registry)
+    assert result.graph is not None
+    assert _types(result.graph) == Counter({"text.template": 1, "llm.chat": 1, "audio.speak": 1})
+    assert result.unserved == ["Take my podcast transcript"]
+    result = draft("Classify the sentiment of every review in the list, then collect the results.",
+                   registry=registry)
+    assert result.graph is not None and _types(result.graph) == Counter({"control.map": 1})
+    assert result.unserved == ["collect the results"]
 
 
 def test_a_clause_nothing_serves_is_named(registry: NodeRegistry) -> None:
