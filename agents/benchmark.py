@@ -1,9 +1,10 @@
 """The drafting benchmark: draft every case, score it against its reference graph, run it.
 
 The cases live in splits, one folder each under `bench/drafting/`: `dev` (the cases the
-drafter is tuned on), `heldout` (requests written before any tuning, never tuned on) and
-`edits`. A dev or held-out case is a JSON file `{"id", "category", "length", "request",
-"reference"}`; an edit case is `{"id", "category": "edit", "base", "instruction",
+drafter is tuned on), `validation` (fresh requests in other domains, written after tuning on
+dev began; tuned on like dev), `heldout` (requests written before any tuning, never tuned on)
+and `edits`. A dev, validation or held-out case is a JSON file `{"id", "category", "length",
+"request", "reference"}`; an edit case is `{"id", "category": "edit", "base", "instruction",
 "reference"}`: the runner drafts with `base=` and scores the edited graph against the
 reference. For each case the runner drafts a graph, scores it with `agents.metrics`
 (validity, node- and edge-level precision, recall and F1, the loose edge F1 beside the strict
@@ -48,7 +49,7 @@ from nodeloom.node_registry import NodeRegistry, default_registry
 
 DEFAULT_RUN_TIMEOUT = 120.0
 CATEGORIES = ("llm", "image", "video", "tool", "mixed", "multi_step", "edit")
-SPLITS = ("dev", "heldout", "edits")
+SPLITS = ("dev", "validation", "heldout", "edits")
 
 
 class BenchmarkError(NodeloomError):
@@ -136,7 +137,7 @@ def load_cases(folder: str | Path | None = None, *, split: str | None = None) ->
 
 
 def load_split(split: str, root: str | Path | None = None) -> list[BenchCase]:
-    """The cases of one split (`dev`, `heldout`, `edits`), or of every split there is (`all`).
+    """The cases of one split (`dev`, `validation`, `heldout`, `edits`), or of every split there is (`all`).
 
     A named split whose folder is missing or empty is a `BenchmarkError` that says so.
     """

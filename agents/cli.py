@@ -163,8 +163,8 @@ def bench() -> None:
 @click.option("--provider", type=PROVIDERS, default="local", show_default=True, help=_PROVIDER_HELP)
 @click.option("--base-url", default=None, help=_BASE_URL_HELP)
 @click.option("--model", default="", help="Model name for --provider openai.")
-@click.option("--split", type=click.Choice(["dev", "heldout", "edits", "all"]), default="dev", show_default=True,
-              help="Which cases: bench/drafting/<split>/ (all: every split there is).")
+@click.option("--split", type=click.Choice(["dev", "validation", "heldout", "edits", "all"]), default="dev",
+              show_default=True, help="Which cases: bench/drafting/<split>/ (all: every split there is).")
 @click.option("--cases", "cases_dir", type=click.Path(file_okay=False), default=None,
               help="A folder of case files instead of a split.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N cases.")

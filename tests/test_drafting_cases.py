@@ -1,4 +1,4 @@
-"""The drafting benchmark's cases: each loads, its reference validates, and the set is spread as declared."""
+"""The benchmark's dev and validation cases: each loads, its reference validates, the set is spread as declared."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from drafting_graphs import RESERVED_REQUESTS, graph_problems, normalized
 
 from nodeloom.core.graph import Graph
 from nodeloom.core.validate import validate_graph
 from nodeloom.node_registry import NodeRegistry, builtin_registry
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "bench" / "drafting" / "dev"
+DRAFTING = Path(__file__).resolve().parent.parent / "bench" / "drafting"
+CASES_DIR = DRAFTING / "dev"
 CASE_FILES = sorted(CASES_DIR.glob("*.json"))
+VALIDATION_FILES = sorted((DRAFTING / "validation").glob("*.json"))
 CATEGORIES = {"llm", "image", "video", "tool", "mixed", "multi_step"}
 LENGTHS = {"short", "long"}
 FILE_NAME = re.compile(r"^(\d{3})-[a-z0-9-]+\.json$")
@@ -34,6 +37,11 @@ def catalog() -> NodeRegistry:
 @pytest.fixture(scope="module")
 def cases() -> list[dict[str, Any]]:
     return [load(path) for path in CASE_FILES]
+
+
+@pytest.fixture(scope="module")
+def validation_cases() -> list[dict[str, Any]]:
+    return [load(path) for path in VALIDATION_FILES]
 
 
 def test_there_are_at_least_sixty_cases_with_unique_ids(cases: list[dict[str, Any]]) -> None:
@@ -73,9 +81,10 @@ def test_every_category_has_short_and_long_requests_in_even_shares(cases: list[d
     assert max(per_category.values()) - min(per_category.values()) <= 2
 
 
-def test_long_requests_are_longer_than_short_ones(cases: list[dict[str, Any]]) -> None:
+def test_long_requests_are_longer_than_short_ones(cases: list[dict[str, Any]],
+                                                 validation_cases: list[dict[str, Any]]) -> None:
     # "long" means several sentences of detail; "short" a one-line ask
-    for case in cases:
+    for case in cases + validation_cases:
         words = len(case["request"].split())
         if case["length"] == "short":
             assert words <= 25, case["id"]
@@ -83,9 +92,10 @@ def test_long_requests_are_longer_than_short_ones(cases: list[dict[str, Any]]) -
             assert words >= 30, case["id"]
 
 
-def test_diffusion_models_and_addresses_are_graph_inputs(cases: list[dict[str, Any]]) -> None:
+def test_diffusion_models_and_addresses_are_graph_inputs(cases: list[dict[str, Any]],
+                                                        validation_cases: list[dict[str, Any]]) -> None:
     # a model path or an address is what a user fills in per run, never a literal in the reference
-    for case in cases:
+    for case in cases + validation_cases:
         nodes = case["reference"]["nodes"]
         for node_id, node in nodes.items():
             inputs = node["inputs"]
@@ -93,3 +103,39 @@ def test_diffusion_models_and_addresses_are_graph_inputs(cases: list[dict[str, A
                 assert inputs["model"] == {"input": "model"}, (case["id"], node_id)
             if node["type"] in {"http.request", "webhook.post"}:
                 assert set(inputs["url"]) == {"input"}, (case["id"], node_id)
+
+
+# -- the validation split: fresh requests in other domains, written after tuning on dev began ------------
+
+
+def test_validation_split_has_ten_cases_of_both_lengths_in_every_category(
+        validation_cases: list[dict[str, Any]]) -> None:
+    assert Counter(case["category"] for case in validation_cases) == Counter(dict.fromkeys(CATEGORIES, 10))
+    for category in CATEGORIES:
+        lengths = {case["length"] for case in validation_cases if case["category"] == category}
+        assert lengths == LENGTHS, category
+
+
+@pytest.mark.parametrize("path", VALIDATION_FILES, ids=lambda path: path.stem)
+def test_validation_case_has_the_dev_format_and_a_v_numbered_id(path: Path) -> None:
+    case = load(path)
+    assert set(case) == {"id", "category", "length", "request", "reference"}
+    assert case["id"] == path.stem
+    assert re.fullmatch(rf"v\d{{2}}-{case['category'].replace('_', '-')}-[a-z0-9-]+", case["id"])
+    assert case["length"] in LENGTHS
+    assert isinstance(case["request"], str) and case["request"].strip()
+
+
+@pytest.mark.parametrize("path", VALIDATION_FILES, ids=lambda path: path.stem)
+def test_validation_reference_validates_and_its_maps_fit_their_node_types(path: Path, catalog: NodeRegistry) -> None:
+    reference = load(path)["reference"]
+    assert graph_problems(reference, catalog) == []
+    assert 2 <= len(Graph.from_json(reference).nodes) <= 12
+
+
+def test_no_validation_request_repeats_a_dev_paraphrase_or_reserved_request(
+        validation_cases: list[dict[str, Any]]) -> None:
+    paraphrases = sorted((DRAFTING / "paraphrase").glob("*.json"))
+    taken = {normalized(load(path)["request"]) for path in CASE_FILES + paraphrases}
+    taken |= {normalized(request) for request in RESERVED_REQUESTS}
+    assert [case["id"] for case in validation_cases if normalized(case["request"]) in taken] == []
