@@ -52,6 +52,10 @@ _FORMAT = re.compile(r"\bas (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4
                      r"|\b(?:to|into|in) (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4) file\b", re.I)
 _QUOTED = re.compile(r"(?:^|[\s(:])['\"“‘]([^'\"”’]{2,80})['\"”’]")
 _STYLES = re.compile(r"\b(?:in|as)\s+(?:a\s+|an\s+)?([a-z]+(?:\s[a-z]+)?)\s+style\b", re.I)
+_ONE_EACH = re.compile(r"\bone\s+(?:in\s+(?:an?\s+)?)?([A-Za-z][\w-]*)(?:\s+style)?\b", re.I)
+_NOT_STYLES = {"for", "of", "per", "more", "at", "the", "a", "an", "by", "each", "with", "in", "on", "to", "second",
+               "seconds", "minute", "line", "picture", "image", "photo", "version", "card", "slide", "and", "or"}
+_STYLE_WORDS = re.compile(r"\b(?:styles?|versions|variations|variants|looks|restyled|edited|redesigns?|takes)\b", re.I)
 _PER_ITEM_LEAD = re.compile(r"^(?:for\s+)?(?:each|every|per)\b", re.I)
 #: a piece that goes on listing what the clause before it names ("the address and the headers")
 _CONTINUES = re.compile(r"^(?:and\s+|or\s+|plus\s+)?(?:the|a|an|one|two|three|its|their|my|our|both|each)\b", re.I)
@@ -99,6 +103,45 @@ _ACTION = re.compile(r"\b(?:" + "|".join(sorted({
     "outline", "spoken", "burn", "caption", "is", "are", "be"} - {
     "each", "every", "the", "one", "also", "and", "then", "ly", "w", "list", "use"}))
     + r")(?:s|es|ed|d|ing|n)?\b", re.I)
+
+
+#: words a request is likely to misspell, for `correct_typos`: the verbs that split clauses, the catalog's nouns
+_KNOWN_NOUNS = ("picture", "image", "photo", "video", "summary", "episode", "thumbnail", "slideshow", "caption",
+                "webhook", "language", "narration", "voice-over", "request", "address", "article", "newsletter",
+                "translation", "description", "restaurant", "product", "storyboard", "background", "document")
+_BASE_WORDS = set(re.findall(r"[a-z]+", " ".join(_SPLIT.pattern.split("(?=")[1:]) + " " + " ".join(_KNOWN_NOUNS)))
+#: with their inflections, so that "summaries" is a known word, not a slip of "summarise"
+_VOCABULARY = frozenset(form for word in _BASE_WORDS for form in (
+    word, word + "s", word + "es", word + "d", word + "ed", word + "ing", word[:-1] + "ies", word[:-1] + "ing",
+    word[:-1] + "ed") if len(form) >= 5)
+#: what a slip is put right to: the words themselves, not their inflections
+_TARGETS = frozenset(word for word in _BASE_WORDS if len(word) >= 5)
+_WORD = re.compile(r"[A-Za-z]{5,}")
+
+
+def _near_misses(word: str) -> set[str]:
+    """Words one slip away from `word`: two neighbouring letters swapped, or one letter left out."""
+    swaps = {word[:i] + word[i + 1] + word[i] + word[i + 2:] for i in range(len(word) - 1)}
+    missing = {word[:i] + letter + word[i:] for i in range(len(word) + 1) for letter in "abcdefghijklmnopqrstuvwxyz"}
+    return swaps | missing
+
+
+def correct_typos(text: str) -> str:
+    """`text` with slips in the words a request is read by put right: "Wirte" -> "Write", "Genrate" ->
+    "Generate", "narate" -> "narrate". Only words of five letters or more that are not themselves known, and
+    only when exactly one known word is a swap of two neighbouring letters or one missing letter away."""
+    def fix(match: re.Match[str]) -> str:
+        word = match.group(0)
+        lowered = word.lower()
+        if lowered in _VOCABULARY:
+            return word
+        found = _near_misses(lowered) & _TARGETS
+        if len(found) != 1:
+            return word
+        right = found.pop()
+        return right.capitalize() if word[0].isupper() else right
+
+    return _WORD.sub(fix, text)
 
 
 @dataclass
@@ -170,6 +213,10 @@ def read_slots(text: str) -> dict[str, Any]:
     if quoted := _QUOTED.search(text):
         slots["text"] = quoted.group(1)
     styles = _STYLES.findall(text)
+    # "three versions: one in Japandi style, one rustic and one minimalist"
+    ones = [word for word in _ONE_EACH.findall(text) if word.lower() not in _NOT_STYLES]
+    if len(ones) >= 2 and _STYLE_WORDS.search(text):
+        styles = list(dict.fromkeys(ones))
     if styles:
         slots["style"] = styles
     return slots
@@ -219,4 +266,4 @@ def split_clauses(request: str) -> list[Clause]:
     return clauses or [Clause(0, request.strip(), 0, read_slots(request))]
 
 
-__all__ = ["Clause", "number_of", "read_slots", "split_clauses"]
+__all__ = ["Clause", "correct_typos", "number_of", "read_slots", "split_clauses"]

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from nodeloom.agents.analysis import Clause, read_slots, split_clauses
+from nodeloom.agents.analysis import Clause, correct_typos, read_slots, split_clauses
 from nodeloom.agents.recipes import ExampleWorkflow, Recipe, load_examples, load_recipes
 from nodeloom.core.graph import Graph
 from nodeloom.core.types import PortType, can_connect
@@ -229,7 +229,8 @@ class RecipeIndex:
 
 _FIELD_NOUN = re.compile(r"\b(?:its|their|the)\s+([a-z_][a-z0-9_]*)\b", re.I)
 #: words after "its / the" that name no field of a document
-_NOT_FIELDS = frozenset({"result", "results", "response", "answer", "data", "json", "output", "value", "number", "text",
+_NOT_FIELDS = frozenset({"own", "best", "next", "result", "results", "response", "answer", "data", "json", "output",
+                         "value", "number", "text",
                          "document", "page", "api", "same", "first", "last", "whole", "model", "webhook", "file",
                          "body", "content", "contents", "list", "total", "one", "other", "new", "old", "latest"})
 
@@ -253,6 +254,9 @@ def _fits(produced: str, accepted: str) -> bool:
 _INPUT_ONLY = re.compile(r"^(?:(?:first|so|ok|okay)\s*,?\s+)?(?:take|use|using|given|start(?:ing)?\s+(?:with|from)|"
                          r"here(?:'s|\s+is|\s+are))\s+(?:my|our|the|this|these|that|those|a|an|some|your)\s+"
                          r"[\w'-]+(?:\s+[\w'-]+){0,5}$", re.I)
+#: "I host a podcast", "We run a bakery": a statement about the user, not a request
+_STATEMENT = re.compile(r"^(?:i|we)\s+(?!(?:need|want|would|will|must|should|have|wish|can|could|please|am|are|also|"
+                        r"just|only|really|then)\b)[a-z]+\b(?!\s+(?:to|you|me)\b)", re.I)
 #: a verb after the first word: "use the model to write a poem" asks for a step
 _ACTION_INSIDE = re.compile(r"\b(?:to|and)\s+\w+|\b(?:write|make|create|generate|turn|render|build|resize|speak|read|"
                             r"save|send|post|translate|summari[sz]e|fetch|draw|narrate)\b", re.I)
@@ -268,7 +272,11 @@ def is_context(text: str, first: bool = False) -> bool:
     ("Take my podcast transcript"; later, "take the items list" picks a part of what was made)."""
     if _CONTEXT.match(text) or _RESULTS_ONLY.match(text):
         return True
-    return first and bool(_INPUT_ONLY.match(text)) and not _ACTION_INSIDE.search(text.split(None, 1)[-1])
+    if not first:
+        return False
+    if _STATEMENT.match(text):  # "I host a gardening podcast": about the user, before anything is asked
+        return not _ACTION_INSIDE.search(" ".join(text.split()[2:]))
+    return bool(_INPUT_ONLY.match(text)) and not _ACTION_INSIDE.search(text.split(None, 1)[-1])
 
 
 def _lead_words(text: str, position: int) -> int:
@@ -278,9 +286,11 @@ def _lead_words(text: str, position: int) -> int:
     return len(text[offset:position].split()) if position >= offset else 0
 
 
-def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Sequence[Recipe]) -> list[list[Step]]:
-    """The alternatives for one clause: each a list of steps (one per capability group), best first."""
-    if is_context(clause.text, first=clause.index == 0):
+def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Sequence[Recipe],
+                    leading: bool = False) -> list[list[Step]]:
+    """The alternatives for one clause: each a list of steps (one per capability group), best first. A
+    `leading` clause comes before any that asks for a step."""
+    if is_context(clause.text, first=leading):
         return [[]]
     scored: list[Step] = []
     for recipe in recipes:
@@ -346,8 +356,10 @@ def choose_steps(clauses: Sequence[Clause], similarity: Sequence[Mapping[str, fl
                  recipes: Sequence[Recipe], request: str = "") -> list[Step]:
     """One or more recipes per clause, chosen by a beam search over the clauses' alternatives."""
     beam: list[tuple[float, list[Step]]] = [(0.0, [])]
+    leading = True
     for clause, similar in zip(clauses, similarity, strict=True):
-        options = _clause_options(clause, similar, recipes)
+        options = _clause_options(clause, similar, recipes, leading)
+        leading = leading and options == [[]]
         grown = []
         for base_score, steps in beam:
             for option in options:
@@ -358,6 +370,7 @@ def choose_steps(clauses: Sequence[Clause], similarity: Sequence[Mapping[str, fl
         beam = grown[:BEAM_WIDTH]
     best = max(beam, key=lambda item: item[0] + TYPE_FIT_WEIGHT * _type_fit(item[1]))
     steps = without_headline(without_references(without_repeats(best[1], clauses), clauses), clauses, request)
+    steps = editing_the_users_picture(steps, clauses, recipes)
     return in_data_flow_order(without_covered(steps, clauses), clauses)
 
 
@@ -402,6 +415,29 @@ def in_data_flow_order(steps: Sequence[Step], clauses: Sequence[Clause]) -> list
         if not moved:
             number += 1
     return ordered
+
+
+_HAS_PICTURE = re.compile(r"^(?:i|we|here|there|this)\b.*"
+                          r"\b(?:photo|picture|image|shot|selfie|sketch|drawing|portrait|snapshot)\b(?!s)", re.I)
+
+
+def editing_the_users_picture(steps: Sequence[Step], clauses: Sequence[Clause],
+                              recipes: Sequence[Recipe]) -> list[Step]:
+    """When the request starts from one picture of the user's ("I have a photo of my living room. Using the
+    diffusion model, show me ..."), what the diffusion model makes is an edit of it, not a new picture: a
+    generation becomes an edit, and is dropped where its clause already edits."""
+    if not any(is_context(c.text) and _HAS_PICTURE.match(c.text) for c in clauses):
+        return list(steps)
+    edit = next((r for r in recipes if r.name == "edit_image"), None)
+    if edit is None:
+        return list(steps)
+    changed: list[Step] = []
+    for step in steps:
+        if step.recipe.name != "generate_image":
+            changed.append(step)
+        elif not any(s.recipe is edit and s.clause == step.clause for s in steps):
+            changed.append(Step(edit, step.clause, dict(step.slots), step.score, step.position, step.lead))
+    return changed
 
 
 def without_covered(steps: Sequence[Step], clauses: Sequence[Clause]) -> list[Step]:
@@ -614,7 +650,8 @@ class _Assembler:
                 node_id = self._node_id("first" if path == "0" else "items")
                 inputs: dict[str, Any] = {
                     "data": dict(made.ref),
-                    "path": path or made.field or path_field or _field_named(clause_text)
+                    "path": path or made.field or path_field
+                    or (_field_named(clause_text) if kind in ("number", "text") else None)
                     or ("items" if kind == "texts" else "value")}
                 if not path:  # a guessed field name gives null, not a failed run
                     inputs["missing_ok"] = True
@@ -759,6 +796,7 @@ def compose(request: str, catalog: NodeCatalog, *, index: RecipeIndex | None = N
     """Compose a graph for `request` from the recipe library (see the module docstring)."""
     index = index if index is not None else RecipeIndex.get()
     recipes = [recipe for recipe in index.recipes if recipe.available_in(catalog)]
+    request = correct_typos(request)
     clauses = split_clauses(request)
     similarity, vectors = index.similarities([request, *(c.text for c in clauses)])
     example, closeness = index.nearest_example(vectors[0])

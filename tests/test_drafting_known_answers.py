@@ -116,6 +116,18 @@ def test_fetch_extract_rewrite_post_is_one_chain(registry: NodeRegistry) -> None
          {"image.pipeline": 1, "image.edit": 1, "image.resize": 1}, {("image.edit", "image", "image.resize")},
          {"image.edit": {"prompt": "Make the photo black and white"}, "image.resize": {"width": 800}}),
         ("Combine intro.mp4 and outro.mp4 into one video.", {"video.concat": 1}, set(), {}),
+        # slips in the words the request is read by are put right
+        ("Wirte a haiku about autumn and narate it.", {"text.template": 1, "llm.chat": 1, "audio.speak": 1},
+         {("llm.chat", "text", "audio.speak")}, {}),
+        # the user's own picture: the diffusion model edits it, once per named look
+        ("With the diffusion model, make two restyled versions of my bedroom photo: one coastal and one "
+         "minimalist.", {"image.pipeline": 1, "image.edit": 2}, {("image.pipeline", "pipe", "image.edit")}, {}),
+        ("Generate a picture of a lemon tart with 'Fresh today' written across the bottom.",
+         {"image.pipeline": 1, "image.generate": 1, "json.extract": 1, "image.overlay_text": 1},
+         {("json.extract", "value", "image.overlay_text")}, {}),
+        ("Square up my market stall photos to 1080x1080 and make a slideshow of them.",
+         {"control.map": 1, "video.slideshow": 1}, {("control.map", "results", "video.slideshow")},
+         {"control.map": {"node": "image.resize"}}),
         ("Scrape the team page of our website and list every person's name and role as JSON.",
          {"http.request": 1, "text.template": 1, "llm.structured": 1}, {("http.request", "text", "text.template")},
          {}),
@@ -155,6 +167,13 @@ def test_a_clause_that_only_names_the_input_or_the_results_is_no_step(registry: 
                    registry=registry)
     assert result.graph is not None and _types(result.graph) == Counter({"control.map": 1})
     assert result.unserved == ["collect the results"]
+
+
+def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) -> None:
+    result = draft("Here is a photo of my bedroom. With the diffusion model, show it in coastal style.",
+                   registry=registry)
+    assert result.graph is not None
+    assert _types(result.graph) == Counter({"image.pipeline": 1, "image.edit": 1})
 
 
 def test_a_clause_nothing_serves_is_named(registry: NodeRegistry) -> None:

@@ -277,3 +277,13 @@ def test_cues_are_matched_within_a_clause_window_so_a_long_clause_cannot_stall_d
     assert translate.cue_hits(padding + "translate the notes into French") == []
     overlay = load_recipes()["overlay_text"]
     assert overlay.cue_hits("put on " * 570) == []
+
+
+def test_slips_in_request_words_are_put_right_and_real_words_are_left_alone() -> None:
+    from nodeloom.agents.analysis import correct_typos
+
+    assert correct_typos("Wirte a poem, Genrate a picture, narate the epsiode and sumarize it.") == (
+        "Write a poem, Generate a picture, narrate the episode and summarize it.")
+    # inflections and ordinary words one slip away from a known word stay as they are
+    untouched = "These summaries, strings and sales figures: mailing the posts, makes, multiple-choice titles."
+    assert correct_typos(untouched) == untouched
