@@ -65,7 +65,7 @@ _COERCE: dict[tuple[str, str], str] = {("images", "image"): "0", ("json", "texts
 #: slots of the analysis that fan a recipe out, by the recipe's fan_out name
 _FAN_SLOTS = {"language": "language", "tone": "tone", "size": "size", "field": "field", "style": "style"}
 #: the order of a clause's capabilities in the data flow (others: 2): "post its summary field" extracts, then posts
-_FLOW = {"fetch": 0, "extract": 1, "send": 3, "save": 3}
+_FLOW = {"fetch": 0, "extract": 1, "music": 1, "send": 3, "save": 3}
 #: words before a recipe's cue that still count as the clause asking for it
 LEAD_WORDS = 2
 _LEAD_IN = re.compile(r"^(?:(?:and|then|also|finally|first|next|please|now)\s+)*(?:(?:have|let|ask|get|use|make)\s+"
@@ -93,6 +93,11 @@ _PER_ITEM = re.compile(r"^(?:(?:and|then|also|please|now)\s+)*(?:for\s+)?(?:each
                        r"(?!(?:morning|day|week|month|hour|minute|time|night|year)\b)"
                        r"|^(?:(?:and|then|also|please|now)\s+)*[a-z]+\s+(?:each|every|all(?: of)? (?:the|my|our))\s+"
                        r"(?!(?:morning|day|week|month|hour|minute|time|night|year)\b)", re.I)
+#: "for every ticket in my list": items of a list the user gives, worked on one by one
+_PER_ITEM_OF_LIST = re.compile(r"\b(?:for|to|on) (?:each|every) (?:[\w-]+\s+){1,3}?(?:in|on|from|of) "
+                               r"(?:my|the|our|this|that|a|an) (?:[\w-]+\s+){0,2}?"
+                               r"(?:list|lists|array|feed|export|spreadsheet|sheet|csv|inbox|queue|backlog|table|"
+                               r"catalog(?:ue)?|collection|set|batch)\b", re.I)
 #: what the recipe that maps over items adds in such a clause
 PER_ITEM_WEIGHT = 0.2
 _BACK_WIRE = re.compile(r"\b(it|its|that|this|them|from (the|my|a|that)|the (prompt|description|text|headline|"
@@ -322,6 +327,14 @@ def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Se
     for step in sorted(scored, key=lambda s: (-(per_item and "control.map" in s.recipe.node_types), -s.score)):
         by_group.setdefault(step.recipe.group, []).append(step)
     primary = [steps[0] for steps in by_group.values()]
+    if _PER_ITEM_OF_LIST.search(clause.text) and not any("control.map" in step.recipe.node_types for step in scored):
+        # "a priority for every ticket in my list": the model's work, once per item, though no per-item cue matched
+        per_item_writer = next((r for r in recipes if r.name == "llm_per_item"), None)
+        writer = next((step for step in primary if step.recipe.group == "write"), None)
+        if per_item_writer is not None and writer is not None:
+            primary = [Step(per_item_writer, clause.index, score=writer.score, position=writer.position,
+                            lead=writer.lead) if step is writer else step for step in primary]
+            return [sorted(primary, key=lambda s: (_FLOW.get(s.recipe.group, 2), s.position))]
     options = [primary]
     # the runner-up of the clause's strongest group, as an alternative
     strongest = max(by_group.values(), key=lambda steps: steps[0].score)
@@ -528,6 +541,11 @@ def step_slots(recipe: Recipe, clause_text: str, read: Mapping[str, Any]) -> lis
                          r"[a-z]+s)\b", clause_text, re.I)
         if noun:
             slots["things"] = noun.group(1)
+    if recipe.name == "music_bed":
+        if "seconds" in read:
+            slots["seconds"] = float(read["seconds"])
+        if re.search(r"\b(upbeat|happy|cheerful|bright|energetic|lively|fun)\b", clause_text, re.I):
+            slots["mood"] = "bright"
     if recipe.name == "slideshow" and "seconds" in read:
         slots["durations"] = [round(float(read["seconds"]) / max(int(read.get("count", 1)), 1), 2)]
     if recipe.name == "edit_image" and "style" not in read:

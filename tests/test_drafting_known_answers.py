@@ -102,8 +102,8 @@ def test_fetch_extract_rewrite_post_is_one_chain(registry: NodeRegistry) -> None
          {"http.request": 1, "text.template": 1, "llm.chat": 1, "json.object": 1, "webhook.post": 1},
          {("http.request", "text", "text.template"), ("llm.chat", "text", "json.object")}, {}),
         # the work is asked per item: a map over the items, whatever recipe is closest for one text
-        ("For every support ticket in the export, classify its urgency.", {"control.map": 1}, set(),
-         {"control.map": {"node": "llm.chat"}}),
+        ("For every support ticket in the export, classify its urgency.", {"control.map": 2},
+         {("control.map", "results", "control.map")}, {}),
         # close to a library example that also reads aloud, but nothing asks for speech
         ("Translate the menu into Italian.", {"text.template": 1, "llm.chat": 1}, set(), {}),
         # "its price" names the field without saying "field"
@@ -116,6 +116,13 @@ def test_fetch_extract_rewrite_post_is_one_chain(registry: NodeRegistry) -> None
          {"image.pipeline": 1, "image.edit": 1, "image.resize": 1}, {("image.edit", "image", "image.resize")},
          {"image.edit": {"prompt": "Make the photo black and white"}, "image.resize": {"width": 800}}),
         ("Combine intro.mp4 and outro.mp4 into one video.", {"video.concat": 1}, set(), {}),
+        # per item of a list the user gives, though no per-item verb is named
+        ("I want a one-line summary for every article in my reading list.", {"control.map": 2},
+         {("control.map", "results", "control.map")}, {}),
+        # music goes under the video it is asked with
+        ("Make a square slideshow from my bakery photos with some upbeat background music.",
+         {"control.map": 1, "video.slideshow": 1, "audio.music_bed": 1},
+         {("audio.music_bed", "audio", "video.slideshow")}, {"audio.music_bed": {"mood": "bright"}}),
         # slips in the words the request is read by are put right
         ("Wirte a haiku about autumn and narate it.", {"text.template": 1, "llm.chat": 1, "audio.speak": 1},
          {("llm.chat", "text", "audio.speak")}, {}),
@@ -165,7 +172,7 @@ def test_a_clause_that_only_names_the_input_or_the_results_is_no_step(registry: 
     assert result.unserved == ["Take my podcast transcript"]
     result = draft("Classify the sentiment of every review in the list, then collect the results.",
                    registry=registry)
-    assert result.graph is not None and _types(result.graph) == Counter({"control.map": 1})
+    assert result.graph is not None and _types(result.graph) == Counter({"control.map": 2})
     assert result.unserved == ["collect the results"]
 
 
