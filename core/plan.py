@@ -166,6 +166,8 @@ def prepare_run(
 def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatalog) -> tuple[ExecutionPlan, bool]:
     """The plan, and whether every node comes after its upstream nodes (then the graph has no loop)."""
     nodes: dict[str, PlannedNode] = {}
+    #: parent -> the nodes linked to it, in graph order (their `downstream`)
+    children: dict[str, list[str]] = {}
     ordered = True
     has_timeouts = False
     for node_id, instance in graph.nodes.items():
@@ -187,9 +189,12 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
         if instance.queue is not None:
             resources = Resources(resources.kind, instance.queue)
         upstream = (links[0][1],) if len(links) == 1 else _distinct_sources(links)
-        if ordered:
-            for parent in upstream:
-                if parent not in nodes:
+        for parent in upstream:
+            if parent in children:
+                children[parent].append(node_id)
+            else:
+                children[parent] = [node_id]
+                if parent not in nodes:  # a parent first seen after its child (it stays not ordered)
                     ordered = False
         timeout = instance.timeout if instance.timeout is not None else spec.timeout
         if timeout is not None:
@@ -213,12 +218,8 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             node_type = planned.definition.spec.type
             planned.conditional = node_type in CONDITIONAL_TYPES
             planned.joins = node_type in FIRST_TYPES
-    children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
-    for planned in nodes.values():
-        for parent in planned.upstream:
-            children[parent].append(planned.id)
-    for node_id, planned in nodes.items():
-        planned.downstream = tuple(children[node_id])
+    for parent, linked in children.items():
+        nodes[parent].downstream = tuple(linked)
     plan = ExecutionPlan(graph=graph, nodes=nodes, outputs=dict(graph.outputs), catalog=catalog,
                          has_timeouts=has_timeouts)
     return plan, ordered

@@ -10,7 +10,7 @@ a run's inputs, `nodeloom.core.run_inputs`'.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -259,7 +259,7 @@ def _check_node(
             else:
                 literals[port_name] = port.type.coerce(value) if value is not None else None
     if definition.check is not None:
-        issues.extend(for_node(own, node_id) for own in definition.check(literals, catalog))
+        issues += _for_node(definition.check(literals, catalog), node_id)
     given_inputs = instance._given
     if not given_inputs.keys() >= spec.required_names:  # one set test; the loop only to report what is missing
         for port in spec.required_inputs:
@@ -275,6 +275,11 @@ def _check_node(
                     )
                 )
     return definition, literals, tuple(graph_inputs), tuple(links), checked or _NOTHING_CHECKED  # see NodeAnalysis
+
+
+def _for_node(problems: Iterable[ValidationIssue], node_id: str) -> list[ValidationIssue]:
+    # apart from `_check_node`: a comprehension there naming `node_id` would make every call of it allocate a cell
+    return [for_node(own, node_id) for own in problems]
 
 
 @functools.lru_cache(maxsize=32768)  # wide fan-ins name thousands of extra inputs (v0 ... v9999)

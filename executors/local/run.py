@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 # the stored form of the two events every executed node records (see `EventLog.add`)
 _NODE_STARTED = EventKind.NODE_STARTED.value
 _NODE_DONE = EventKind.NODE_DONE.value
+_NODE_CACHED = EventKind.NODE_CACHED
+# the states every node passes through, as module globals: on Python 3.11 `NodeState.RUNNING` is an
+# unspecialized attribute lookup on the enum class, several times the cost of reading a global
+_PENDING = NodeState.PENDING
+_RUNNING = NodeState.RUNNING
+_DONE = NodeState.DONE
+_CACHED = NodeState.CACHED
 
 
 class RunHost(Protocol):
@@ -205,10 +212,10 @@ class LocalRun(FollowedEvents):
                 to_run.append(node_id)
                 continue
             self.values[node_id] = hit
-            record.state = NodeState.CACHED
+            record.state = _CACHED
             now = record.started_at = record.finished_at = time.time()
             self.unfinished -= 1
-            self._emit(EventKind.NODE_CACHED, node_id, now, key)
+            self._emit(_NODE_CACHED, node_id, now, key)
             gone = untaken(planned.definition.spec.output_map, hit) if planned.conditional else None
             work.extend(self._pass_on(planned, gone) if gone else self._release_children(planned))
         return to_run
@@ -243,9 +250,9 @@ class LocalRun(FollowedEvents):
         lock.acquire()
         try:
             record = self.records[node_id]
-            if record.state is not NodeState.PENDING or self.finished_at is not None:
+            if record.state is not _PENDING or self.finished_at is not None:
                 return None  # cancelled or skipped while queued
-            record.state = NodeState.RUNNING
+            record.state = _RUNNING
             number = record.attempts = record.attempts + 1
             attempt = _Attempt(self, node_id, number, lane, not definition.is_async)
             self.running[node_id] = attempt
@@ -257,10 +264,7 @@ class LocalRun(FollowedEvents):
             if self.callbacks or self.waiters:
                 self._announce()
             if planned.timeout is not None:
-                timeout = planned.timeout
-                self.executor.timers.call_at(
-                    time.monotonic() + timeout, lambda: self._on_timeout(attempt, timeout)
-                )
+                self._arm_timeout(attempt, planned.timeout)
         finally:
             lock.release()
         outputs: dict[str, Any] | None = None
@@ -274,6 +278,11 @@ class LocalRun(FollowedEvents):
             error = failure
             log.debug("node %s failed", node_id, exc_info=True)
         return self._attempt_finished(planned, attempt, outputs, error)
+
+    def _arm_timeout(self, attempt: _Attempt, timeout: float) -> None:
+        # a method rather than a lambda in `execute`: a closure there would make every node's call of
+        # `execute` allocate cells for `self`, the attempt and the timeout
+        self.executor.timers.call_at(time.monotonic() + timeout, lambda: self._on_timeout(attempt, timeout))
 
     def _gather(self, planned: PlannedNode, check: bool = False) -> dict[str, Any]:
         return planned.gather_inputs(self.input_values, self.values, check)
@@ -300,7 +309,7 @@ class LocalRun(FollowedEvents):
             if error is None and outputs is not None:
                 # the node succeeded: `_emit` written out (see the measured gain in `execute`)
                 record = self.records[node_id]
-                record.state = NodeState.DONE
+                record.state = _DONE
                 now = record.finished_at = time.time()
                 gone = None
                 if planned.conditional:
