@@ -123,7 +123,7 @@ class LocalRun(FollowedEvents):
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.records = {node_id: NodeRecord(node_id, p.definition.spec.type) for node_id, p in plan.nodes.items()}
-        self.remaining = {node_id: len(p.upstream) for node_id, p in plan.nodes.items()}
+        self.remaining = dict(plan.upstream_counts)
         #: per join (`control.first`): how many of its linked inputs did not arrive
         self.missing: dict[str, int] = {}
         self.values: dict[str, dict[str, Any]] = {}
@@ -172,7 +172,7 @@ class LocalRun(FollowedEvents):
         with self.lock:
             self.status = RunStatus.RUNNING
             self._emit(EventKind.RUN_STARTED, None, time.time(), len(self.plan.nodes), self.plan.graph.name)
-            ready = self._settle([node_id for node_id, count in self.remaining.items() if count == 0])
+            ready = self._settle(list(self.plan.roots))
             self._maybe_finish()
         return ready
 
@@ -305,7 +305,7 @@ class LocalRun(FollowedEvents):
                 return None
             node_id = planned.id
             del self.running[node_id]
-            ready: list[str] = []
+            ready: list[str] | None = None
             if error is None and outputs is not None:
                 # the node succeeded: `_emit` written out (see the measured gain in `execute`)
                 record = self.records[node_id]
@@ -315,7 +315,7 @@ class LocalRun(FollowedEvents):
                 if planned.conditional:
                     outputs, gone = split_taken(outputs)
                 self.values[node_id] = outputs
-                key = self.keys.get(node_id)
+                key = record.cache_key  # as `_settle` set it
                 if key is not None and self.cache is not None:
                     self.cache.put(key, outputs)
                 self.unfinished -= 1
