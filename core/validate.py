@@ -208,7 +208,9 @@ def _check_node(
                 continue
             port = _extra_port(port_name, spec.variadic)
         if isinstance(value, Link):
-            source_node, source_output = value  # once: reading a NamedTuple's field by name is not specialized
+            # unpacked once: a NamedTuple's field read by name is not specialized (with the graph-input list made
+            # only when needed: 0.3k of 36.9k instr/node in planning, chain-100)
+            source_node, source_output = value
             links.append((port_name, source_node, source_output))
             upstream = nodes.get(source_node)
             upstream_definition = catalog.find(upstream.type) if upstream is not None else None
