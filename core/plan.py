@@ -9,7 +9,7 @@ dependencies, which keeps the per-node cost of the runtime low.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nodeloom.core.branches import CONDITIONAL_TYPES, CONTROL_TYPES, FIRST_TYPES
@@ -121,6 +121,10 @@ class ExecutionPlan:
     catalog: NodeCatalog
     #: whether any node has a timeout (executors that run nodes on the caller's thread check this)
     has_timeouts: bool = False
+    #: per node, how many upstream nodes it waits for: what a run counts down (copy it first)
+    upstream_counts: dict[str, int] = field(default_factory=dict)
+    #: the nodes without upstream nodes, in graph order: where a run starts
+    roots: tuple[str, ...] = ()
 
 
 def plan_execution(graph: Graph, catalog: NodeCatalog) -> ExecutionPlan:
@@ -143,7 +147,7 @@ def plan_execution(graph: Graph, catalog: NodeCatalog) -> ExecutionPlan:
     plan, ordered = _plan(flat, analyses, catalog_for(flat, catalog))
     # nodes that each come after all their upstream nodes cannot form a loop; otherwise
     # counting ready nodes is cheaper than searching for loops
-    if not ordered and not _acyclic(plan.nodes):
+    if not ordered and not _acyclic(plan):
         raise GraphValidationError(cycle_issues(flat))
     if flat is graph:
         graph.plan_memo[id(catalog)] = (graph.revision, catalog.revision, catalog, plan)
@@ -166,10 +170,14 @@ def prepare_run(
 def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatalog) -> tuple[ExecutionPlan, bool]:
     """The plan, and whether every node comes after its upstream nodes (then the graph has no loop)."""
     nodes: dict[str, PlannedNode] = {}
+    #: parent -> the nodes linked to it, in graph order (their `downstream`)
+    children: dict[str, list[str]] = {}
+    upstream_counts: dict[str, int] = {}
+    roots: list[str] = []
     ordered = True
     has_timeouts = False
     for node_id, instance in graph.nodes.items():
-        definition, literals, graph_inputs, links, checked = analyses[node_id]
+        definition, literals, graph_inputs, links, checked = analyses[node_id]  # unpacked: by name costs more
         spec = definition.spec
         try:
             static: str | None = static_part(spec.type, spec.version, literals)
@@ -187,9 +195,15 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
         if instance.queue is not None:
             resources = Resources(resources.kind, instance.queue)
         upstream = (links[0][1],) if len(links) == 1 else _distinct_sources(links)
-        if ordered:
-            for parent in upstream:
-                if parent not in nodes:
+        upstream_counts[node_id] = len(upstream)
+        if not upstream:
+            roots.append(node_id)
+        for parent in upstream:
+            if parent in children:
+                children[parent].append(node_id)
+            else:
+                children[parent] = [node_id]
+                if parent not in nodes:  # a parent first seen after its child (it stays not ordered)
                     ordered = False
         timeout = instance.timeout if instance.timeout is not None else spec.timeout
         if timeout is not None:
@@ -213,20 +227,17 @@ def _plan(graph: Graph, analyses: Mapping[str, NodeAnalysis], catalog: NodeCatal
             node_type = planned.definition.spec.type
             planned.conditional = node_type in CONDITIONAL_TYPES
             planned.joins = node_type in FIRST_TYPES
-    children: dict[str, list[str]] = {node_id: [] for node_id in nodes}
-    for planned in nodes.values():
-        for parent in planned.upstream:
-            children[parent].append(planned.id)
-    for node_id, planned in nodes.items():
-        planned.downstream = tuple(children[node_id])
+    for parent, linked in children.items():
+        nodes[parent].downstream = tuple(linked)
     plan = ExecutionPlan(graph=graph, nodes=nodes, outputs=dict(graph.outputs), catalog=catalog,
-                         has_timeouts=has_timeouts)
+                         has_timeouts=has_timeouts, upstream_counts=upstream_counts, roots=tuple(roots))
     return plan, ordered
 
 
-def _acyclic(nodes: Mapping[str, PlannedNode]) -> bool:
-    waiting = {node_id: len(planned.upstream) for node_id, planned in nodes.items()}
-    ready = [node_id for node_id, count in waiting.items() if count == 0]
+def _acyclic(plan: ExecutionPlan) -> bool:
+    nodes = plan.nodes
+    waiting = dict(plan.upstream_counts)
+    ready = list(plan.roots)
     reached = 0
     while ready:
         reached += 1

@@ -70,8 +70,8 @@ def preview_run(plan: ExecutionPlan, input_values: Mapping[str, Any], cache: Res
 
 
 def _parents_first(plan: ExecutionPlan) -> list[str]:
-    waiting = {node_id: len(planned.upstream) for node_id, planned in plan.nodes.items()}
-    ready = [node_id for node_id, count in waiting.items() if count == 0]
+    waiting = dict(plan.upstream_counts)
+    ready = list(plan.roots)
     ordered: list[str] = []
     while ready:
         node_id = ready.pop(0)

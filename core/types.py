@@ -299,15 +299,13 @@ class List(PortType):
         return {"type": "List", "item": inner}
 
 
-def _same(value: AnyHint) -> AnyHint:
-    return value
-
-
+#: by exact type (looked up with `type(value)`); a value already of its port's type converts with that
+#: type itself, which hands back the very object (`float(x) is x` for a float) without a Python-level call
 _LITERAL_CONVERTERS: dict[str, Mapping[type, Callable[[AnyHint], AnyHint]]] = {
-    "string": {str: _same},
-    "integer": {int: _same},
-    "number": {float: _same, int: float},
-    "boolean": {bool: _same},
+    "string": {str: str},
+    "integer": {int: int},
+    "number": {float: float, int: float},
+    "boolean": {bool: bool},
 }
 
 Text = ScalarType("Text", "string")

@@ -31,6 +31,13 @@ log = logging.getLogger(__name__)
 # the stored form of the two events every executed node records (see `EventLog.add`)
 _NODE_STARTED = EventKind.NODE_STARTED.value
 _NODE_DONE = EventKind.NODE_DONE.value
+_NODE_CACHED = EventKind.NODE_CACHED
+# the states every node passes through, as module globals: on Python 3.11 `NodeState.RUNNING` is an
+# unspecialized lookup on the enum class (measured gain: 2.6k of 88.1k instr/node, chain-100 under callgrind)
+_PENDING = NodeState.PENDING
+_RUNNING = NodeState.RUNNING
+_DONE = NodeState.DONE
+_CACHED = NodeState.CACHED
 
 
 class RunHost(Protocol):
@@ -116,7 +123,7 @@ class LocalRun(FollowedEvents):
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         self.records = {node_id: NodeRecord(node_id, p.definition.spec.type) for node_id, p in plan.nodes.items()}
-        self.remaining = {node_id: len(p.upstream) for node_id, p in plan.nodes.items()}
+        self.remaining = dict(plan.upstream_counts)
         #: per join (`control.first`): how many of its linked inputs did not arrive
         self.missing: dict[str, int] = {}
         self.values: dict[str, dict[str, Any]] = {}
@@ -165,7 +172,7 @@ class LocalRun(FollowedEvents):
         with self.lock:
             self.status = RunStatus.RUNNING
             self._emit(EventKind.RUN_STARTED, None, time.time(), len(self.plan.nodes), self.plan.graph.name)
-            ready = self._settle([node_id for node_id, count in self.remaining.items() if count == 0])
+            ready = self._settle(list(self.plan.roots))
             self._maybe_finish()
         return ready
 
@@ -205,10 +212,10 @@ class LocalRun(FollowedEvents):
                 to_run.append(node_id)
                 continue
             self.values[node_id] = hit
-            record.state = NodeState.CACHED
+            record.state = _CACHED
             now = record.started_at = record.finished_at = time.time()
             self.unfinished -= 1
-            self._emit(EventKind.NODE_CACHED, node_id, now, key)
+            self._emit(_NODE_CACHED, node_id, now, key)
             gone = untaken(planned.definition.spec.output_map, hit) if planned.conditional else None
             work.extend(self._pass_on(planned, gone) if gone else self._release_children(planned))
         return to_run
@@ -243,9 +250,9 @@ class LocalRun(FollowedEvents):
         lock.acquire()
         try:
             record = self.records[node_id]
-            if record.state is not NodeState.PENDING or self.finished_at is not None:
+            if record.state is not _PENDING or self.finished_at is not None:
                 return None  # cancelled or skipped while queued
-            record.state = NodeState.RUNNING
+            record.state = _RUNNING
             number = record.attempts = record.attempts + 1
             attempt = _Attempt(self, node_id, number, lane, not definition.is_async)
             self.running[node_id] = attempt
@@ -257,10 +264,7 @@ class LocalRun(FollowedEvents):
             if self.callbacks or self.waiters:
                 self._announce()
             if planned.timeout is not None:
-                timeout = planned.timeout
-                self.executor.timers.call_at(
-                    time.monotonic() + timeout, lambda: self._on_timeout(attempt, timeout)
-                )
+                self._arm_timeout(attempt, planned.timeout)
         finally:
             lock.release()
         outputs: dict[str, Any] | None = None
@@ -274,6 +278,11 @@ class LocalRun(FollowedEvents):
             error = failure
             log.debug("node %s failed", node_id, exc_info=True)
         return self._attempt_finished(planned, attempt, outputs, error)
+
+    def _arm_timeout(self, attempt: _Attempt, timeout: float) -> None:
+        # a method rather than a lambda in `execute`: a closure there would make every node's call of
+        # `execute` allocate cells for `self`, the attempt and the timeout
+        self.executor.timers.call_at(time.monotonic() + timeout, lambda: self._on_timeout(attempt, timeout))
 
     def _gather(self, planned: PlannedNode, check: bool = False) -> dict[str, Any]:
         return planned.gather_inputs(self.input_values, self.values, check)
@@ -296,17 +305,17 @@ class LocalRun(FollowedEvents):
                 return None
             node_id = planned.id
             del self.running[node_id]
-            ready: list[str] = []
+            ready: list[str] | None = None
             if error is None and outputs is not None:
                 # the node succeeded: `_emit` written out (see the measured gain in `execute`)
                 record = self.records[node_id]
-                record.state = NodeState.DONE
+                record.state = _DONE
                 now = record.finished_at = time.time()
                 gone = None
                 if planned.conditional:
                     outputs, gone = split_taken(outputs)
                 self.values[node_id] = outputs
-                key = self.keys.get(node_id)
+                key = record.cache_key  # as `_settle` set it
                 if key is not None and self.cache is not None:
                     self.cache.put(key, outputs)
                 self.unfinished -= 1
