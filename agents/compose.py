@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from nodeloom.agents.analysis import Clause, correct_typos, read_slots, split_clauses
+from nodeloom.agents.analysis import Clause, correct_typos, number_of, read_slots, split_clauses
 from nodeloom.agents.recipes import ExampleWorkflow, Recipe, load_examples, load_recipes
 from nodeloom.core.graph import Graph
 from nodeloom.core.types import PortType, can_connect
@@ -246,6 +246,22 @@ def _field_named(clause_text: str) -> str | None:
         word = match.group(1).lower()
         if word not in _NOT_FIELDS:
             return word
+    return None
+
+
+_LIST_NAMED = re.compile(r"\b(?:an?|the|its)\s+['\"`]?([a-z_]\w*)['\"`]?\s+(?:array|list)\b"
+                         r"|\b([a-z_]\w*s)\b(?=[^.;,]{0,40},\s+each\s+(?:with|has|having)\b)", re.I)
+#: words before ", each with" that are no list: verbs ("returns this week's entries, each with ...") and the like
+_NOT_LISTS = frozenset({"json", "items", "that", "this", "returns", "gives", "has", "contains", "includes", "lists",
+                        "sends", "shows", "is", "was", "its", "us"})
+
+
+def _list_named(request: str) -> str | None:
+    """The field a request names as a list: "an 'attendees' array", "this week's entries, each with" -> entries."""
+    for match in _LIST_NAMED.finditer(request):
+        name = (match.group(1) or match.group(2)).lower()
+        if name not in _NOT_FIELDS and name not in _NOT_LISTS:
+            return name
     return None
 
 
@@ -484,6 +500,7 @@ def without_references(steps: Sequence[Step], clauses: Sequence[Clause]) -> list
     return kept
 
 
+_VERB_IT = re.compile(r"[\w-]+\s+(?:it|them|that)\b", re.I)
 _EACH_OF = re.compile(r"\b(?:each|every|the|that|this|those|these|its|their)\s+$", re.I)
 
 
@@ -495,6 +512,10 @@ def without_repeats(steps: Sequence[Step], clauses: Sequence[Clause] = ()) -> li
     texts = {clause.index: clause.text for clause in clauses}
     kept: list[Step] = []
     for step in steps:
+        # "The orders endpoint returns ... Fetch it, ...": "it" is what an earlier clause already fetches
+        if (step.recipe.group == "fetch" and _VERB_IT.match(texts.get(step.clause, "")[step.position:])
+                and any(k.recipe.group == step.recipe.group and k.clause < step.clause for k in kept)):
+            continue
         same = [s for s in steps if s.recipe.name == step.recipe.name]
         if (step is not same[0] and same[0].lead and step.clause != same[0].clause
                 and _EACH_OF.search(texts.get(step.clause, "")[:step.position])):
@@ -519,6 +540,16 @@ def without_headline(steps: Sequence[Step], clauses: Sequence[Clause], request: 
     return list(steps)
 
 
+#: words that take in every copy of what the step before made
+_SEVERAL = re.compile(r"\b(?:them|both|each|all of|compar\w*|differences?|versus|vs)\b", re.I)
+#: a fetch from several sources, each its own request
+_SEVERAL_SOURCES = re.compile(
+    r"\b(two|three|both)\s+(?:of\s+)?(?:(?:our|the|my|different|competing|separate|rival)\s+)*(?:[\w-]+\s+){0,2}?"
+    r"(?:apis|pages|sites|websites|services|endpoints|listings|listing pages|feeds|urls|addresses|houses|flats|"
+    r"apartments|products|shops|stores|companies|competitors|providers|vendors)\b"
+    r"|\b(both)\s+(?:our|the|my)\s+[\w\s-]{1,40}?\s+and\s+(?:our|the|my)\s+", re.I)
+
+
 # -- slots ---------------------------------------------------------------------------------------
 
 def step_slots(recipe: Recipe, clause_text: str, read: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -541,6 +572,13 @@ def step_slots(recipe: Recipe, clause_text: str, read: Mapping[str, Any]) -> lis
                          r"[a-z]+s)\b", clause_text, re.I)
         if noun:
             slots["things"] = noun.group(1)
+    if recipe.name == "field_per_item" and "field" not in read:
+        # "pull the hours out of every entry": hours; "I just need the emails": each entry's email
+        named = re.search(r"\bthe\s+([a-z_][\w-]*)\s+(?:out of|from|of|for|in)\s+(?:each|every|all)\b", clause_text,
+                          re.I)
+        wanted = re.search(r"\b(?:just|only)\s+(?:need|want)\s+the\s+([a-z_][\w-]*?)s\b", clause_text, re.I)
+        if named or wanted:
+            slots["field"] = (named or wanted).group(1).lower()  # type: ignore[union-attr]
     if recipe.name == "music_bed":
         if "seconds" in read:
             slots["seconds"] = float(read["seconds"])
@@ -556,6 +594,9 @@ def step_slots(recipe: Recipe, clause_text: str, read: Mapping[str, Any]) -> lis
         labels = re.search(r"\bas\s+([\w-]+(?:,\s*[\w-]+)*,?\s+or\s+[\w-]+)", clause_text, re.I)
         if labels:
             slots["labels"] = labels.group(1).replace(" or ", ", ")
+    if recipe.group == "fetch" and (sources := _SEVERAL_SOURCES.search(clause_text)):
+        # "the prices of two houses from the listings API", "both our booking site and our payments API"
+        return [dict(slots) for _ in range(number_of(sources.group(1) or "two") or 2)]
     fan = recipe.fan_out
     values = read.get(_FAN_SLOTS.get(fan or "", ""), None) if fan else None
     if fan == "style" and values:
@@ -593,6 +634,8 @@ class _Assembler:
                                          "outputs": {}}
         self.made: list[_Made] = []
         self.pipeline: str | None = None
+        #: the request's words, for names it gives to fields ("an 'attendees' array")
+        self.request = ""
         #: per step (family), the graph input each of its recipe inputs became
         self.family_inputs: dict[int, dict[str, str]] = {}
 
@@ -622,6 +665,14 @@ class _Assembler:
             return None
         return next((p.type for p in definition.spec.outputs if p.name == ref["output"]), None)
 
+    def _siblings(self, ref: Mapping[str, str]) -> list[_Made]:
+        """The other untaken outputs of the step copies that made `ref` (one per source, language, size)."""
+        made = next((m for m in self.made if m.ref == ref), None)
+        if made is None:
+            return []
+        return [m for m in self.made if m.family == made.family and m is not made and m.kind == made.kind
+                and m.taken == 0]
+
     def _connects(self, ref: Mapping[str, str], targets: Sequence[PortType]) -> bool:
         """Whether the output `ref` may feed every port in `targets` (the ports a wired input reaches)."""
         source = self._output_type(ref)
@@ -645,6 +696,15 @@ class _Assembler:
                             and self._connects(made.ref, targets)):
                         made.taken += 1
                         return made.ref
+        if kind == "json" and targets and all(str(t).startswith("List[") for t in targets):
+            # "each entry has an email": the list is a field of the document an API gave back
+            for made in candidates:
+                if made.kind == "json":
+                    made.taken += 1
+                    extract = self._node_id("items")
+                    self.document["nodes"][extract] = {"type": "json.extract", "inputs": {
+                        "data": dict(made.ref), "path": made.field or _list_named(self.request) or "items"}}
+                    return {"node": extract, "output": "value"}
         if optional:
             return None
         if kind == "images":  # lines of text become pictures as one title card each
@@ -661,7 +721,8 @@ class _Assembler:
                     self.document["nodes"][cards] = {"type": "control.map", "inputs": {
                         "node": "image.title_card", "items": items, "item_input": "text"}}
                     return {"node": cards, "output": "results"}
-        for made in candidates:
+        # an output no step has taken yet first: two fetches give two extractions, not one twice
+        for made in sorted(candidates, key=lambda m: m.taken > 0):
             path = _COERCE.get((made.kind, kind))
             if path is not None:
                 made.taken += 1
@@ -690,9 +751,12 @@ class _Assembler:
             wanted = _VARIABLE_NAMES.get((str(kind), source["output"]))
             if wanted is None and kind == "llm.structured":
                 wanted = re.sub(r"_\d+$", "", source["node"])
-        if not wanted or wanted in taken or not re.fullmatch(r"[a-z_][a-z0-9_]*", wanted):
-            return "src" if "src" not in taken else f"src_{len(taken)}"
-        return wanted
+        if not wanted or not re.fullmatch(r"[a-z_][a-z0-9_]*", wanted):
+            wanted = "src"
+        name, number = wanted, 2
+        while name in taken:  # the second page a template reads is body_2
+            name, number = f"{wanted}_{number}", number + 1
+        return name
 
     def _targets(self, sub: Mapping[str, Any], name: str) -> list[PortType]:
         """The types of the ports that graph input `name` of a recipe's graph feeds."""
@@ -743,6 +807,14 @@ class _Assembler:
                         inputs["template"] = inputs.get("template", spec["inputs"]["template"]).replace(
                             "{{ " + port + " }}", "{{ " + named + " }}")
                         port = named
+                        if _SEVERAL.search(clause_text):
+                            # "compare them": the other copies of a step made once per source feed it too
+                            for sibling in self._siblings(source):
+                                other = self._variable_name(sibling.ref, (set(spec["inputs"]) - {port}) | set(inputs)
+                                                            | {named})
+                                inputs[other] = dict(sibling.ref)
+                                inputs["template"] += "\n\n{{ " + other + " }}"
+                                sibling.taken += 1
                     value = source or {"input": input_names[value["input"]]}
                 elif isinstance(value, dict) and "node" in value and "output" in value and len(value) == 2:
                     value = {"node": renamed[value["node"]], "output": value["output"]}
@@ -788,6 +860,7 @@ def assemble(steps: Sequence[Step], clauses: Sequence[Clause], catalog: NodeCata
              name: str = "draft") -> tuple[Graph, dict[int, list[str]]]:
     """The graph of the steps, and per step (by position) the node ids it added."""
     assembler = _Assembler(catalog, name)
+    assembler.request = " ".join(clause.text for clause in clauses)
     nodes: dict[int, list[str]] = {}
     texts = {clause.index: clause.text for clause in clauses}
     for number, step in enumerate(steps):

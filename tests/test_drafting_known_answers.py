@@ -176,6 +176,30 @@ def test_a_clause_that_only_names_the_input_or_the_results_is_no_step(registry: 
     assert result.unserved == ["collect the results"]
 
 
+def test_two_sources_are_two_requests_and_both_feed_the_comparison(registry: NodeRegistry) -> None:
+    graph = _drafted("Fetch both our blog and our shop page and have the model compare them.", registry)
+    assert _types(graph) == Counter({"http.request": 2, "text.template": 1, "llm.chat": 1})
+    template = next(i for i in graph.nodes.values() if i.type == "text.template")
+    fed = {link.node for _, link in template.links()}
+    assert {n for n, i in graph.nodes.items() if i.type == "http.request"} == fed
+
+
+def test_a_field_of_every_entry_is_summed(registry: NodeRegistry) -> None:
+    result = draft("The orders endpoint returns this month's orders, each with an id and an amount. Fetch it, pull "
+                   "the amount out of every order, add them all up and post the total to our webhook.",
+                   registry=registry)
+    graph = result.graph
+    assert graph is not None and validate_graph(graph, registry) == []
+    assert _types(graph) == Counter({"http.request": 1, "json.extract": 1, "control.map": 1, "math.sum": 1,
+                                     "json.object": 1, "webhook.post": 1})
+    assert {("http.request", "json", "json.extract"), ("json.extract", "value", "control.map"),
+            ("control.map", "results", "math.sum")} <= _edges(graph)
+    paths = {i.inputs.get("path") for i in graph.nodes.values() if i.type == "json.extract"}
+    per_item = next(i for i in graph.nodes.values() if i.type == "control.map")
+    assert paths == {"orders"} and per_item.inputs["inputs"] == {"path": "amount"}
+    assert result.unserved == ["Fetch it"]  # what the first sentence already fetches
+
+
 def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) -> None:
     result = draft("Here is a photo of my bedroom. With the diffusion model, show it in coastal style.",
                    registry=registry)
