@@ -26,7 +26,8 @@ TONES = ("formal", "casual", "friendly", "playful", "professional", "persuasive"
 #: named formats: aspect words and ratios to a width and height
 ASPECTS = {
     "9:16": (1080, 1920), "16:9": (1920, 1080), "1:1": (1080, 1080), "4:5": (1080, 1350),
-    "vertical": (1080, 1920), "portrait": (1080, 1920), "story": (1080, 1920), "landscape": (1920, 1080),
+    "vertical": (1080, 1920), "vertically": (1080, 1920), "portrait": (1080, 1920), "story": (1080, 1920),
+    "landscape": (1920, 1080),
     "widescreen": (1920, 1080), "square": (1080, 1080), "instagram": (1080, 1080),
 }
 #: aspect words that are also nouns ("touch up my portrait")
@@ -44,7 +45,8 @@ _WIDE = re.compile(r"\b(\d{2,5})\s*(?:px|pixels)?\s*wide\b", re.I)
 _COUNT = re.compile(rf"\b{_NUMBER}\s+(?:[a-z-]+\s+){{0,3}}?{_COUNT_NOUNS}\b", re.I)
 _SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\b|secs\b|seconds?\b)", re.I)
 _AT_MARK = re.compile(r"\b(?:at|from)\s+(?:the\s+)?(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\w*|second\w*)", re.I)
-_FIELD = re.compile(r"\b(?:its|the|their|a|an)\s+([a-z_][\w.]*)\s+(?:field|value|key|property|attribute)\b"
+_FIELD = re.compile(r"\b(?:its|the|their|a|an)\s+['\"`]?([a-z_][\w.]*)['\"`]?\s+"
+                    r"(?:field|value|key|property|attribute)\b"
                     r"|\b(?:its|the|their)\s+([a-z_][\w.]*)\s+(?:list|array)\b", re.I)
 _FIELD_QUOTED = re.compile(r"\bfield\s+['\"`]([a-z_][\w.]*)['\"`]", re.I)
 _FILENAME = re.compile(r"\b([\w-]+\.(?:txt|json|md|csv|png|jpg|jpeg|wav|mp4|mp3|html))\b", re.I)

@@ -156,8 +156,19 @@ def load_split(split: str, root: str | Path | None = None) -> list[BenchCase]:
     return load_cases(folder, split=split)
 
 
+#: what the stand-in API answers, beside the fields a draft reads (`api_document`)
+SAMPLE_DOCUMENT: dict[str, Any] = {"title": "Loom Lamp", "text": "A desk lamp with a warm evening glow.", "price": 49,
+                                   "items": ["light", "warm"]}
+
+
 class _SampleServer(http.server.ThreadingHTTPServer):
-    """A local HTTP server that answers every request with a small JSON document."""
+    """A local HTTP server that answers every request with a small JSON document (`document`)."""
+
+    document: dict[str, Any] = SAMPLE_DOCUMENT
+
+
+#: the running sample servers by base URL, so that a run can set the document its draft reads
+_SERVERS: dict[str, _SampleServer] = {}
 
 
 class _SampleHandler(http.server.BaseHTTPRequestHandler):
@@ -165,8 +176,9 @@ class _SampleHandler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         if length:
             self.rfile.read(length)
-        body = json.dumps({"title": "Loom Lamp", "text": "A desk lamp with a warm evening glow.",
-                           "price": 49, "items": ["light", "warm"]}).encode()
+        server = self.server
+        document = server.document if isinstance(server, _SampleServer) else SAMPLE_DOCUMENT
+        body = json.dumps(document).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -223,8 +235,9 @@ class SampleValues:
         return self._media_once("audio", lambda: self._media("audio.speak", "audio", text="A sample."))
 
     def video(self) -> ArtifactRef:
+        # 12 s, so that a frame "at the 10 second mark" exists
         return self._media_once("video", lambda: self._media("video.slideshow", "video", images=[self.image()],
-                                                             durations=[1.0], width=128, height=128))
+                                                             durations=[12.0], width=128, height=128))
 
     def value(self, name: str, port_type: PortType) -> Any:
         """A value for a graph input named `name` of `port_type`, or None when none can be made."""
@@ -267,11 +280,48 @@ def sample_server() -> Iterator[str]:
     server = _SampleServer(("127.0.0.1", 0), _SampleHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/data"
+    _SERVERS[url] = server
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/data"
+        yield url
     finally:
+        del _SERVERS[url]
         server.shutdown()
         server.server_close()
+
+
+def api_document(graph: Graph) -> dict[str, Any]:
+    """What the stand-in API answers for one draft: `SAMPLE_DOCUMENT` and every field the draft reads of an
+    API's answer (a `json.extract` fed by an `http.request`'s JSON). The user's API has the fields the request
+    names ("an 'attendees' array", "the 'headline' field"); a stand-in with fixed fields would fail every draft
+    that reads one, whether or not the draft is right. A field that a `control.map` goes over is a list of two
+    objects (with the field each item's `json.extract` reads); one a math node takes is a number; others a text.
+    Field names are not scored (they are literals): the pass rate says whether the pipeline runs."""
+    document = dict(SAMPLE_DOCUMENT)
+    nodes = graph.nodes
+    for node_id, node in nodes.items():
+        data = node.inputs.get("data")
+        path = node.inputs.get("path")
+        if node.type != "json.extract" or not isinstance(path, str) or not path or path[0].isdigit():
+            continue
+        source = getattr(data, "node", None)
+        if not isinstance(source, str) or source not in nodes or nodes[source].type != "http.request":
+            continue
+        readers = [(other, port) for other in nodes.values() for port, link in other.links() if link.node == node_id]
+        value: Any = "Sample text from the API."
+        for reader, port in readers:
+            if reader.type == "control.map" and port == "items":
+                fixed = reader.inputs.get("inputs")
+                key = fixed.get("path") if isinstance(fixed, dict) else None
+                summed = any(other.type.startswith("math.") and link.node == reader.id
+                             for other in nodes.values() for _, link in other.links())
+                first, second = (2.5, 4.0) if summed else ("first item", "second item")
+                value = [{key: first} if isinstance(key, str) else first,
+                         {key: second} if isinstance(key, str) else second]
+            elif reader.type.startswith("math."):
+                value = 3.5
+        document[path.split(".")[0]] = value
+    return document
 
 
 #: what `stand_in_diffusion` sets on diffusion nodes, where the draft gives a literal or nothing
@@ -297,6 +347,9 @@ def run_draft(graph: Graph, executor: Executor, samples: SampleValues, folder: P
     """Run a drafted graph on embedded defaults; (succeeded, the first error message)."""
     config = RunConfig(allow_private_network=True, out_dir=folder / "files", settings={"llm.provider": "local"})
     graph = stand_in_diffusion(graph)
+    server = _SERVERS.get(samples.url)
+    if server is not None:
+        server.document = api_document(graph)
     try:
         values = samples.inputs_for(graph)
         handle = executor.submit(graph, values, config=config, use_cache=False)

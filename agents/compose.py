@@ -735,6 +735,12 @@ class _Assembler:
                 if not path:  # a guessed field name gives null, not a failed run
                     inputs["missing_ok"] = True
                 self.document["nodes"][node_id] = {"type": "json.extract", "inputs": inputs}
+                if kind == "text" and made.field and not path:
+                    # a storyboard's captions read aloud or written about: the lines as one text
+                    joined = self._node_id("lines")
+                    self.document["nodes"][joined] = {"type": "text.join", "inputs": {
+                        "items": {"node": node_id, "output": "value"}, "separator": " "}}
+                    return {"node": joined, "output": "text"}
                 return {"node": node_id, "output": "value"}
         return None
 
@@ -883,6 +889,19 @@ def _named(recipe: Recipe, clauses: Sequence[Clause]) -> bool:
     return recipe.name in _CONNECTORS or any(recipe.cue_hits(clause.text) for clause in clauses)
 
 
+def _covers(example: ExampleWorkflow, clauses: Sequence[Clause], recipes: Sequence[Recipe],
+            available: Mapping[str, Recipe]) -> bool:
+    """Whether the example's steps serve every clause that names some recipe: "Summarise the minutes, then
+    translate the summary into Polish and Arabic" is close to an example that only summarises."""
+    own = [available[s.recipe] for s in example.steps]
+    for clause in clauses:
+        if is_context(clause.text, first=clause.index == 0):
+            continue
+        if any(r.cue_hits(clause.text) for r in recipes) and not any(r.cue_hits(clause.text) for r in own):
+            return False
+    return True
+
+
 def compose(request: str, catalog: NodeCatalog, *, index: RecipeIndex | None = None) -> Composition:
     """Compose a graph for `request` from the recipe library (see the module docstring)."""
     index = index if index is not None else RecipeIndex.get()
@@ -894,7 +913,8 @@ def compose(request: str, catalog: NodeCatalog, *, index: RecipeIndex | None = N
     example_name: str | None = None
     available = {recipe.name: recipe for recipe in recipes}
     if (example is not None and closeness >= EXAMPLE_THRESHOLD and all(s.recipe in available for s in example.steps)
-            and all(_named(available[s.recipe], clauses) for s in example.steps)):
+            and all(_named(available[s.recipe], clauses) for s in example.steps)
+            and _covers(example, clauses, recipes, available)):
         read = read_slots(request)
         steps: list[Step] = []
         for given in example.steps:

@@ -13,7 +13,15 @@ from click.testing import CliRunner
 from netutil import free_port
 
 from nodeloom.agents import draft
-from nodeloom.agents.benchmark import SampleValues, load_cases, run_draft, sample_server, stand_in_diffusion
+from nodeloom.agents.benchmark import (
+    SAMPLE_DOCUMENT,
+    SampleValues,
+    api_document,
+    load_cases,
+    run_draft,
+    sample_server,
+    stand_in_diffusion,
+)
 from nodeloom.agents.cli import bench
 from nodeloom.agents.cli import draft as draft_command
 from nodeloom.agents.drafter import EXAMPLES, Drafter, extract_program
@@ -190,6 +198,29 @@ def test_stand_in_diffusion_scales_literals_and_defaults_and_keeps_links() -> No
     assert (scaled["a"]["inputs"]["height"], scaled["a"]["inputs"]["steps"]) == (64, 2)
     assert scaled["b"]["inputs"]["steps"] == 2 and "width" not in scaled["b"]["inputs"]
     assert scaled["pipe"]["inputs"] == {"model": {"input": "model"}}
+
+
+def test_the_stand_in_api_answers_the_fields_a_draft_reads(tmp_path: Path, registry: NodeRegistry) -> None:
+    document = {
+        "inputs": {"url": {"type": "Text"}},
+        "nodes": {
+            "response": {"type": "http.request", "inputs": {"url": {"input": "url"}}},
+            "entries": {"type": "json.extract", "inputs": {"data": {"node": "response", "output": "json"},
+                                                           "path": "entries"}},
+            "hours": {"type": "control.map", "inputs": {"node": "json.extract", "item_input": "data",
+                                                        "items": {"node": "entries", "output": "value"},
+                                                        "inputs": {"path": "hours"}}},
+            "total": {"type": "math.sum", "inputs": {"values": {"node": "hours", "output": "results"}}},
+        },
+        "outputs": {"total": {"node": "total", "output": "result"}},
+    }
+    graph = Graph.from_json(document)
+    answer = api_document(graph)
+    assert answer["entries"] == [{"hours": 2.5}, {"hours": 4.0}] and answer["title"] == "Loom Lamp"
+    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
+        samples = SampleValues(tmp_path, executor, url)
+        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=60) == (True, None)
+    assert "entries" not in SAMPLE_DOCUMENT  # the fixed fields alone would fail this graph
 
 
 # -- the openai provider against a real OpenAI-compatible server ---------------------------
