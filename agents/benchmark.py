@@ -12,9 +12,10 @@ one) and the draft's clause coverage (the share of the request's clauses that so
 serves), and runs the
 draft with the local executor on embedded defaults: the embedded LLM, graph inputs at their
 defaults, and sample values for the inputs a user must fill — a tiny diffusion pipeline
-saved to a temporary folder for a model, a local HTTP server on 127.0.0.1 for a URL, a
-small picture, sound or video made by the built-in nodes for a media input. A draft passes
-when that run succeeds within the time limit.
+saved to a temporary folder for a model, a local HTTP server on 127.0.0.1 for a URL (it
+answers a small JSON document holding the fields the draft reads of it, `api_document`), a
+small picture, sound or 12-second video made by the built-in nodes for a media input. A draft
+passes when that run succeeds within the time limit.
 
 The tiny pipeline stands in for a real model, so its diffusion settings are scaled down
 too (`stand_in_diffusion`): literal or default sizes and step counts of `image.generate` and
