@@ -131,6 +131,8 @@ class Step:
     position: int = 0
     #: the clause starts with this recipe's cue (after a lead-in): it asks for it, not just names it
     lead: bool = False
+    #: later clauses that only name what this step makes ("Fetch it", "render each scene"), served by it
+    also: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -400,7 +402,16 @@ def choose_steps(clauses: Sequence[Clause], similarity: Sequence[Mapping[str, fl
     best = max(beam, key=lambda item: item[0] + TYPE_FIT_WEIGHT * _type_fit(item[1]))
     steps = without_headline(without_references(without_repeats(best[1], clauses), clauses), clauses, request)
     steps = editing_the_users_picture(steps, clauses, recipes)
-    return in_data_flow_order(without_covered(steps, clauses), clauses)
+    final = in_data_flow_order(without_covered(steps, clauses), clauses)
+    served = {step.clause for step in final}
+    for dropped in best[1]:
+        if dropped.clause in served or any(dropped is step for step in final):
+            continue
+        earlier = [s for s in final if s.clause < dropped.clause and s.recipe.group == dropped.recipe.group]
+        if earlier:
+            earlier[-1].also.append(dropped.clause)
+            served.add(dropped.clause)
+    return final
 
 
 def _makes(step: Step, clauses: Sequence[Clause]) -> set[str]:
@@ -936,9 +947,10 @@ def compose(request: str, catalog: NodeCatalog, *, index: RecipeIndex | None = N
         return Composition(None, [], reports, example_name)
     graph, nodes = assemble(steps, clauses, catalog)
     for number, step in enumerate(steps):
-        report = reports[step.clause]
-        report.recipes.append(step.recipe.name)
-        report.nodes += [n for n in nodes[number] if n in graph.nodes]
+        for clause in (step.clause, *step.also):
+            report = reports[clause]
+            report.recipes.append(step.recipe.name)
+            report.nodes += [n for n in nodes[number] if n in graph.nodes and n not in report.nodes]
     issues = validate_graph(graph, catalog)
     return Composition(graph, steps, reports, example_name, issues)
 

@@ -197,7 +197,9 @@ def test_a_field_of_every_entry_is_summed(registry: NodeRegistry) -> None:
     paths = {i.inputs.get("path") for i in graph.nodes.values() if i.type == "json.extract"}
     per_item = next(i for i in graph.nodes.values() if i.type == "control.map")
     assert paths == {"orders"} and per_item.inputs["inputs"] == {"path": "amount"}
-    assert result.unserved == ["Fetch it"]  # what the first sentence already fetches
+    assert result.unserved == []  # "Fetch it" is served by the fetch the first sentence asks for
+    fetch = next(c for c in result.to_json()["clauses"] if c["text"] == "Fetch it")
+    assert [graph.nodes[n].type for n in fetch["nodes"]] == ["http.request"]
 
 
 def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) -> None:
