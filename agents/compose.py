@@ -512,7 +512,8 @@ def without_references(steps: Sequence[Step], clauses: Sequence[Clause]) -> list
 
 
 _VERB_IT = re.compile(r"[\w-]+\s+(?:it|them|that)\b", re.I)
-_EACH_OF = re.compile(r"\b(?:each|every|the|that|this|those|these|its|their)\s+$", re.I)
+#: what comes before a word that names something already made: "the / its ..." (`_DEFINITE`) or "each / every"
+_EACH_OF = re.compile(r"\b(?:each|every)\s+$|" + _DEFINITE.pattern, re.I)
 
 
 def without_repeats(steps: Sequence[Step], clauses: Sequence[Clause] = ()) -> list[Step]:
