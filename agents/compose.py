@@ -831,7 +831,8 @@ class _Assembler:
                                 other = self._variable_name(sibling.ref, (set(spec["inputs"]) - {port}) | set(inputs)
                                                             | {named})
                                 inputs[other] = dict(sibling.ref)
-                                inputs["template"] += "\n\n{{ " + other + " }}"
+                                # labelled, so that the model can tell the sources apart
+                                inputs["template"] += "\n\nAnother source:\n{{ " + other + " }}"
                                 sibling.taken += 1
                     value = source or {"input": input_names[value["input"]]}
                 elif isinstance(value, dict) and "node" in value and "output" in value and len(value) == 2:

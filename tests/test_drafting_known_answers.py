@@ -182,6 +182,7 @@ def test_two_sources_are_two_requests_and_both_feed_the_comparison(registry: Nod
     template = next(i for i in graph.nodes.values() if i.type == "text.template")
     fed = {link.node for _, link in template.links()}
     assert {n for n, i in graph.nodes.items() if i.type == "http.request"} == fed
+    assert "Another source:" in template.inputs["template"]  # the model can tell the two pages apart
 
 
 def test_a_field_of_every_entry_is_summed(registry: NodeRegistry) -> None:
