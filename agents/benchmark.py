@@ -2,11 +2,14 @@
 
 The cases live in splits, one folder each under `bench/drafting/`: `dev` (the cases the
 drafter is tuned on), `validation` (fresh requests in other domains, written after tuning on
-dev began; tuned on like dev), `heldout` (requests written before any tuning, never tuned on)
-and `edits`. A dev, validation or held-out case is a JSON file `{"id", "category", "length",
-"request", "reference"}`; an edit case is `{"id", "category": "edit", "base", "instruction",
-"reference"}`: the runner drafts with `base=` and scores the edited graph against the
-reference. For each case the runner drafts a graph, scores it with `agents.metrics`
+dev began; tuned on like dev), `fresh` (60 requests written at the start of session 7 by a
+helper who saw neither the drafter's code and library nor the held-out split; used to check
+whether changes made on dev/validation carry over to new requests), `heldout` (requests
+written before any tuning, never tuned on) and `edits`. A dev, validation, fresh or held-out
+case is a JSON file `{"id", "category", "length", "request", "reference"}`; an edit case is
+`{"id", "category": "edit", "base", "instruction", "reference"}`: the runner drafts with
+`base=` and scores the edited graph against the reference. For each case the runner drafts a
+graph, scores it with `agents.metrics`
 (validity, node- and edge-level precision, recall and F1, the loose edge F1 beside the strict
 one) and the draft's clause coverage (the share of the request's clauses that some node
 serves), and runs the
@@ -50,7 +53,7 @@ from nodeloom.node_registry import NodeRegistry, default_registry
 
 DEFAULT_RUN_TIMEOUT = 120.0
 CATEGORIES = ("llm", "image", "video", "tool", "mixed", "multi_step", "edit")
-SPLITS = ("dev", "validation", "heldout", "edits")
+SPLITS = ("dev", "validation", "fresh", "heldout", "edits")
 
 
 class BenchmarkError(NodeloomError):
@@ -138,7 +141,7 @@ def load_cases(folder: str | Path | None = None, *, split: str | None = None) ->
 
 
 def load_split(split: str, root: str | Path | None = None) -> list[BenchCase]:
-    """The cases of one split (`dev`, `validation`, `heldout`, `edits`), or of every split there is (`all`).
+    """The cases of one split (`dev`, `validation`, `fresh`, `heldout`, `edits`), or of every split (`all`).
 
     A named split whose folder is missing or empty is a `BenchmarkError` that says so.
     """

@@ -163,7 +163,7 @@ def bench() -> None:
 @click.option("--provider", type=PROVIDERS, default="local", show_default=True, help=_PROVIDER_HELP)
 @click.option("--base-url", default=None, help=_BASE_URL_HELP)
 @click.option("--model", default="", help="Model name for --provider openai.")
-@click.option("--split", type=click.Choice(["dev", "validation", "heldout", "edits", "all"]), default="dev",
+@click.option("--split", type=click.Choice(["dev", "validation", "fresh", "heldout", "edits", "all"]), default="dev",
               show_default=True, help="Which cases: bench/drafting/<split>/ (all: every split there is).")
 @click.option("--cases", "cases_dir", type=click.Path(file_okay=False), default=None,
               help="A folder of case files instead of a split.")

@@ -1,4 +1,4 @@
-"""The benchmark's dev and validation cases: each loads, its reference validates, the set is spread as declared."""
+"""The dev, validation and fresh drafting cases: each loads, its reference validates, the set is spread as declared."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ DRAFTING = Path(__file__).resolve().parent.parent / "bench" / "drafting"
 CASES_DIR = DRAFTING / "dev"
 CASE_FILES = sorted(CASES_DIR.glob("*.json"))
 VALIDATION_FILES = sorted((DRAFTING / "validation").glob("*.json"))
+FRESH_FILES = sorted((DRAFTING / "fresh").glob("*.json"))
 CATEGORIES = {"llm", "image", "video", "tool", "mixed", "multi_step"}
 LENGTHS = {"short", "long"}
 FILE_NAME = re.compile(r"^(\d{3})-[a-z0-9-]+\.json$")
@@ -42,6 +43,11 @@ def cases() -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def validation_cases() -> list[dict[str, Any]]:
     return [load(path) for path in VALIDATION_FILES]
+
+
+@pytest.fixture(scope="module")
+def fresh_cases() -> list[dict[str, Any]]:
+    return [load(path) for path in FRESH_FILES]
 
 
 def test_there_are_at_least_sixty_cases_with_unique_ids(cases: list[dict[str, Any]]) -> None:
@@ -82,9 +88,10 @@ def test_every_category_has_short_and_long_requests_in_even_shares(cases: list[d
 
 
 def test_long_requests_are_longer_than_short_ones(cases: list[dict[str, Any]],
-                                                 validation_cases: list[dict[str, Any]]) -> None:
+                                                 validation_cases: list[dict[str, Any]],
+                                                 fresh_cases: list[dict[str, Any]]) -> None:
     # "long" means several sentences of detail; "short" a one-line ask
-    for case in cases + validation_cases:
+    for case in cases + validation_cases + fresh_cases:
         words = len(case["request"].split())
         if case["length"] == "short":
             assert words <= 25, case["id"]
@@ -93,9 +100,10 @@ def test_long_requests_are_longer_than_short_ones(cases: list[dict[str, Any]],
 
 
 def test_diffusion_models_and_addresses_are_graph_inputs(cases: list[dict[str, Any]],
-                                                        validation_cases: list[dict[str, Any]]) -> None:
+                                                        validation_cases: list[dict[str, Any]],
+                                                        fresh_cases: list[dict[str, Any]]) -> None:
     # a model path or an address is what a user fills in per run, never a literal in the reference
-    for case in cases + validation_cases:
+    for case in cases + validation_cases + fresh_cases:
         nodes = case["reference"]["nodes"]
         for node_id, node in nodes.items():
             inputs = node["inputs"]
@@ -139,3 +147,48 @@ def test_no_validation_request_repeats_a_dev_paraphrase_or_reserved_request(
     taken = {normalized(load(path)["request"]) for path in CASE_FILES + paraphrases}
     taken |= {normalized(request) for request in RESERVED_REQUESTS}
     assert [case["id"] for case in validation_cases if normalized(case["request"]) in taken] == []
+
+
+# -- the fresh split: requests written blind to the drafter's code, library and the held-out split ------
+
+
+def test_fresh_split_has_ten_cases_of_both_lengths_in_every_category(fresh_cases: list[dict[str, Any]]) -> None:
+    assert Counter(case["category"] for case in fresh_cases) == Counter(dict.fromkeys(CATEGORIES, 10))
+    for category in CATEGORIES:
+        lengths = {case["length"] for case in fresh_cases if case["category"] == category}
+        assert lengths == LENGTHS, category
+
+
+@pytest.mark.parametrize("path", FRESH_FILES, ids=lambda path: path.stem)
+def test_fresh_case_has_the_dev_format_and_an_f_numbered_id(path: Path) -> None:
+    case = load(path)
+    assert set(case) == {"id", "category", "length", "request", "reference"}
+    assert case["id"] == path.stem
+    assert re.fullmatch(rf"f\d{{2}}-{case['category'].replace('_', '-')}-[a-z0-9-]+", case["id"])
+    assert case["length"] in LENGTHS
+    assert isinstance(case["request"], str) and case["request"].strip()
+
+
+@pytest.mark.parametrize("path", FRESH_FILES, ids=lambda path: path.stem)
+def test_fresh_reference_validates_and_its_maps_fit_their_node_types(path: Path, catalog: NodeRegistry) -> None:
+    reference = load(path)["reference"]
+    assert graph_problems(reference, catalog) == []
+    assert 2 <= len(Graph.from_json(reference).nodes) <= 12
+
+
+def test_fresh_ids_are_numbered_one_to_sixty_and_unique_across_splits(fresh_cases: list[dict[str, Any]]) -> None:
+    assert sorted(case["id"][:3] for case in fresh_cases) == [f"f{number:02d}" for number in range(1, 61)]
+    others = [DRAFTING / name for name in ("dev", "validation", "paraphrase", "edits")]
+    ids = [case["id"] for case in fresh_cases] + [load(path)["id"] for folder in others
+                                                   for path in sorted(folder.glob("*.json"))]
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+
+
+def test_no_fresh_request_repeats_a_dev_validation_paraphrase_or_reserved_request(
+        fresh_cases: list[dict[str, Any]]) -> None:
+    paraphrases = sorted((DRAFTING / "paraphrase").glob("*.json"))
+    taken = {normalized(load(path)["request"]) for path in CASE_FILES + VALIDATION_FILES + paraphrases}
+    taken |= {normalized(request) for request in RESERVED_REQUESTS}
+    requests = [normalized(case["request"]) for case in fresh_cases]
+    assert len(set(requests)) == len(requests)
+    assert [case["id"] for case in fresh_cases if normalized(case["request"]) in taken] == []

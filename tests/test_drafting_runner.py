@@ -28,6 +28,13 @@ def test_the_validation_split_holds_ten_cases_per_dev_category() -> None:
     assert Counter(case.category for case in cases) == Counter(dict.fromkeys(dev_categories, 10))
 
 
+def test_the_fresh_split_holds_ten_cases_per_dev_category() -> None:
+    cases = load_split("fresh")
+    assert len(cases) == 60 and {case.split for case in cases} == {"fresh"}
+    dev_categories = {case.category for case in load_split("dev")}
+    assert Counter(case.category for case in cases) == Counter(dict.fromkeys(dev_categories, 10))
+
+
 def test_a_missing_split_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "dev").mkdir()
     with pytest.raises(BenchmarkError, match="the heldout split is missing"):
