@@ -267,6 +267,42 @@ def _list_named(request: str) -> str | None:
     return None
 
 
+#: "Check the tide height from the harbour API", "Call the attendance API for today's absences": what is fetched
+_FETCHED = re.compile(
+    r"\b(?:get|gets|fetch|fetches|pull|pulls|check|checks|look\s+up|looks\s+up|read|reads|grab|download|load|"
+    r"retrieve|call|query)\s+(?:up\s+)?(?P<thing>(?:[\w'-]+\s+){1,5}?)(?:from|on|off|in|of|at|via|through|out\s+of)\s+"
+    r"(?:the|our|my|their|a|an|this)\s+(?:[\w'-]+\s+){0,3}?(?:api|endpoint|service|server|feed)\b"
+    r"|\b(?:api|endpoint|service|feed)\s+for\s+(?P<after>(?:[\w'-]+\s*){1,4})", re.I)
+#: words of a fetched thing's phrase that name no field: determiners, time and order words, "JSON"
+_NOT_THING = frozenset({"the", "a", "an", "my", "our", "their", "its", "this", "these", "that", "today's", "todays",
+                        "current", "latest", "newest", "new", "top", "first", "last", "recent", "json", "data",
+                        "list", "array", "document", "response", "answer", "details", "info", "information",
+                        "whole", "full", "all", "some", "each", "every", "it", "them", "page", "up"})
+
+#: head nouns of a fetched phrase that name the whole answer, not one field of it
+_WHOLE_ANSWER = frozenset({"data", "json", "details", "info", "information", "stats", "statistics", "figures",
+                           "numbers", "metrics", "summary", "report", "document", "response", "answer", "feed",
+                           "results", "records", "everything", "it", "them"})
+
+
+def _fetched_thing(clause_text: str) -> str | None:
+    """The field named by what a clause fetches ("the tide height from the harbour API" -> `tide_height`): a JSON
+    answer read for one thing is read through that field (a guess: missing, it gives null)."""
+    match = _FETCHED.search(clause_text)
+    if match is None:
+        return None
+    phrase = match.group("thing") or match.group("after") or ""
+    phrase = re.split(r"[,.;]|\b(?:and|to|then|so|which|that|with|using)\b", phrase)[0]
+    words = [w.lower() for w in re.findall(r"[\w'-]+", phrase)]
+    if words and words[-1] in _WHOLE_ANSWER:
+        return None  # "the product data", "the race stats": the whole answer is what is read
+    words = [w for w in words if not w.endswith("'s") and w not in _NOT_THING and not w.isdigit()]
+    if not words or words[-1] in _NOT_FIELDS:
+        return None
+    name = "_".join(words[-2:])
+    return name if re.fullmatch(r"[a-z][a-z0-9_]*", name) else None
+
+
 def _fits(produced: str, accepted: str) -> bool:
     return produced in _DIRECT[accepted]
 
@@ -637,6 +673,8 @@ class _Made:
     family: int
     field: str | None = None
     taken: int = 0
+    #: what a fetched JSON answer was fetched for (`_fetched_thing`): its consumers read that field
+    thing: str | None = None
 
 
 class _Assembler:
@@ -707,6 +745,13 @@ class _Assembler:
                     if ((not fresh_only or made.taken == 0) and _fits(made.kind, kind)
                             and self._connects(made.ref, targets)):
                         made.taken += 1
+                        if made.thing and made.kind == "json" and kind in ("any", "all") and made.taken == 1:
+                            # "Get the top story from the news API and write tweets about it": the story, not
+                            # the whole answer
+                            node_id = self._node_id(made.thing)
+                            self.document["nodes"][node_id] = {"type": "json.extract", "inputs": {
+                                "data": dict(made.ref), "path": path_field or made.thing, "missing_ok": True}}
+                            return {"node": node_id, "output": "value"}
                         return made.ref
         if kind == "json" and targets and all(str(t).startswith("List[") for t in targets):
             # "each entry has an email": the list is a field of the document an API gave back
@@ -742,7 +787,7 @@ class _Assembler:
                 inputs: dict[str, Any] = {
                     "data": dict(made.ref),
                     "path": path or made.field or path_field
-                    or (_field_named(clause_text) if kind in ("number", "text") else None)
+                    or (_field_named(clause_text) if kind in ("number", "text") else None) or made.thing
                     or ("items" if kind == "texts" else "value")}
                 if not path:  # a guessed field name gives null, not a failed run
                     inputs["missing_ok"] = True
@@ -856,7 +901,8 @@ class _Assembler:
             ref = {"node": renamed[output["node"]], "output": output["output"]}
             given = {**recipe.slots, **slots}.get("field")  # a storyboard's list is its "captions"
             field_name = given if isinstance(given, str) else None
-            self.made.append(_Made(recipe.produces, ref, family, field_name))
+            thing = _fetched_thing(clause_text) if recipe.name == "fetch_json" else None
+            self.made.append(_Made(recipe.produces, ref, family, field_name, thing=thing))
             break
         return added
 
