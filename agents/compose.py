@@ -378,7 +378,8 @@ def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Se
     by_group: dict[str, list[Step]] = {}
     # "for each review, classify the sentiment": where the words ask for the work per item, a recipe of the
     # group that maps over the items comes before the one that works on a single text, whatever the cosines
-    for step in sorted(scored, key=lambda s: (-(per_item and "control.map" in s.recipe.node_types), -s.score)):
+    for step in sorted(scored, key=lambda s: (-(per_item and "control.map" in s.recipe.node_types),
+                                              -s.recipe.precedence, -s.score)):
         by_group.setdefault(step.recipe.group, []).append(step)
     primary = [steps[0] for steps in by_group.values()]
     if _PER_ITEM_OF_LIST.search(clause.text) and not any("control.map" in step.recipe.node_types for step in scored):
@@ -488,9 +489,42 @@ def in_data_flow_order(steps: Sequence[Step], clauses: Sequence[Clause]) -> list
                 break
             if moved:
                 break
+            # the maker cannot come earlier: the step goes after it ("a video script as JSON, ... a card for each
+            # sentence": the slideshow named first waits for the cards), unless a step in between takes its output
+            later = _sink_to(ordered, number, kind, clauses) if kind in _MEDIA else None
+            if later is not None:
+                ordered.insert(later, ordered.pop(number))
+                moved, moves = True, moves + 1
+                break
         if not moved:
             number += 1
+    # a video waits for a voice named after it ("... render the video, with a voice-over of the lines")
+    for step in [s for s in ordered if "audio?" in s.recipe.wire.values()]:
+        number = ordered.index(step)
+        if not _feeds(ordered[:number], "audio", clauses):
+            later = _sink_to(ordered, number, "audio", clauses)
+            if later is not None:
+                ordered.insert(later, ordered.pop(number))
     return ordered
+
+
+#: kinds a step waits for rather than starting from a graph input of its own
+_MEDIA = frozenset({"image", "images", "audio", "video", "videos"})
+
+
+def _sink_to(ordered: Sequence[Step], number: int, kind: str, clauses: Sequence[Clause]) -> int | None:
+    """The place after the first later maker of `kind` that step `number` may move to: no step it passes takes
+    what it makes."""
+    step = ordered[number]
+    for later in range(number + 1, len(ordered)):
+        passed = ordered[later]
+        needs = [need.rstrip("?") for need in passed.recipe.wire.values()]
+        if any(_fits(step.recipe.produces, need) or (step.recipe.produces, need) in _COERCE
+               for need in needs if need not in ("any", "all")):
+            return None
+        if any(_fits(made, kind) or (made, kind) in _COERCE for made in _makes(passed, clauses)):
+            return later
+    return None
 
 
 _HAS_PICTURE = re.compile(r"^(?:i|we|here|there|this)\b.*"
@@ -896,7 +930,11 @@ class _Assembler:
             old, port = key.split(".", 1)
             source = self._source_for(kind, family, None)
             if source is not None and old in renamed:
-                self.document["nodes"][renamed[old]]["inputs"][port] = source
+                node_inputs = self.document["nodes"][renamed[old]]["inputs"]
+                node_inputs[port] = source
+                if self.document["nodes"][source["node"]]["type"] == "audio.voice_over" and "durations" in node_inputs:
+                    # each slide stays on screen as long as its line is spoken
+                    node_inputs["durations"] = {"node": source["node"], "output": "durations"}
         for output in sub.get("outputs", {}).values():
             ref = {"node": renamed[output["node"]], "output": output["output"]}
             given = {**recipe.slots, **slots}.get("field")  # a storyboard's list is its "captions"

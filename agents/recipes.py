@@ -61,6 +61,9 @@ class Recipe:
     fan_out: str | None = None
     avoid: tuple[re.Pattern[str], ...] = ()
     cue_all: bool = False
+    #: where its cues match, the recipe comes before those of its group that rank higher by meaning
+    #: ("read the captions aloud, each slide as long as its line": a voice-over, not one speech)
+    precedence: int = 0
 
     @property
     def node_types(self) -> set[str]:
@@ -151,6 +154,7 @@ def load_recipes() -> dict[str, Recipe]:
                 cues=_patterns(entry["cues"]), phrasings=tuple(entry["phrasings"]), use_when=entry["use_when"],
                 not_when=entry["not_when"], program=entry["program"], fan_out=entry.get("fan_out"),
                 avoid=_patterns(entry.get("avoid", [])), cue_all=bool(entry.get("cue_all", False)),
+                precedence=int(entry.get("precedence", 0)),
             )
         except (KeyError, TypeError, re.error) as error:
             raise RecipeError(f"recipe {entry.get('name', '?')}: malformed ({error})") from None

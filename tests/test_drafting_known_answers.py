@@ -203,6 +203,29 @@ def test_a_field_of_every_entry_is_summed(registry: NodeRegistry) -> None:
     assert [graph.nodes[n].type for n in fetch["nodes"]] == ["http.request"]
 
 
+def test_a_json_answer_fetched_for_one_thing_is_read_through_that_field(registry: NodeRegistry) -> None:
+    graph = _drafted("Get the latest headline from the news API and turn it into a limerick.", registry)
+    assert _types(graph) == Counter({"http.request": 1, "json.extract": 1, "text.template": 1, "llm.chat": 1})
+    assert {("http.request", "json", "json.extract"), ("json.extract", "value", "text.template")} <= _edges(graph)
+    extract = next(i for i in graph.nodes.values() if i.type == "json.extract")
+    assert extract.inputs["path"] == "headline" and extract.inputs["missing_ok"] is True
+
+
+def test_lines_spoken_one_slide_each_are_a_timed_voice_over(registry: NodeRegistry) -> None:
+    graph = _drafted("Write a short poem about autumn as three lines in JSON, make a title card for each line and a "
+                     "video where each card stays on screen as long as its line is spoken.", registry)
+    assert _types(graph)["audio.voice_over"] == 1 and "audio.speak" not in _types(graph)
+    video = next(i for i in graph.nodes.values() if i.type == "video.slideshow")
+    voice = next(n for n, i in graph.nodes.items() if i.type == "audio.voice_over")
+    assert video.inputs["audio"].node == voice and video.inputs["durations"].node == voice
+    assert video.inputs["durations"].output == "durations"
+
+
+def test_a_video_named_before_its_narration_takes_the_narration(registry: NodeRegistry) -> None:
+    graph = _drafted("Make a slideshow of my garden photos narrated with my planting notes.", registry)
+    assert ("audio.speak", "audio", "video.slideshow") in _edges(graph)
+
+
 def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) -> None:
     result = draft("Here is a photo of my bedroom. With the diffusion model, show it in coastal style.",
                    registry=registry)
