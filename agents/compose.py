@@ -491,9 +491,9 @@ def in_data_flow_order(steps: Sequence[Step], clauses: Sequence[Clause]) -> list
                 break
             # the maker cannot come earlier: the step goes after it ("a video script as JSON, ... a card for each
             # sentence": the slideshow named first waits for the cards), unless a step in between takes its output
-            later = _sink_to(ordered, number, kind, clauses) if kind in _MEDIA else None
-            if later is not None:
-                ordered.insert(later, ordered.pop(number))
+            sink = _sink_to(ordered, number, kind, clauses) if kind in _MEDIA else None
+            if sink is not None:
+                ordered.insert(sink, ordered.pop(number))
                 moved, moves = True, moves + 1
                 break
         if not moved:
@@ -502,9 +502,9 @@ def in_data_flow_order(steps: Sequence[Step], clauses: Sequence[Clause]) -> list
     for step in [s for s in ordered if "audio?" in s.recipe.wire.values()]:
         number = ordered.index(step)
         if not _feeds(ordered[:number], "audio", clauses):
-            later = _sink_to(ordered, number, "audio", clauses)
-            if later is not None:
-                ordered.insert(later, ordered.pop(number))
+            sink = _sink_to(ordered, number, "audio", clauses)
+            if sink is not None:
+                ordered.insert(sink, ordered.pop(number))
     return ordered
 
 
