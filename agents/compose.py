@@ -78,7 +78,9 @@ _CONTEXT = re.compile(r"^(?:i|we)\s*(?:'ll|'ve|\s+will|\s+have|\s+only have|\s+g
                       r"(?:http\s+|response\s+)?(?:status(?:\s+code)?|headers)(?:\s+as\s+well|\s+too)?$"
                       # "give me back both the outline and the intro": what to return, already made
                       r"|^(?:and\s+)?(?:please\s+)?(?:give|hand|send|return)\s+(?:me\s+)?(?:back\s+)?(?:both|all)\b"
-                      r"(?!.*\b(?:join|joined|combine|combined|merge|merged|concatenat\w*)\b)",
+                      r"(?!.*\b(?:join|joined|combine|combined|merge|merged|concatenat\w*)\b)"
+                      # "Otherwise nothing needs to happen": the branch not taken, no step
+                      r"|^(?:and\s+)?otherwise,?\s+(?:nothing|do\s+nothing|no\s+need|don't|do\s+not|skip|stop)\b",
                       re.I)
 #: "I want to A/B test ad headlines": a purpose that names no capability is no step (when no cue matches)
 _PURPOSE = re.compile(r"^(?:i|we)\s+(?:want|need|would like|'d like)\s+to\s+(?!(?:make|create|generate|write|translate|"
@@ -345,6 +347,10 @@ def _lead_words(text: str, position: int) -> int:
     return len(text[offset:position].split()) if position >= offset else 0
 
 
+#: groups whose recipes are chosen only where their cues match: a condition is never guessed from meaning alone
+_CUE_ONLY_GROUPS = frozenset({"gate"})
+
+
 def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Sequence[Recipe],
                     leading: bool = False) -> list[list[Step]]:
     """The alternatives for one clause: each a list of steps (one per capability group), best first. A
@@ -361,7 +367,8 @@ def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Se
     if not scored:
         if _PURPOSE.match(clause.text):
             return [[]]
-        best = max(recipes, key=lambda r: similarity.get(r.name, 0.0), default=None)
+        best = max((r for r in recipes if r.group not in _CUE_ONLY_GROUPS), key=lambda r: similarity.get(r.name, 0.0),
+                   default=None)
         if best is None or similarity.get(best.name, 0.0) < SIMILARITY_FLOOR:
             return [[]]
         return [[Step(best, clause.index, score=similarity[best.name], lead=True)]]
@@ -634,6 +641,20 @@ _SEVERAL_SOURCES = re.compile(
 
 # -- slots ---------------------------------------------------------------------------------------
 
+_THRESHOLD = re.compile(r"\b(over|above|more than|greater than|higher than|exceeds?|beyond|under|below|less than|"
+                        r"fewer than|lower than|at least|at most)\s+-?\$?(\d+(?:\.\d+)?)", re.I)
+_OPERATORS = {"at least": ">=", "at most": "<=", "under": "<", "below": "<", "less than": "<", "fewer than": "<",
+              "lower than": "<"}
+
+
+def _threshold(clause_text: str) -> dict[str, Any]:
+    """The comparison a clause names: "only if it's under 30" -> `< 30`; "if rain is likely" -> `>= 50` (per cent)."""
+    found = _THRESHOLD.search(clause_text)
+    if found is None:
+        return {"threshold": 50.0, "op": ">="}
+    return {"threshold": float(found.group(2)), "op": _OPERATORS.get(found.group(1).lower(), ">")}
+
+
 def step_slots(recipe: Recipe, clause_text: str, read: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The slot values for one recipe in one clause: one dict per copy (a fan-out slot gives several)."""
     slots: dict[str, Any] = {}
@@ -672,6 +693,8 @@ def step_slots(recipe: Recipe, clause_text: str, read: Mapping[str, Any]) -> lis
         target = re.search(r"\b(?:into|as|like)\s+(.+)$", clause_text, re.I)
         # "make the photo black and white": the clause itself says what the picture should become
         slots["style"] = target.group(1) if target else clause_text
+    if recipe.name == "only_if":
+        slots.update(_threshold(clause_text))
     if recipe.name == "classify":
         labels = re.search(r"\bas\s+([\w-]+(?:,\s*[\w-]+)*,?\s+or\s+[\w-]+)", clause_text, re.I)
         if labels:
@@ -944,6 +967,18 @@ class _Assembler:
             break
         return added
 
+    def _downstream(self, roots: set[str]) -> set[str]:
+        """The nodes that take an output of `roots`, directly or through others."""
+        found, changed = set(roots), bool(roots)
+        while changed:
+            changed = False
+            for node_id, spec in self.document["nodes"].items():
+                if node_id not in found and any(isinstance(v, dict) and v.get("node") in found
+                                                for v in spec["inputs"].values()):
+                    found.add(node_id)
+                    changed = True
+        return found
+
     def graph(self) -> Graph:
         outputs: dict[str, dict[str, str]] = {}
         for made in self.made:
@@ -952,6 +987,10 @@ class _Assembler:
                 outputs[name] = dict(made.ref)
         if not outputs and self.made:
             outputs[self.made[-1].ref["node"]] = dict(self.made[-1].ref)
+        gated = self._downstream({n for n, spec in self.document["nodes"].items() if spec["type"] == "control.branch"})
+        for output in outputs.values():
+            if output["node"] in gated:  # absent when the branch is not taken
+                output["optional"] = True  # type: ignore[assignment]
         self.document["outputs"] = outputs
         used = {v["input"] for spec in self.document["nodes"].values() for v in spec["inputs"].values()
                 if isinstance(v, dict) and set(v) == {"input"}}

@@ -8,7 +8,7 @@ A program is a list of module-level statements of three kinds::
     story = llm.structured(prompt=brief, schema={"type": "object"})
     card = image.title_card(text=story["data"])      # ["port"] picks a named output
     configure(card, label="The card", timeout=30)   # optional node options
-    output("poster", card)                           # a graph output
+    output("poster", card)                           # a graph output (optional=True: may be absent)
 
 The code is read with `ast.parse` and its tree is walked; nothing is ever executed. Every
 form outside this language (other statements, nested calls, attribute access, operators,
@@ -304,7 +304,7 @@ class _Compiler:
             self.inputs[name] = declared
 
     def graph_output(self, call: ast.Call) -> None:
-        given = self.call_arguments(call, None, ("name", "value"), (), OUTPUT_CALL)
+        given = self.call_arguments(call, None, ("name", "value"), ("optional",), OUTPUT_CALL)
         if "name" not in given or "value" not in given:
             self.report("program_form", call, "output(...) takes a name and a node output: output(\"video\", render)")
             return
@@ -325,6 +325,13 @@ class _Compiler:
         if name in self.outputs:
             self.report("duplicate_name", call, f"two graph outputs are named {name!r}", port=name)
             return
+        if "optional" in given:  # output("value", gate["true"], optional=True): absent when a branch skips it
+            optional = self.literal(given["optional"], None, "optional")
+            if not isinstance(optional, bool):
+                self.report("program_form", given["optional"], "optional= takes True or False", port=name)
+                return
+            if optional:
+                value = {**value, "optional": True}
         self.outputs[name] = value
 
     def configure(self, call: ast.Call) -> None:
@@ -740,7 +747,8 @@ def decompile(graph: Graph | Mapping[str, Any], *, catalog: NodeCatalog | None =
             issues.append(ValidationIssue("dangling_link", f"graph output {output_name!r} links to a node "
                                           f"{link.node!r} that does not exist", port=output_name))
             continue
-        lines.append(f"{OUTPUT_CALL}({output_name!r}, {link_source(link)})")
+        optional = ", optional=True" if output_name in loaded.optional_outputs else ""
+        lines.append(f"{OUTPUT_CALL}({output_name!r}, {link_source(link)}{optional})")
     if issues:
         raise ProgramError(issues)
     return "\n".join(lines) + "\n"

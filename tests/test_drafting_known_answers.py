@@ -16,9 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from nodeloom.agents import draft
+from nodeloom.agents.benchmark import SampleValues, run_draft, sample_server
 from nodeloom.agents.cli import draft as draft_command
 from nodeloom.core.graph import Graph
 from nodeloom.core.validate import validate_graph
+from nodeloom.executors import LocalExecutor
 from nodeloom.node_registry import NodeRegistry, default_registry
 
 
@@ -224,6 +226,22 @@ def test_lines_spoken_one_slide_each_are_a_timed_voice_over(registry: NodeRegist
 def test_a_video_named_before_its_narration_takes_the_narration(registry: NodeRegistry) -> None:
     graph = _drafted("Make a slideshow of my garden photos narrated with my planting notes.", registry)
     assert ("audio.speak", "audio", "video.slideshow") in _edges(graph)
+
+
+def test_only_if_a_number_passes_a_threshold_is_a_compare_and_a_branch(registry: NodeRegistry, tmp_path: Path) -> None:
+    graph = _drafted("Read the battery level from the drone API and, only if it is below 20, send a warning to my "
+                     "Slack webhook.", registry)
+    assert _types(graph) == Counter({"http.request": 1, "json.extract": 1, "math.compare": 1, "control.branch": 1,
+                                     "json.object": 1, "webhook.post": 1})
+    assert {("json.extract", "value", "math.compare"), ("math.compare", "result", "control.branch"),
+            ("control.branch", "true", "json.object")} <= _edges(graph)
+    compare = next(i for i in graph.nodes.values() if i.type == "math.compare")
+    assert (compare.inputs["op"], compare.inputs["b"]) == ("<", 20.0)
+    assert graph.optional_outputs == frozenset(graph.outputs)  # absent when the branch is not taken
+    # it runs: a local server stands in for the drone API and the webhook
+    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
+        samples = SampleValues(tmp_path, executor, url)
+        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=60) == (True, None)
 
 
 def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) -> None:

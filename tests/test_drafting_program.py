@@ -327,6 +327,18 @@ def test_node_options_and_link_shaped_literals_round_trip(catalog: NodeRegistry)
     assert_round_trip(graph, catalog)
 
 
+def test_an_optional_output_after_a_branch_round_trips(catalog: NodeRegistry) -> None:
+    source = ('level = input("level", "Float", default=10.0)\n'
+              'low = math.compare(a=level, b=20.0, op="<")\n'
+              'gate = control.branch(condition=low, value=level)\n'
+              'output("level", gate["true"], optional=True)\n')
+    graph = compile_program(source, catalog)
+    assert graph.optional_outputs == {"level"} and validate_graph(graph, catalog) == []
+    assert "optional=True" in decompile(graph, catalog=catalog)
+    assert_round_trip(graph, catalog)
+    assert problems(source.replace("optional=True", "optional='yes'"), catalog)[0]["code"] == "program_form"
+
+
 def test_decompile_renames_what_is_not_a_python_name(catalog: NodeRegistry) -> None:
     graph = Graph("names")
     graph.input("class", "Text", default="x")
