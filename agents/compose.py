@@ -845,7 +845,7 @@ class _Assembler:
                     "data": dict(made.ref),
                     "path": path or made.field or path_field
                     or (_field_named(clause_text) if kind in ("number", "text") else None) or made.thing
-                    or ("items" if kind == "texts" else "value")}
+                    or ((_list_named(self.request) or "items") if kind == "texts" else "value")}
                 if not path:  # a guessed field name gives null, not a failed run
                     inputs["missing_ok"] = True
                 self.document["nodes"][node_id] = {"type": "json.extract", "inputs": inputs}
@@ -857,6 +857,10 @@ class _Assembler:
                     return {"node": joined, "output": "text"}
                 return {"node": node_id, "output": "value"}
         return None
+
+    def _kind_of(self, ref: Mapping[str, str]) -> str | None:
+        """The kind of an earlier step's output (None for a node no step registered as its output)."""
+        return next((made.kind for made in self.made if made.ref == ref), None)
 
     def _variable_name(self, source: Mapping[str, str], taken: set[str]) -> str:
         """A template variable named for what it holds: a page's body, an API's data, a JSON field's name,
@@ -908,6 +912,13 @@ class _Assembler:
             source = self._source_for(kind, family, field_slot, self._targets(sub, key), clause_text)
             if source is not None:
                 wired[key] = source
+        if recipe.name == "save_file" and "data" in wired and self._kind_of(wired["data"]) == "texts" and \
+                re.search(r"\.(?:txt|md)\b|\bone (?:per|a) line\b|\bline by line\b", clause_text, re.I):
+            # a list saved as text is one item per line
+            lines = self._node_id("lines")
+            self.document["nodes"][lines] = {"type": "text.join", "inputs": {"items": wired["data"],
+                                                                            "separator": "\n"}}
+            wired["data"] = {"node": lines, "output": "text"}
         input_names: dict[str, str] = {}
         for name, declared in sub.get("inputs", {}).items():
             if name not in wired:

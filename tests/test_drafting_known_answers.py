@@ -244,6 +244,22 @@ def test_only_if_a_number_passes_a_threshold_is_a_compare_and_a_branch(registry:
         assert run_draft(graph, executor, samples, tmp_path / "run", timeout=60) == (True, None)
 
 
+def test_one_answer_per_entry_of_an_apis_list_saved_one_per_line(registry: NodeRegistry) -> None:
+    result = draft("The library API lists overdue loans, each with the borrower's name and the book title. Get that "
+                   "list, have the model write a friendly reminder per loan, and put all the reminders into "
+                   "reminders.txt.", registry=registry)
+    graph = result.graph
+    assert graph is not None and validate_graph(graph, registry) == []
+    assert result.unserved == ["Get that list"]  # names what the first sentence fetches: no step of its own
+    assert _types(graph) == Counter({"http.request": 1, "json.extract": 1, "control.map": 2, "text.join": 1,
+                                     "file.save": 1})
+    assert {("json.extract", "value", "control.map"), ("control.map", "results", "control.map"),
+            ("control.map", "results", "text.join"), ("text.join", "text", "file.save")} <= _edges(graph)
+    extract = next(i for i in graph.nodes.values() if i.type == "json.extract")
+    join = next(i for i in graph.nodes.values() if i.type == "text.join")
+    assert extract.inputs["path"] == "loans" and join.inputs["separator"] == "\n"
+
+
 def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) -> None:
     result = draft("Here is a photo of my bedroom. With the diffusion model, show it in coastal style.",
                    registry=registry)
