@@ -162,6 +162,19 @@ def test_structured_output_the_validator_rejects_is_retried_then_fails_with_the_
     assert "maximum" in error["validation_error"] or "minimum" in error["validation_error"]
 
 
+def test_a_structured_reply_cut_off_mid_json_is_asked_for_again_with_more_tokens(llm_executor: LocalExecutor) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+              "required": ["city", "country"]}
+    settings = {"prompt": "Name the capital of France and its country.", "schema": schema, "temperature": 0.0,
+                "seed": 1, "max_tokens": 6}
+    once = llm_executor.run(structured_graph(**settings, max_repairs=0), use_cache=False)
+    error = once.nodes["structured"].error
+    assert error is not None and "cut off at max_tokens" in error["message"]  # 6 tokens cannot hold the reply
+    result = llm_executor.run(structured_graph(**settings), use_cache=False)
+    assert result.ok, result.errors()  # asked again with 12, then 24 tokens
+    assert set(result.outputs["data"]) >= {"city", "country"}
+
+
 def test_cancelling_a_run_stops_local_generation_at_the_next_token(llm_executor: LocalExecutor) -> None:
     streaming = threading.Event()
     g = chat_graph(prompt="Count from 1 to 500, one number per line.", temperature=0.0, max_tokens=1000)

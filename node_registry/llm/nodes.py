@@ -149,7 +149,8 @@ def llm_structured(
     schema: Annotated[dict[str, Any], "JSON Schema the output must match (in Python: Model.model_json_schema())"],
     system: Annotated[str, "system prompt (the schema instructions are added to it)"] = "",
     temperature: Annotated[float, Range(0.0, 2.0)] = 0.2,
-    max_tokens: Annotated[int, Range(1, 32768), "most tokens per try"] = 1024,
+    max_tokens: Annotated[int, Range(1, 32768), "most tokens per try (a reply cut off mid-JSON is asked for again "
+                                                 "with twice as many, up to four times this)"] = 1024,
     max_repairs: Annotated[int, Range(0, 10), "retries with the validation error fed back to the model"] = 2,
     seed: Seed = None,
     provider: ProviderChoice = "",
@@ -170,11 +171,12 @@ def llm_structured(
     conversation = _conversation(prompt, (), f"{system}\n\n{instructions}" if system else instructions)
     progress = ProgressStream(ctx, None)
     tries = max_repairs + 1
+    budget = max_tokens
     for attempt in range(1, tries + 1):
         request = ChatRequest(
             messages=conversation,
             temperature=temperature,
-            max_tokens=max_tokens,
+            max_tokens=budget,
             seed=seed,
             model=model,
             json_schema=schema,
@@ -184,6 +186,11 @@ def llm_structured(
         data, problem = _json_problem(completion, validator)
         if problem is None:
             return data
+        if completion.finish_reason == "length" and data is None:
+            # cut off mid-JSON: the same question again with twice the tokens (up to four times `max_tokens`);
+            # fed back, the cut reply only gets repeated and cut again
+            budget = min(budget * 2, max_tokens * 4, 32768)
+            continue
         if attempt < tries:
             conversation = [
                 *conversation,
