@@ -515,6 +515,8 @@ def in_data_flow_order(steps: Sequence[Step], clauses: Sequence[Clause]) -> list
     return ordered
 
 
+#: the file extension a saved output of each kind gets when the request names no file
+_EXTENSIONS = {"image": "png", "audio": "wav", "video": "mp4", "json": "json"}
 #: kinds a step waits for rather than starting from a graph input of its own
 _MEDIA = frozenset({"image", "images", "audio", "video", "videos"})
 
@@ -919,6 +921,12 @@ class _Assembler:
             self.document["nodes"][lines] = {"type": "text.join", "inputs": {"items": wired["data"],
                                                                             "separator": "\n"}}
             wired["data"] = {"node": lines, "output": "text"}
+        if recipe.name == "save_file" and "filename" not in slots and "data" in wired:
+            # "save the still": a picture is saved as a PNG, not as result.txt
+            extension = _EXTENSIONS.get(self._kind_of(wired["data"]) or "", "txt")
+            for spec in sub["nodes"].values():
+                if spec["type"] == "file.save":
+                    spec["inputs"]["filename"] = f"result.{extension}"
         input_names: dict[str, str] = {}
         for name, declared in sub.get("inputs", {}).items():
             if name not in wired:

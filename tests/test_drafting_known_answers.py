@@ -260,6 +260,14 @@ def test_one_answer_per_entry_of_an_apis_list_saved_one_per_line(registry: NodeR
     assert extract.inputs["path"] == "loans" and join.inputs["separator"] == "\n"
 
 
+def test_a_still_of_the_users_video_is_saved_as_a_picture(registry: NodeRegistry) -> None:
+    graph = _drafted("Grab a frame from the interview video at 12 seconds and save it.", registry)
+    assert _types(graph) == Counter({"video.thumbnail": 1, "file.save": 1})  # the user's video: no slideshow
+    frame = next(i for i in graph.nodes.values() if i.type == "video.thumbnail")
+    saved = next(i for i in graph.nodes.values() if i.type == "file.save")
+    assert frame.inputs["at"] == 12.0 and saved.inputs["filename"] == "result.png"
+
+
 def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) -> None:
     result = draft("Here is a photo of my bedroom. With the diffusion model, show it in coastal style.",
                    registry=registry)
