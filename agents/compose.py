@@ -106,6 +106,9 @@ _BACK_WIRE = re.compile(r"\b(it|its|that|this|them|from (the|my|a|that)|the (pro
                         r"result)|prompt)\b", re.I)
 
 
+#: "let the model write an image prompt ..., then generate three options": the pictures are of that prompt
+_PROMPT_WRITTEN = re.compile(r"\b(?:write|writes|draft|create|craft|come up with|turn)\b[^.;]{0,40}"
+                             r"\b(?:image|picture|visual|diffusion|art)\s+prompts?\b", re.I)
 #: a template variable fed by (node type, output) is named for what it holds
 _VARIABLE_NAMES = {("http.request", "text"): "body", ("http.request", "json"): "data", ("llm.chat", "text"): "draft"}
 
@@ -908,7 +911,8 @@ class _Assembler:
         for key, kind in recipe.wire.items():
             if "." in key:
                 continue
-            if key == "prompt" and recipe.name == "generate_image" and not _BACK_WIRE.search(clause_text):
+            if key == "prompt" and recipe.name == "generate_image" and not (
+                    _BACK_WIRE.search(clause_text) or _PROMPT_WRITTEN.search(self.request)):
                 continue
             field_slot = slots.get("field") if isinstance(slots.get("field"), str) else None
             source = self._source_for(kind, family, field_slot, self._targets(sub, key), clause_text)

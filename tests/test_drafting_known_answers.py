@@ -268,6 +268,15 @@ def test_a_still_of_the_users_video_is_saved_as_a_picture(registry: NodeRegistry
     assert frame.inputs["at"] == 12.0 and saved.inputs["filename"] == "result.png"
 
 
+def test_options_made_with_the_diffusion_model_are_pictures_not_a_list(registry: NodeRegistry) -> None:
+    graph = _drafted("Let the language model write an image prompt for our jazz night poster, then generate three "
+                     "options with the diffusion model.", registry)
+    assert _types(graph) == Counter({"text.template": 1, "llm.chat": 1, "image.pipeline": 1, "image.generate": 1})
+    assert ("llm.chat", "text", "image.generate") in _edges(graph)
+    generate = next(i for i in graph.nodes.values() if i.type == "image.generate")
+    assert generate.inputs["batch_size"] == 3
+
+
 def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) -> None:
     result = draft("Here is a photo of my bedroom. With the diffusion model, show it in coastal style.",
                    registry=registry)
