@@ -116,26 +116,32 @@ def test_diffusion_models_and_addresses_are_graph_inputs(cases: list[dict[str, A
 # -- the validation split: fresh requests in other domains, written after tuning on dev began ------------
 
 
-def test_validation_split_has_ten_cases_of_both_lengths_in_every_category(
-        validation_cases: list[dict[str, Any]]) -> None:
-    assert Counter(case["category"] for case in validation_cases) == Counter(dict.fromkeys(CATEGORIES, 10))
+#: the splits written after dev, in dev's case format: (split, id letter, case files)
+LATER_SPLITS = [("validation", "v", VALIDATION_FILES), ("fresh", "f", FRESH_FILES)]
+LATER_FILES = [(letter, path) for _, letter, files in LATER_SPLITS for path in files]
+
+
+@pytest.mark.parametrize("files", [files for _, _, files in LATER_SPLITS], ids=[name for name, _, _ in LATER_SPLITS])
+def test_later_split_has_ten_cases_of_both_lengths_in_every_category(files: list[Path]) -> None:
+    later = [load(path) for path in files]
+    assert Counter(case["category"] for case in later) == Counter(dict.fromkeys(CATEGORIES, 10))
     for category in CATEGORIES:
-        lengths = {case["length"] for case in validation_cases if case["category"] == category}
+        lengths = {case["length"] for case in later if case["category"] == category}
         assert lengths == LENGTHS, category
 
 
-@pytest.mark.parametrize("path", VALIDATION_FILES, ids=lambda path: path.stem)
-def test_validation_case_has_the_dev_format_and_a_v_numbered_id(path: Path) -> None:
+@pytest.mark.parametrize(("letter", "path"), LATER_FILES, ids=lambda value: getattr(value, "stem", ""))
+def test_later_case_has_the_dev_format_and_a_numbered_id_of_its_split(letter: str, path: Path) -> None:
     case = load(path)
     assert set(case) == {"id", "category", "length", "request", "reference"}
     assert case["id"] == path.stem
-    assert re.fullmatch(rf"v\d{{2}}-{case['category'].replace('_', '-')}-[a-z0-9-]+", case["id"])
+    assert re.fullmatch(rf"{letter}\d{{2}}-{case['category'].replace('_', '-')}-[a-z0-9-]+", case["id"])
     assert case["length"] in LENGTHS
     assert isinstance(case["request"], str) and case["request"].strip()
 
 
-@pytest.mark.parametrize("path", VALIDATION_FILES, ids=lambda path: path.stem)
-def test_validation_reference_validates_and_its_maps_fit_their_node_types(path: Path, catalog: NodeRegistry) -> None:
+@pytest.mark.parametrize("path", VALIDATION_FILES + FRESH_FILES, ids=lambda path: path.stem)
+def test_later_reference_validates_and_its_maps_fit_their_node_types(path: Path, catalog: NodeRegistry) -> None:
     reference = load(path)["reference"]
     assert graph_problems(reference, catalog) == []
     assert 2 <= len(Graph.from_json(reference).nodes) <= 12
@@ -150,30 +156,6 @@ def test_no_validation_request_repeats_a_dev_paraphrase_or_reserved_request(
 
 
 # -- the fresh split: requests written blind to the drafter's code, library and the held-out split ------
-
-
-def test_fresh_split_has_ten_cases_of_both_lengths_in_every_category(fresh_cases: list[dict[str, Any]]) -> None:
-    assert Counter(case["category"] for case in fresh_cases) == Counter(dict.fromkeys(CATEGORIES, 10))
-    for category in CATEGORIES:
-        lengths = {case["length"] for case in fresh_cases if case["category"] == category}
-        assert lengths == LENGTHS, category
-
-
-@pytest.mark.parametrize("path", FRESH_FILES, ids=lambda path: path.stem)
-def test_fresh_case_has_the_dev_format_and_an_f_numbered_id(path: Path) -> None:
-    case = load(path)
-    assert set(case) == {"id", "category", "length", "request", "reference"}
-    assert case["id"] == path.stem
-    assert re.fullmatch(rf"f\d{{2}}-{case['category'].replace('_', '-')}-[a-z0-9-]+", case["id"])
-    assert case["length"] in LENGTHS
-    assert isinstance(case["request"], str) and case["request"].strip()
-
-
-@pytest.mark.parametrize("path", FRESH_FILES, ids=lambda path: path.stem)
-def test_fresh_reference_validates_and_its_maps_fit_their_node_types(path: Path, catalog: NodeRegistry) -> None:
-    reference = load(path)["reference"]
-    assert graph_problems(reference, catalog) == []
-    assert 2 <= len(Graph.from_json(reference).nodes) <= 12
 
 
 def test_fresh_ids_are_numbered_one_to_sixty_and_unique_across_splits(fresh_cases: list[dict[str, Any]]) -> None:
