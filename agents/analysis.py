@@ -63,6 +63,8 @@ _PER_ITEM_LEAD = re.compile(r"^(?:for\s+)?(?:each|every|per)\b", re.I)
 _CONTINUES = re.compile(r"^(?:and\s+|or\s+|plus\s+)?(?:the|a|an|one|two|three|its|their|my|our|both|each)\b", re.I)
 #: a piece that sets up the clause after it ("From a product blurb, ...", "Using the diffusion model, ...")
 _LEADS_INTO = re.compile(r"^(?:from|using|with|for|based on|in|on|given|out of|by)\b", re.I)
+#: the markers of a numbered list of steps: "1) ", "2. ", "(3) "
+_NUMBERED = re.compile(r"(?:^|(?<=[\s:,;]))\(?\d{1,2}[).]\s+(?=[A-Za-z])")
 _STRONG = re.compile(r"[.!?;]|\bthen\b|\bafter that\b|\bfinally\b", re.I)
 #: "each with an owner": describes the items of the clause before it
 _QUALIFIER = re.compile(r"^(?:each|every one|all)\s+(?:with|having|of which)\b", re.I)
@@ -228,6 +230,8 @@ def split_clauses(request: str) -> list[Clause]:
     """The request's clauses, in order, with their slots and back-reference flags."""
     clauses: list[Clause] = []
     position = 0
+    if len(_NUMBERED.findall(request)) >= 2:  # "1) fetch the routes, 2) take the 'stops' list, ...": one step each
+        request = _NUMBERED.sub("; ", request)
     pieces = [piece for piece in _SPLIT.split(request) if piece is not None]
     # whether the boundary before each piece is a sentence end, a semicolon, "then" or "finally"
     strong = [True] + [bool(_STRONG.search(m.group(0))) or request[max(m.start() - 1, 0)] in ".!?;"

@@ -277,6 +277,17 @@ def test_options_made_with_the_diffusion_model_are_pictures_not_a_list(registry:
     assert generate.inputs["batch_size"] == 3
 
 
+def test_a_numbered_list_of_steps_is_one_clause_per_step(registry: NodeRegistry) -> None:
+    result = draft("What I need: 1) get the menu JSON from our cafe API, 2) have the model write a cheerful daily "
+                   "specials post from it, 3) send it to our Slack webhook.", registry=registry)
+    assert [c["text"] for c in result.clauses] == [
+        "What I need", "get the menu JSON from our cafe API", "have the model write a cheerful daily specials post "
+        "from it", "send it to our Slack webhook"]
+    assert result.graph is not None and _types(result.graph) == Counter(
+        {"http.request": 1, "text.template": 1, "llm.chat": 1, "json.object": 1, "webhook.post": 1})
+    assert result.unserved == ["What I need"]
+
+
 def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) -> None:
     result = draft("Here is a photo of my bedroom. With the diffusion model, show it in coastal style.",
                    registry=registry)
