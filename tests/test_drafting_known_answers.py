@@ -288,6 +288,14 @@ def test_a_numbered_list_of_steps_is_one_clause_per_step(registry: NodeRegistry)
     assert result.unserved == ["What I need"]
 
 
+def test_a_card_with_a_slogan_to_write_gets_the_model_s_slogan(registry: NodeRegistry) -> None:
+    graph = _drafted("Make a title card with a catchy slogan about our new oat latte.", registry)
+    assert _types(graph) == Counter({"text.template": 1, "llm.chat": 1, "image.title_card": 1})
+    assert ("llm.chat", "text", "image.title_card") in _edges(graph)
+    graph = _drafted("Have the model name my new hiking boot, then put the name on a title card.", registry)
+    assert ("llm.chat", "text", "image.title_card") in _edges(graph)
+
+
 def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) -> None:
     result = draft("Here is a photo of my bedroom. With the diffusion model, show it in coastal style.",
                    registry=registry)
