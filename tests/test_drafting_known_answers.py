@@ -294,6 +294,8 @@ def test_a_card_with_a_slogan_to_write_gets_the_model_s_slogan(registry: NodeReg
     assert ("llm.chat", "text", "image.title_card") in _edges(graph)
     graph = _drafted("Have the model name my new hiking boot, then put the name on a title card.", registry)
     assert ("llm.chat", "text", "image.title_card") in _edges(graph)
+    graph = _drafted("Make a banner and a short announcement that our bike repair cafe opens on Saturdays.", registry)
+    assert _types(graph) == Counter({"text.template": 1, "llm.chat": 1, "image.title_card": 1})
 
 
 def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) -> None:
