@@ -361,8 +361,10 @@ def test_server_validation_errors_are_shown_on_the_node_and_port_they_name(
     page.get_by_role("button", name="Save version").click()
     page.get_by_role("alert").filter(has_text="The server refused this version").wait_for()
     card = page.locator('.box[data-node="card"]')
-    assert card.locator(".port-invalid .port-name").inner_text() == "text"
+    # the canvas marks the port once the refused save's errors reach it: wait for it, as a user sees it appear
+    playwright_api.expect(card.locator(".port-invalid .port-name")).to_have_text("text")
     field = page.get_by_role("region", name="inspector").locator(".field-invalid")
+    playwright_api.expect(field).to_contain_text("required")
     assert "text" in field.inner_text() and "required" in field.inner_text()
     assert api.get_graph(saved.id).version == 1
     tab.screenshot("validation")
