@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from nodeloom.agents.analysis import Clause, correct_typos, number_of, read_slots, split_clauses
 from nodeloom.agents.recipes import ExampleWorkflow, Recipe, load_examples, load_recipes
+from nodeloom.core.branches import dependent_outputs
 from nodeloom.core.graph import Graph
 from nodeloom.core.types import PortType, can_connect
 from nodeloom.core.validate import NodeCatalog, ValidationIssue, validate_graph
@@ -312,6 +313,12 @@ def _fits(produced: str, accepted: str) -> bool:
     return produced in _DIRECT[accepted]
 
 
+def _serves(produced: str, accepted: str) -> bool:
+    """Whether an output of kind `produced` can feed an input of kind `accepted`, directly or read through a
+    `json.extract` (`_COERCE`)."""
+    return _fits(produced, accepted) or (produced, accepted) in _COERCE
+
+
 # -- choosing steps ------------------------------------------------------------------------------
 
 #: "Take my podcast transcript", "Using the product sheet": a clause that only names its input
@@ -422,7 +429,7 @@ def _type_fit(steps: Sequence[Step]) -> float:
         for kind in step.recipe.wire.values():
             if kind.endswith("?"):
                 continue
-            if any(_fits(p, kind) or (p, kind) in _COERCE for p in made):
+            if any(_serves(p, kind) for p in made):
                 fed += 1
             elif kind not in ("any", "text", "all"):
                 fed -= UNFED_WEIGHT
@@ -470,7 +477,7 @@ def _makes(step: Step, clauses: Sequence[Clause]) -> set[str]:
 
 
 def _feeds(makers: Sequence[Step], kind: str, clauses: Sequence[Clause]) -> bool:
-    return any(_fits(made, kind) or (made, kind) in _COERCE for s in makers for made in _makes(s, clauses))
+    return any(_serves(made, kind) for s in makers for made in _makes(s, clauses))
 
 
 def _needs(step: Step) -> list[str]:
@@ -490,7 +497,7 @@ def in_data_flow_order(steps: Sequence[Step], clauses: Sequence[Clause]) -> list
         for kind in unfed:
             for later in range(number + 1, len(ordered)):
                 maker = ordered[later]
-                if not (_fits(maker.recipe.produces, kind) or (maker.recipe.produces, kind) in _COERCE):
+                if not _serves(maker.recipe.produces, kind):
                     continue
                 if any(_feeds(ordered[number:later], need, clauses) for need in _needs(maker)):
                     break
@@ -531,10 +538,9 @@ def _sink_to(ordered: Sequence[Step], number: int, kind: str, clauses: Sequence[
     for later in range(number + 1, len(ordered)):
         passed = ordered[later]
         needs = [need.rstrip("?") for need in passed.recipe.wire.values()]
-        if any(_fits(step.recipe.produces, need) or (step.recipe.produces, need) in _COERCE
-               for need in needs if need not in ("any", "all")):
+        if any(_serves(step.recipe.produces, need) for need in needs if need not in ("any", "all")):
             return None
-        if any(_fits(made, kind) or (made, kind) in _COERCE for made in _makes(passed, clauses)):
+        if any(_serves(made, kind) for made in _makes(passed, clauses)):
             return later
     return None
 
@@ -737,6 +743,8 @@ class _Made:
     taken: int = 0
     #: what a fetched JSON answer was fetched for (`_fetched_thing`): its consumers read that field
     thing: str | None = None
+    #: the recipe's `also`: (other output of the same node, the input name it feeds)
+    also: tuple[tuple[str, str], ...] = ()
 
 
 class _Assembler:
@@ -810,20 +818,14 @@ class _Assembler:
                         if made.thing and made.kind == "json" and kind in ("any", "all") and made.taken == 1:
                             # "Get the top story from the news API and write tweets about it": the story, not
                             # the whole answer
-                            node_id = self._node_id(made.thing)
-                            self.document["nodes"][node_id] = {"type": "json.extract", "inputs": {
-                                "data": dict(made.ref), "path": path_field or made.thing, "missing_ok": True}}
-                            return {"node": node_id, "output": "value"}
+                            return self._extract(made.thing, made.ref, path_field or made.thing, missing_ok=True)
                         return made.ref
         if kind == "json" and targets and all(str(t).startswith("List[") for t in targets):
             # "each entry has an email": the list is a field of the document an API gave back
             for made in candidates:
                 if made.kind == "json":
                     made.taken += 1
-                    extract = self._node_id("items")
-                    self.document["nodes"][extract] = {"type": "json.extract", "inputs": {
-                        "data": dict(made.ref), "path": made.field or _list_named(self.request) or "items"}}
-                    return {"node": extract, "output": "value"}
+                    return self._extract("items", made.ref, made.field or _list_named(self.request) or "items")
         if optional:
             return None
         if kind == "images":  # lines of text become pictures as one title card each
@@ -832,10 +834,7 @@ class _Assembler:
                     made.taken += 1
                     items = dict(made.ref)
                     if made.kind == "json":
-                        extract = self._node_id("items")
-                        self.document["nodes"][extract] = {"type": "json.extract", "inputs": {
-                            "data": items, "path": made.field or path_field or "items"}}
-                        items = {"node": extract, "output": "value"}
+                        items = self._extract("items", items, made.field or path_field or "items")
                     cards = self._node_id("cards")
                     self.document["nodes"][cards] = {"type": "control.map", "inputs": {
                         "node": "image.title_card", "items": items, "item_input": "text"}}
@@ -845,23 +844,47 @@ class _Assembler:
             path = _COERCE.get((made.kind, kind))
             if path is not None:
                 made.taken += 1
-                node_id = self._node_id("first" if path == "0" else "items")
-                inputs: dict[str, Any] = {
-                    "data": dict(made.ref),
-                    "path": path or made.field or path_field
+                # a guessed field name gives null, not a failed run
+                value = self._extract(
+                    "first" if path == "0" else "items", made.ref,
+                    path or made.field or path_field
                     or (_field_named(clause_text) if kind in ("number", "text") else None) or made.thing
-                    or ((_list_named(self.request) or "items") if kind == "texts" else "value")}
-                if not path:  # a guessed field name gives null, not a failed run
-                    inputs["missing_ok"] = True
-                self.document["nodes"][node_id] = {"type": "json.extract", "inputs": inputs}
+                    or ((_list_named(self.request) or "items") if kind == "texts" else "value"),
+                    missing_ok=not path)
                 if kind == "text" and made.field and not path:
                     # a storyboard's captions read aloud or written about: the lines as one text
                     joined = self._node_id("lines")
-                    self.document["nodes"][joined] = {"type": "text.join", "inputs": {
-                        "items": {"node": node_id, "output": "value"}, "separator": " "}}
+                    self.document["nodes"][joined] = {"type": "text.join", "inputs": {"items": value, "separator": " "}}
                     return {"node": joined, "output": "text"}
-                return {"node": node_id, "output": "value"}
+                return value
         return None
+
+    def _adapt_saving(self, sub: Mapping[str, Any], wired: dict[str, dict[str, str]], slots: Mapping[str, Any],
+                      clause_text: str) -> None:
+        """Fit a `file.save` of the recipe to what it saves: a list saved as text is one item per line, and a file
+        the request names no name for gets the extension of its kind ("save the still": result.png)."""
+        for spec in sub["nodes"].values():
+            data = spec["inputs"].get("data") if spec["type"] == "file.save" else None
+            key = data.get("input") if isinstance(data, dict) else None
+            if key not in wired:
+                continue
+            if self._kind_of(wired[key]) == "texts" and re.search(
+                    r"\.(?:txt|md)\b|\bone (?:per|a) line\b|\bline by line\b", clause_text, re.I):
+                lines = self._node_id("lines")
+                self.document["nodes"][lines] = {"type": "text.join", "inputs": {"items": wired[key],
+                                                                                "separator": "\n"}}
+                wired[key] = {"node": lines, "output": "text"}
+            if "filename" not in slots:
+                spec["inputs"]["filename"] = f"result.{_EXTENSIONS.get(self._kind_of(wired[key]) or '', 'txt')}"
+
+    def _extract(self, wanted: str, data: Mapping[str, str], path: str, *, missing_ok: bool = False) -> dict[str, str]:
+        """A new `json.extract` node (id after `wanted`) reading `path` of the output `data`; returns its value."""
+        node_id = self._node_id(wanted)
+        inputs: dict[str, Any] = {"data": dict(data), "path": path}
+        if missing_ok:
+            inputs["missing_ok"] = True
+        self.document["nodes"][node_id] = {"type": "json.extract", "inputs": inputs}
+        return {"node": node_id, "output": "value"}
 
     def _kind_of(self, ref: Mapping[str, str]) -> str | None:
         """The kind of an earlier step's output (None for a node no step registered as its output)."""
@@ -911,26 +934,14 @@ class _Assembler:
         for key, kind in recipe.wire.items():
             if "." in key:
                 continue
-            if key == "prompt" and recipe.name == "generate_image" and not (
+            if recipe.wire_when.get(key) == "referenced" and not (
                     _BACK_WIRE.search(clause_text) or _PROMPT_WRITTEN.search(self.request)):
                 continue
             field_slot = slots.get("field") if isinstance(slots.get("field"), str) else None
             source = self._source_for(kind, family, field_slot, self._targets(sub, key), clause_text)
             if source is not None:
                 wired[key] = source
-        if recipe.name == "save_file" and "data" in wired and self._kind_of(wired["data"]) == "texts" and \
-                re.search(r"\.(?:txt|md)\b|\bone (?:per|a) line\b|\bline by line\b", clause_text, re.I):
-            # a list saved as text is one item per line
-            lines = self._node_id("lines")
-            self.document["nodes"][lines] = {"type": "text.join", "inputs": {"items": wired["data"],
-                                                                            "separator": "\n"}}
-            wired["data"] = {"node": lines, "output": "text"}
-        if recipe.name == "save_file" and "filename" not in slots and "data" in wired:
-            # "save the still": a picture is saved as a PNG, not as result.txt
-            extension = _EXTENSIONS.get(self._kind_of(wired["data"]) or "", "txt")
-            for spec in sub["nodes"].values():
-                if spec["type"] == "file.save":
-                    spec["inputs"]["filename"] = f"result.{extension}"
+        self._adapt_saving(sub, wired, slots, clause_text)
         input_names: dict[str, str] = {}
         for name, declared in sub.get("inputs", {}).items():
             if name not in wired:
@@ -978,29 +989,19 @@ class _Assembler:
             if source is not None and old in renamed:
                 node_inputs = self.document["nodes"][renamed[old]]["inputs"]
                 node_inputs[port] = source
-                if self.document["nodes"][source["node"]]["type"] == "audio.voice_over" and "durations" in node_inputs:
-                    # each slide stays on screen as long as its line is spoken
-                    node_inputs["durations"] = {"node": source["node"], "output": "durations"}
+                maker = next((m for m in self.made if m.ref == source), None)
+                for other, target in maker.also if maker else ():
+                    if target in node_inputs:  # a voice-over's durations time the slides it narrates
+                        node_inputs[target] = {"node": source["node"], "output": other}
         for output in sub.get("outputs", {}).values():
             ref = {"node": renamed[output["node"]], "output": output["output"]}
             given = {**recipe.slots, **slots}.get("field")  # a storyboard's list is its "captions"
             field_name = given if isinstance(given, str) else None
-            thing = _fetched_thing(clause_text) if recipe.name == "fetch_json" else None
-            self.made.append(_Made(recipe.produces, ref, family, field_name, thing=thing))
+            thing = _fetched_thing(clause_text) if recipe.read_for_thing else None
+            self.made.append(_Made(recipe.produces, ref, family, field_name, thing=thing,
+                                   also=tuple(recipe.also.items())))
             break
         return added
-
-    def _downstream(self, roots: set[str]) -> set[str]:
-        """The nodes that take an output of `roots`, directly or through others."""
-        found, changed = set(roots), bool(roots)
-        while changed:
-            changed = False
-            for node_id, spec in self.document["nodes"].items():
-                if node_id not in found and any(isinstance(v, dict) and v.get("node") in found
-                                                for v in spec["inputs"].values()):
-                    found.add(node_id)
-                    changed = True
-        return found
 
     def graph(self) -> Graph:
         outputs: dict[str, dict[str, str]] = {}
@@ -1010,15 +1011,14 @@ class _Assembler:
                 outputs[name] = dict(made.ref)
         if not outputs and self.made:
             outputs[self.made[-1].ref["node"]] = dict(self.made[-1].ref)
-        gated = self._downstream({n for n, spec in self.document["nodes"].items() if spec["type"] == "control.branch"})
-        for output in outputs.values():
-            if output["node"] in gated:  # absent when the branch is not taken
-                output["optional"] = True  # type: ignore[assignment]
         self.document["outputs"] = outputs
         used = {v["input"] for spec in self.document["nodes"].values() for v in spec["inputs"].values()
                 if isinstance(v, dict) and set(v) == {"input"}}
         self.document["inputs"] = {k: v for k, v in self.document["inputs"].items() if k in used}
-        return Graph.from_json(self.document)
+        graph = Graph.from_json(self.document)
+        for name in dependent_outputs(graph):  # absent when the branch is not taken
+            graph.output(name, graph.outputs[name], optional=True)
+        return graph
 
 
 def assemble(steps: Sequence[Step], clauses: Sequence[Clause], catalog: NodeCatalog,

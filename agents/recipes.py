@@ -27,6 +27,8 @@ from nodeloom.core.graph import Graph
 from nodeloom.core.validate import NodeCatalog
 
 #: kinds a recipe produces or accepts on a wired input ("?" after a kind: optional)
+#: the conditions a recipe's `wire_when` may put on a wired input
+WIRE_CONDITIONS = ("referenced",)
 KINDS = ("text", "json", "number", "any", "texts", "image", "images", "audio", "video", "videos", "all")
 _LITERAL_SLOT = re.compile(r"\$([a-z_]+)")
 _TEXT_SLOT = re.compile(r"@([a-z_]+)@")
@@ -64,6 +66,14 @@ class Recipe:
     #: where its cues match, the recipe comes before those of its group that rank higher by meaning
     #: ("read the captions aloud, each slide as long as its line": a voice-over, not one speech)
     precedence: int = 0
+    #: wired inputs linked only under a condition: "referenced" -- the clause refers back ("generate it", "from
+    #: the prompt") or the request had the model write an image prompt; otherwise the input stays the user's
+    wire_when: Mapping[str, str] = field(default_factory=dict)
+    #: other outputs of the node that makes the recipe's output, each linked to the input of that name on the
+    #: node that takes the output (a voice-over's `durations` time the slideshow it narrates)
+    also: Mapping[str, str] = field(default_factory=dict)
+    #: a fetched JSON answer is read through the field the clause fetched it for ("the top story from the API")
+    read_for_thing: bool = False
 
     @property
     def node_types(self) -> set[str]:
@@ -142,27 +152,37 @@ def _read(name: str) -> Any:
         raise RecipeError(f"cannot read the recipe library file {name}: {error}") from None
 
 
+def recipe_from(entry: Mapping[str, Any]) -> Recipe:
+    """One recipe from its entry of the library file; `RecipeError` names what is malformed."""
+    try:
+        recipe = Recipe(
+            name=entry["name"], capability=entry["capability"], group=entry["group"],
+            produces=entry["produces"], wire=dict(entry["wire"]), slots=dict(entry.get("slots", {})),
+            cues=_patterns(entry["cues"]), phrasings=tuple(entry["phrasings"]), use_when=entry["use_when"],
+            not_when=entry["not_when"], program=entry["program"], fan_out=entry.get("fan_out"),
+            avoid=_patterns(entry.get("avoid", [])), cue_all=bool(entry.get("cue_all", False)),
+            precedence=int(entry.get("precedence", 0)), wire_when=dict(entry.get("wire_when", {})),
+            also=dict(entry.get("also", {})), read_for_thing=bool(entry.get("read_for_thing", False)),
+        )
+    except (KeyError, TypeError, ValueError, re.error) as error:
+        raise RecipeError(f"recipe {entry.get('name', '?')}: malformed ({error})") from None
+    kinds = [recipe.produces, *(kind.rstrip("?") for kind in recipe.wire.values())]
+    if any(kind not in KINDS for kind in kinds):
+        raise RecipeError(f"recipe {recipe.name}: unknown kind among {kinds}")
+    for name, condition in recipe.wire_when.items():
+        if name not in recipe.wire:
+            raise RecipeError(f"recipe {recipe.name}: wire_when names {name!r}, an input it does not wire")
+        if condition not in WIRE_CONDITIONS:
+            raise RecipeError(f"recipe {recipe.name}: wire_when condition {condition!r} of {name!r} is unknown "
+                              f"(conditions: {', '.join(WIRE_CONDITIONS)})")
+    return recipe
+
+
 @functools.lru_cache(maxsize=1)
 def load_recipes() -> dict[str, Recipe]:
     """Every recipe of the library, by name."""
-    recipes: dict[str, Recipe] = {}
-    for entry in _read("recipes.json"):
-        try:
-            recipe = Recipe(
-                name=entry["name"], capability=entry["capability"], group=entry["group"],
-                produces=entry["produces"], wire=dict(entry["wire"]), slots=dict(entry.get("slots", {})),
-                cues=_patterns(entry["cues"]), phrasings=tuple(entry["phrasings"]), use_when=entry["use_when"],
-                not_when=entry["not_when"], program=entry["program"], fan_out=entry.get("fan_out"),
-                avoid=_patterns(entry.get("avoid", [])), cue_all=bool(entry.get("cue_all", False)),
-                precedence=int(entry.get("precedence", 0)),
-            )
-        except (KeyError, TypeError, re.error) as error:
-            raise RecipeError(f"recipe {entry.get('name', '?')}: malformed ({error})") from None
-        kinds = [recipe.produces, *(kind.rstrip("?") for kind in recipe.wire.values())]
-        if any(kind not in KINDS for kind in kinds):
-            raise RecipeError(f"recipe {recipe.name}: unknown kind among {kinds}")
-        recipes[recipe.name] = recipe
-    return recipes
+    recipes = [recipe_from(entry) for entry in _read("recipes.json")]
+    return {recipe.name: recipe for recipe in recipes}
 
 
 @functools.lru_cache(maxsize=1)
@@ -181,4 +201,7 @@ def load_examples() -> tuple[ExampleWorkflow, ...]:
     return tuple(examples)
 
 
-__all__ = ["KINDS", "ExampleStep", "ExampleWorkflow", "Recipe", "RecipeError", "load_examples", "load_recipes"]
+__all__ = [
+    "KINDS", "WIRE_CONDITIONS", "ExampleStep", "ExampleWorkflow", "Recipe", "RecipeError", "load_examples",
+    "load_recipes", "recipe_from",
+]

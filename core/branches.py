@@ -138,7 +138,6 @@ def branch_issues(graph: Graph, *, check_outputs: bool = True) -> list[Validatio
 
     if CONDITIONAL_TYPES.isdisjoint(graph.node_types()):
         return []
-    conditional = [node_id for node_id, n in graph.nodes.items() if n.type in CONDITIONAL_TYPES]
     issues: list[ValidationIssue] = []
     uses: list[tuple[str | None, str, Link]] = [
         (node_id, port, link) for node_id, n in graph.nodes.items() for port, link in n.links()
@@ -151,9 +150,28 @@ def branch_issues(graph: Graph, *, check_outputs: bool = True) -> list[Validatio
                 "unknown_port", f"switch {link.node!r} has no output {link.output!r} for its cases",
                 node=node_id, port=port, hint=f"outputs: {', '.join(_choices(graph, link.node))}",
             ))
+    if issues or not check_outputs:
+        return issues
+    for name, (node_id, choice) in dependent_outputs(graph).items():
+        taken = ", ".join(f"{decider!r} takes {option!r}" for decider, option in choice.items())
+        output = graph.outputs[name].output
+        issues.append(ValidationIssue(
+            "branch_dependent_output", f"graph output {name!r} is absent when {taken}", node=node_id, port=name,
+            hint=f'mark it optional ({{"node": "{node_id}", "output": "{output}", "optional": true}}) '
+                 "or join the branches with control.first",
+        ))
+    return issues
+
+
+def dependent_outputs(graph: Graph) -> dict[str, tuple[str, dict[str, str]]]:
+    """The graph outputs, not marked optional, that some choice of the branches leaves absent: per output name,
+    the node it reads and the first such choice (conditional node id -> output taken). Empty for a graph with a
+    loop (reported as `cycle`)."""
+    conditional = [node_id for node_id, n in graph.nodes.items() if n.type in CONDITIONAL_TYPES]
     order = _order(graph)
-    if issues or not check_outputs or len(order) != len(graph.nodes):
-        return issues  # a loop is reported as `cycle`
+    if not conditional or len(order) != len(graph.nodes):
+        return {}
+    found: dict[str, tuple[str, dict[str, str]]] = {}
     for name, link in graph.outputs.items():
         if name in graph.optional_outputs or link.node not in graph.nodes:
             continue
@@ -166,13 +184,6 @@ def branch_issues(graph: Graph, *, check_outputs: bool = True) -> list[Validatio
             choice = dict(zip(deciding, picked, strict=True))
             present = _present(graph, [n for n in order if n in upstream], choice)
             if not _carries(present, link):
-                taken = ", ".join(f"{node_id!r} takes {option!r}" for node_id, option in choice.items())
-                issues.append(ValidationIssue(
-                    "branch_dependent_output",
-                    f"graph output {name!r} is absent when {taken}",
-                    node=link.node, port=name,
-                    hint=f'mark it optional ({{"node": "{link.node}", "output": "{link.output}", "optional": true}}) '
-                         "or join the branches with control.first",
-                ))
+                found[name] = (link.node, choice)
                 break
-    return issues
+    return found

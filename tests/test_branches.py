@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from nodeloom.core import Bool, Graph, Text
+from nodeloom.core.branches import dependent_outputs
 from nodeloom.core.validate import validate_graph
 from nodeloom.node_registry import NodeRegistry
 
@@ -53,6 +54,10 @@ def test_a_join_of_both_branches_is_always_present_and_nested_branches_are_follo
     (issue,) = validate_graph(g, registry)
     assert (issue.code, issue.port) == ("branch_dependent_output", "partial")
     assert "'inner' takes 'false'" in issue.message and "'outer' takes 'true'" in issue.message
+    # the same finding as a mapping, for a drafter that marks such outputs optional
+    assert dependent_outputs(g) == {"partial": ("partial", {"outer": "true", "inner": "false"})}
+    g.output("partial", partial["value"], optional=True)
+    assert dependent_outputs(g) == {}
 
 
 def test_optional_outputs_round_trip_through_json(registry: NodeRegistry) -> None:

@@ -14,7 +14,7 @@ import pytest
 from nodeloom.agents.analysis import read_slots, split_clauses
 from nodeloom.agents.benchmark import SampleValues, run_draft, sample_server
 from nodeloom.agents.compose import Step, assemble
-from nodeloom.agents.recipes import Recipe, load_examples, load_recipes
+from nodeloom.agents.recipes import Recipe, RecipeError, load_examples, load_recipes, recipe_from
 from nodeloom.agents.retrieve import SentenceEncoder
 from nodeloom.core.validate import validate_graph
 from nodeloom.executors import LocalExecutor
@@ -287,3 +287,23 @@ def test_slips_in_request_words_are_put_right_and_real_words_are_left_alone() ->
     # inflections and ordinary words one slip away from a known word stay as they are
     untouched = "These summaries, strings and sales figures: mailing the posts, makes, multiple-choice titles."
     assert correct_typos(untouched) == untouched
+
+
+@pytest.mark.parametrize(("wire_when", "named"), [({"prompt": "sometimes"}, "condition 'sometimes' of 'prompt'"),
+                                                  ({"image": "referenced"}, "'image', an input it does not wire")])
+def test_a_recipe_whose_wire_when_names_no_wired_input_or_no_known_condition_is_refused(
+        wire_when: dict[str, str], named: str) -> None:
+    entry = {**_entry("generate_image"), "wire_when": wire_when}
+    with pytest.raises(RecipeError, match="wire_when") as caught:
+        recipe_from(entry)
+    assert named in str(caught.value)
+
+
+def test_the_library_file_s_entries_read_back_as_the_loaded_recipes() -> None:
+    for name, recipe in load_recipes().items():
+        assert recipe_from(_entry(name)) == recipe
+
+
+def _entry(name: str) -> dict[str, Any]:
+    library = Path(__file__).parents[1] / "agents" / "library" / "recipes.json"
+    return next(e for e in json.loads(library.read_text(encoding="utf-8")) if e["name"] == name)
