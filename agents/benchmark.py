@@ -333,13 +333,18 @@ STAND_IN_DIFFUSION = {"image.generate": {"width": 64, "height": 64, "steps": 2},
 
 
 def stand_in_diffusion(graph: Graph) -> Graph:
-    """The graph with the diffusion settings of `STAND_IN_DIFFUSION` (links are kept as they are)."""
+    """The graph with the diffusion settings of `STAND_IN_DIFFUSION` (links are kept as they are), also for a
+    diffusion node a `control.map` runs per item (its per-item `inputs`)."""
     document = graph.to_json()
     for spec in document.get("nodes", {}).values():
-        settings = STAND_IN_DIFFUSION.get(spec.get("type", ""))
-        if settings is None:
-            continue
         inputs = spec.setdefault("inputs", {})
+        settings = STAND_IN_DIFFUSION.get(spec.get("type", ""))
+        if spec.get("type") == "control.map" and isinstance(inputs.get("node"), str):
+            settings = STAND_IN_DIFFUSION.get(inputs["node"])
+            if settings is not None:
+                inputs = inputs.setdefault("inputs", {})
+        if settings is None or not isinstance(inputs, dict) or {"node", "input"} & set(inputs):
+            continue
         for name, value in settings.items():
             if not isinstance(inputs.get(name), dict):  # a link ({"node"...} / {"input"...}) stays
                 inputs[name] = value

@@ -258,7 +258,9 @@ def _field_named(clause_text: str) -> str | None:
 
 
 _LIST_NAMED = re.compile(r"\b(?:an?|the|its)\s+['\"`]?([a-z_]\w*)['\"`]?\s+(?:array|list)\b"
-                         r"|\b([a-z_]\w*s)\b(?=[^.;,]{0,40},\s+each\s+(?:with|has|having)\b)", re.I)
+                         # the last plural before ", each with" ("writes four outfits as JSON, each with": outfits)
+                         r"|\b([a-z_]\w*s)\b(?=(?:\s+(?!\w{2,}s\b)[\w'-]+){0,4}\s*,\s+each\s+"
+                         r"(?:with|has|having)\b)", re.I)
 #: words before ", each with" that are no list: verbs ("returns this week's entries, each with ...") and the like
 _NOT_LISTS = frozenset({"json", "items", "that", "this", "returns", "gives", "has", "contains", "includes", "lists",
                         "sends", "shows", "is", "was", "its", "us"})
@@ -276,7 +278,7 @@ def _list_named(request: str) -> str | None:
 #: "Check the tide height from the harbour API", "Call the attendance API for today's absences": what is fetched
 _FETCHED = re.compile(
     r"\b(?:get|gets|fetch|fetches|pull|pulls|check|checks|look\s+up|looks\s+up|read|reads|grab|download|load|"
-    r"retrieve|call|query)\s+(?:up\s+)?(?P<thing>(?:[\w'-]+\s+){1,5}?)(?:from|on|off|in|of|at|via|through|out\s+of)\s+"
+    r"retrieve|call|query|find|finds|find\s+out|what's|what\s+is|what\s+are)\s+(?:up\s+)?(?P<thing>(?:[\w'-]+\s+){1,5}?)(?:from|on|off|in|of|at|via|through|out\s+of)\s+"
     r"(?:the|our|my|their|a|an|this)\s+(?:[\w'-]+\s+){0,3}?(?:api|endpoint|service|server|feed)\b"
     r"|\b(?:api|endpoint|service|feed)\s+for\s+(?P<after>(?:[\w'-]+\s*){1,4})", re.I)
 #: words of a fetched thing's phrase that name no field: determiners, time and order words, "JSON"
@@ -825,7 +827,8 @@ class _Assembler:
             for made in candidates:
                 if made.kind == "json":
                     made.taken += 1
-                    return self._extract("items", made.ref, made.field or _list_named(self.request) or "items")
+                    return self._extract("items", made.ref, made.field or self._array_of(made.ref)
+                                         or _list_named(self.request) or "items")
         if optional:
             return None
         if kind == "images":  # lines of text become pictures as one title card each
@@ -834,7 +837,8 @@ class _Assembler:
                     made.taken += 1
                     items = dict(made.ref)
                     if made.kind == "json":
-                        items = self._extract("items", items, made.field or path_field or "items")
+                        items = self._extract("items", items, made.field or path_field or self._array_of(made.ref)
+                                              or "items")
                     cards = self._node_id("cards")
                     self.document["nodes"][cards] = {"type": "control.map", "inputs": {
                         "node": "image.title_card", "items": items, "item_input": "text"}}
@@ -849,7 +853,8 @@ class _Assembler:
                     "first" if path == "0" else "items", made.ref,
                     path or made.field or path_field
                     or (_field_named(clause_text) if kind in ("number", "text") else None) or made.thing
-                    or ((_list_named(self.request) or "items") if kind == "texts" else "value"),
+                    or ((self._array_of(made.ref) or _list_named(self.request) or "items") if kind == "texts"
+                        else "value"),
                     missing_ok=not path)
                 if kind == "text" and made.field and not path:
                     # a storyboard's captions read aloud or written about: the lines as one text
@@ -858,6 +863,51 @@ class _Assembler:
                     return {"node": joined, "output": "text"}
                 return value
         return None
+
+    def _each_item(self, recipe: Recipe, sub: Mapping[str, Any], family: int,
+                   clause_text: str) -> tuple[dict[str, Any], dict[str, str] | None] | None:
+        """A picture step done to each of several (its graph with the step's node in a `control.map`, and the
+        list it maps over: an earlier step's output, or None for the user's pictures), or None when it is done
+        once. "Resize all the photos to 1200x800 and put the club name at the bottom of each": two maps, the
+        second over the first's results. "Generate one picture per scene": the pictures of a list of prompts."""
+        plain = [key for key in recipe.wire if "." not in key]
+        if len(plain) < 1 or recipe.produces not in ("image", "images"):
+            return None
+        key = plain[0]
+        if recipe.wire[key] == "image" and len(sub["nodes"]) == 1:
+            made = next((m for m in reversed(self.made) if m.family != family and m.taken == 0
+                         and m.kind in ("image", "images")), None)
+            if made is None:
+                if _SEVERAL_PICTURES.search(self.request) and _TO_EACH.search(self.request):
+                    return _map_each(sub, key, "Image", rename="photos"), None
+                return None
+            maker = self.document["nodes"][made.ref["node"]]
+            several = maker["type"] == "control.map" or (
+                int(maker["inputs"].get("batch_size", 1)) > 1 and bool(_TO_EACH.search(clause_text)))
+            if made.kind != "images" or not several:
+                return None
+            made.taken += 1
+            return _map_each(sub, key, "Image"), dict(made.ref)
+        if recipe.wire[key] == "text" and _ONE_PER.search(clause_text) and any(
+                m.kind in ("texts", "json") and m.taken == 0 and m.family != family for m in self.made):
+            source = self._source_for("texts", family, None, (), clause_text)
+            if source is None:
+                return None
+            return self._flattened(_map_each(sub, key, "Text")), source
+        return None
+
+    def _flattened(self, sub: dict[str, Any]) -> dict[str, Any]:
+        """A mapped picture step whose node makes a list of pictures per item (`image.generate`) given the first
+        picture of each (a `json.extract` of item 0 per item)."""
+        for name, output in list(sub["outputs"].items()):
+            spec = sub["nodes"][output["node"]]
+            definition = self.catalog.find(spec["inputs"]["node"]) if spec["type"] == "control.map" else None
+            ported = next((p.type for p in definition.spec.outputs), None) if definition is not None else None
+            if ported is not None and str(ported).startswith("List["):
+                sub["nodes"]["pictures"] = {"type": "control.map", "inputs": {
+                    "node": "json.extract", "items": dict(output), "item_input": "data", "inputs": {"path": "0"}}}
+                sub["outputs"][name] = {"node": "pictures", "output": "results"}
+        return sub
 
     def _adapt_saving(self, sub: Mapping[str, Any], wired: dict[str, dict[str, str]], slots: Mapping[str, Any],
                       clause_text: str) -> None:
@@ -885,6 +935,16 @@ class _Assembler:
             inputs["missing_ok"] = True
         self.document["nodes"][node_id] = {"type": "json.extract", "inputs": inputs}
         return {"node": node_id, "output": "value"}
+
+    def _array_of(self, ref: Mapping[str, str]) -> str | None:
+        """The one list field of the schema the model answered to, when `ref` is such an answer (a list the
+        composer asked for is read by the name it gave it, not by a name guessed from the request)."""
+        spec = self.document["nodes"].get(ref["node"], {})
+        schema = spec.get("inputs", {}).get("schema") if spec.get("type") == "llm.structured" else None
+        properties = schema.get("properties") if isinstance(schema, dict) else None
+        arrays = [name for name, value in (properties or {}).items()
+                  if isinstance(value, dict) and value.get("type") == "array"]
+        return arrays[0] if len(arrays) == 1 else None
 
     def _kind_of(self, ref: Mapping[str, str]) -> str | None:
         """The kind of an earlier step's output (None for a node no step registered as its output)."""
@@ -929,10 +989,17 @@ class _Assembler:
         """Add one copy of a step's recipe; returns its node ids."""
         recipe = step.recipe
         sub = recipe.graph(self.catalog, slots).to_json()
-        renamed = {old: self._node_id(old) for old in sub["nodes"]}
         wired: dict[str, dict[str, str]] = {}
+        produces = recipe.produces
+        each = self._each_item(recipe, sub, family, clause_text)
+        if each is not None:  # the step is done once per item of a list
+            sub, source = each
+            produces = "images"
+            if source is not None:
+                wired[next(iter(k for k in recipe.wire if "." not in k))] = source
+        renamed = {old: self._node_id(old) for old in sub["nodes"]}
         for key, kind in recipe.wire.items():
-            if "." in key:
+            if "." in key or key in wired:
                 continue
             if recipe.wire_when.get(key) == "referenced" and not (
                     _BACK_WIRE.search(clause_text) or _PROMPT_WRITTEN.search(self.request)):
@@ -998,7 +1065,7 @@ class _Assembler:
             given = {**recipe.slots, **slots}.get("field")  # a storyboard's list is its "captions"
             field_name = given if isinstance(given, str) else None
             thing = _fetched_thing(clause_text) if recipe.read_for_thing else None
-            self.made.append(_Made(recipe.produces, ref, family, field_name, thing=thing,
+            self.made.append(_Made(produces, ref, family, field_name, thing=thing,
                                    also=tuple(recipe.also.items())))
             break
         return added
@@ -1006,7 +1073,11 @@ class _Assembler:
     def graph(self) -> Graph:
         outputs: dict[str, dict[str, str]] = {}
         for made in self.made:
-            if made.taken == 0:
+            if made.taken == 0 and made.thing and made.kind == "json":
+                # "Check the tide height from the harbour API": the answer is that field, not the whole document
+                ref = self._extract(made.thing, made.ref, made.thing, missing_ok=True)
+                outputs[made.thing] = ref
+            elif made.taken == 0:
                 name = made.ref["node"]
                 outputs[name] = dict(made.ref)
         if not outputs and self.made:
@@ -1019,6 +1090,37 @@ class _Assembler:
         for name in dependent_outputs(graph):  # absent when the branch is not taken
             graph.output(name, graph.outputs[name], optional=True)
         return graph
+
+
+#: a picture step is done to each of the user's pictures when the request names several and each of them
+_SEVERAL_PICTURES = re.compile(r"\b(?:photos|pictures|images|pics|shots|screenshots|headshots|scans|snapshots|"
+                               r"selfies|renders)\b", re.I)
+_TO_EACH = re.compile(r"\b(?:each|every|all|them)\b", re.I)
+#: "one picture per scene", "a card for each line", "for every outfit": a step made once per item of a list
+_ONE_PER = re.compile(r"\b(?:one|a|an)\s+(?:[\w-]+\s+){0,2}?(?:per|for (?:each|every))\b|\bfor (?:each|every)\b|"
+                      r"\beach (?:of them|one)\b", re.I)
+
+
+def _map_each(sub: Mapping[str, Any], key: str, item_type: str, rename: str | None = None) -> dict[str, Any]:
+    """`sub` (a recipe's graph as JSON) with the node that takes graph input `key` run once per item of a list
+    (`control.map`, literal inputs kept for each item, links passed along); the input becomes a list of
+    `item_type`, named `rename` when given."""
+    nodes = dict(sub["nodes"])
+    node_id, spec = next((n, s) for n, s in nodes.items() if {"input": key} in s["inputs"].values())
+    port = next(p for p, v in spec["inputs"].items() if v == {"input": key})
+    name = rename or key
+    literal = {p: v for p, v in spec["inputs"].items() if not isinstance(v, dict)}
+    inputs: dict[str, Any] = {"node": spec["type"], "items": {"input": name}, "item_input": port}
+    inputs.update({p: v for p, v in spec["inputs"].items() if isinstance(v, dict) and p != port})
+    if literal:
+        inputs["inputs"] = literal
+    nodes[node_id] = {"type": "control.map", "inputs": inputs}
+    declared = {k: v for k, v in sub["inputs"][key].items() if k != "default"}
+    graph_inputs = {k: v for k, v in sub["inputs"].items() if k != key}
+    graph_inputs[name] = {**declared, "type": f"List[{item_type}]"}
+    outputs = {k: ({"node": node_id, "output": "results"} if v["node"] == node_id else dict(v))
+               for k, v in sub["outputs"].items()}
+    return {**sub, "inputs": graph_inputs, "nodes": nodes, "outputs": outputs}
 
 
 def assemble(steps: Sequence[Step], clauses: Sequence[Clause], catalog: NodeCatalog,

@@ -200,6 +200,25 @@ def test_stand_in_diffusion_scales_literals_and_defaults_and_keeps_links() -> No
     assert scaled["pipe"]["inputs"] == {"model": {"input": "model"}}
 
 
+def test_stand_in_diffusion_scales_a_diffusion_node_run_per_item() -> None:
+    document = {
+        "inputs": {"prompts": {"type": "List[Text]"}, "model": {"type": "Text"}},
+        "nodes": {
+            "pipe": {"type": "image.pipeline", "inputs": {"model": {"input": "model"}}},
+            "each": {"type": "control.map", "inputs": {"node": "image.generate", "items": {"input": "prompts"},
+                                                       "item_input": "prompt", "pipe": {"node": "pipe", "output": "pipe"},
+                                                       "inputs": {"width": 512, "seed": 3}}},
+            "bare": {"type": "control.map", "inputs": {"node": "image.generate", "items": {"input": "prompts"},
+                                                       "item_input": "prompt", "pipe": {"node": "pipe", "output": "pipe"}}},
+        },
+        "outputs": {"pictures": {"node": "each", "output": "results"}, "more": {"node": "bare", "output": "results"}},
+    }
+    scaled = stand_in_diffusion(Graph.from_json(document)).to_json()["nodes"]
+    assert scaled["each"]["inputs"]["inputs"] == {"width": 64, "height": 64, "steps": 2, "seed": 3}
+    assert scaled["bare"]["inputs"]["inputs"] == {"width": 64, "height": 64, "steps": 2}
+    assert scaled["each"]["inputs"]["pipe"] == {"node": "pipe", "output": "pipe"}
+
+
 def test_the_stand_in_api_answers_the_fields_a_draft_reads(tmp_path: Path, registry: NodeRegistry) -> None:
     document = {
         "inputs": {"url": {"type": "Text"}},

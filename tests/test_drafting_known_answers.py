@@ -7,6 +7,7 @@ out of the benchmark splits.
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -14,10 +15,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from nodeloom.agents import draft
 from nodeloom.agents.benchmark import SampleValues, run_draft, sample_server
 from nodeloom.agents.cli import draft as draft_command
+from nodeloom.core.artifacts import ArtifactRef
 from nodeloom.core.graph import Graph
 from nodeloom.core.validate import validate_graph
 from nodeloom.executors import LocalExecutor
@@ -213,6 +216,19 @@ def test_a_json_answer_fetched_for_one_thing_is_read_through_that_field(registry
     assert extract.inputs["path"] == "headline" and extract.inputs["missing_ok"] is True
 
 
+@pytest.mark.parametrize(("request_text", "field"), [
+    ("Find out the water temperature from the lake API.", "water_temperature"),
+    ("What's the latest score from the league API?", "score"),
+])
+def test_a_thing_fetched_and_taken_by_no_step_is_the_answer(registry: NodeRegistry, request_text: str,
+                                                           field: str) -> None:
+    graph = _drafted(request_text, registry)
+    assert _types(graph) == Counter({"http.request": 1, "json.extract": 1})
+    extract = next(i for i in graph.nodes.values() if i.type == "json.extract")
+    assert extract.inputs["path"] == field and extract.inputs["missing_ok"] is True
+    assert list(graph.outputs) == [field] and graph.outputs[field].node in graph.nodes
+
+
 def test_lines_spoken_one_slide_each_are_a_timed_voice_over(registry: NodeRegistry) -> None:
     graph = _drafted("Write a short poem about autumn as three lines in JSON, make a title card for each line and a "
                      "video where each card stays on screen as long as its line is spoken.", registry)
@@ -275,6 +291,47 @@ def test_options_made_with_the_diffusion_model_are_pictures_not_a_list(registry:
     assert ("llm.chat", "text", "image.generate") in _edges(graph)
     generate = next(i for i in graph.nodes.values() if i.type == "image.generate")
     assert generate.inputs["batch_size"] == 3
+
+
+def test_a_picture_step_done_to_each_of_the_users_pictures_is_a_map_over_them(registry: NodeRegistry,
+                                                                              tmp_path: Path) -> None:
+    graph = _drafted("Can you scale every snapshot from the street festival to 640x480 and write the festival's "
+                     "name along the bottom of each one?", registry)
+    assert _types(graph) == Counter({"control.map": 2})
+    resize, overlay = (graph.nodes[n] for n in graph.nodes)
+    assert (resize.inputs["node"], overlay.inputs["node"]) == ("image.resize", "image.overlay_text")
+    assert ("control.map", "results", "control.map") in _edges(graph)  # the captions go on the resized pictures
+    (listed,) = [name for name, declared in graph.inputs.items() if str(declared.type) == "List[Image]"]
+    # it runs: two pictures in, two captioned 640x480 pictures out
+    text_input = next(name for name, declared in graph.inputs.items() if str(declared.type) == "Text")
+    with LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
+        pictures = []
+        for width, colour in ((300, "red"), (400, "blue")):
+            buffer = io.BytesIO()
+            Image.new("RGB", (width, 200), colour).save(buffer, format="PNG")
+            pictures.append(executor.artifacts.put_bytes(buffer.getvalue(), "image/png").to_json())
+        result = executor.submit(graph, {listed: pictures, text_input: "Street Festival"}).result(60)
+        assert result.status.value == "succeeded", result.errors()
+        (made,) = result.outputs.values()
+        sizes = [Image.open(io.BytesIO(executor.artifacts.read_bytes(_ref(ref)))).size for ref in made]
+    assert sizes == [(640, 480), (640, 480)]
+
+
+def _ref(value: Any) -> ArtifactRef:
+    return value if isinstance(value, ArtifactRef) else ArtifactRef.from_json(value)
+
+
+def test_one_picture_per_item_of_a_written_list_is_a_map_of_the_diffusion_model(registry: NodeRegistry,
+                                                                                tmp_path: Path) -> None:
+    graph = _drafted("Have the model come up with three dessert ideas as JSON, then generate one picture per idea "
+                     "with the diffusion model.", registry)
+    mapped = {graph.nodes[n].inputs["node"] for n in graph.nodes if graph.nodes[n].type == "control.map"}
+    assert mapped == {"image.generate", "json.extract"}  # a picture per idea, then the first of each batch
+    assert {("llm.structured", "data", "json.extract"), ("json.extract", "value", "control.map"),
+            ("image.pipeline", "pipe", "control.map"), ("control.map", "results", "control.map")} <= _edges(graph)
+    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
+        samples = SampleValues(tmp_path, executor, url)
+        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=240) == (True, None)
 
 
 def test_a_numbered_list_of_steps_is_one_clause_per_step(registry: NodeRegistry) -> None:
