@@ -52,6 +52,8 @@ _FIELD_QUOTED = re.compile(r"\bfield\s+['\"`]([a-z_][\w.]*)['\"`]", re.I)
 _FILENAME = re.compile(r"\b([\w-]+\.(?:txt|json|md|csv|png|jpg|jpeg|wav|mp4|mp3|html))\b", re.I)
 _FORMAT = re.compile(r"\bas (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4)\b(?: file)?"
                      r"|\b(?:to|into|in) (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4) file\b", re.I)
+#: "with a DELETE to the booking API", "send a PATCH": the HTTP method, written in capitals
+_METHOD = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\b")
 _QUOTED = re.compile(r"(?:^|[\s(:])['\"“‘]([^'\"”’]{2,80})['\"”’]")
 _STYLES = re.compile(r"\b(?:in|as)\s+(?:a\s+|an\s+)?([a-z]+(?:\s[a-z]+)?)\s+style\b", re.I)
 _ONE_EACH = re.compile(r"\bone\s+(?:in\s+(?:an?\s+)?)?([A-Za-z][\w-]*)(?:\s+style)?\b", re.I)
@@ -214,6 +216,8 @@ def read_slots(text: str) -> dict[str, Any]:
         named = (fmt.group(1) or fmt.group(2)).lower()
         extension = {"jpeg": "jpg", "markdown": "md", "text": "txt"}.get(named, named)
         slots["filename"] = f"result.{extension}"
+    if method := _METHOD.search(text):
+        slots["method"] = method.group(1)
     if quoted := _QUOTED.search(text):
         slots["text"] = quoted.group(1)
     styles = _STYLES.findall(text)

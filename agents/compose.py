@@ -678,7 +678,7 @@ def step_slots(recipe: Recipe, clause_text: str, read: Mapping[str, Any]) -> lis
         slots["default"] = clause_text
     if "text" in read and "default" in names and recipe.name in ("title_card", "overlay_text", "write_text"):
         slots["default"] = read["text"]
-    for name in ("width", "height", "count", "filename", "at"):
+    for name in ("width", "height", "count", "filename", "at", "method"):
         if name in read and name in names:
             slots[name] = read[name]
     if "count" in read and "count" not in names and recipe.name == "generate_image":
@@ -747,6 +747,9 @@ class _Made:
     thing: str | None = None
     #: the recipe's `also`: (other output of the same node, the input name it feeds)
     also: tuple[tuple[str, str], ...] = ()
+    #: a list read out of the model's JSON answer that the clause asked for "as JSON": the answer, given back
+    #: whole when no step takes the list
+    document: dict[str, str] | None = None
 
 
 class _Assembler:
@@ -805,6 +808,13 @@ class _Assembler:
         optional = accepted.endswith("?")
         kind = accepted.rstrip("?")
         candidates = [m for m in reversed(self.made) if m.family != family]
+        if kind in ("any", "all") and _STATUS_CODE.search(clause_text):
+            # "let the front desk know the status code": the code the request answered with, not its body
+            made = next((m for m in candidates if self.document["nodes"][m.ref["node"]]["type"] == "http.request"),
+                        None)
+            if made is not None:
+                made.taken += 1
+                return {"node": made.ref["node"], "output": "status"}
         groups = [candidates]
         # "save the script": of the outputs that fit, the kind the clause names first ("save it": the latest)
         if kind in ("all", "any") and not re.search(r"\b(it|them|that|this)\b", clause_text, re.I):
@@ -936,6 +946,17 @@ class _Assembler:
         self.document["nodes"][node_id] = {"type": "json.extract", "inputs": inputs}
         return {"node": node_id, "output": "value"}
 
+    def _key_for(self, source: Mapping[str, str], key: str) -> str:
+        """The key a JSON object gives the value of `source`: "status" for an HTTP status code, the field's name
+        for a field read from JSON ("total_kg"), else the recipe's `key`."""
+        spec = self.document["nodes"].get(source["node"], {})
+        path = spec.get("inputs", {}).get("path")
+        if spec.get("type") == "http.request" and source["output"] == "status":
+            return "status"
+        if spec.get("type") == "json.extract" and isinstance(path, str) and re.fullmatch(r"[A-Za-z_][\w.]*", path):
+            return path.split(".")[-1]
+        return key
+
     def _array_of(self, ref: Mapping[str, str]) -> str | None:
         """The one list field of the schema the model answered to, when `ref` is such an answer (a list the
         composer asked for is read by the name it gave it, not by a name guessed from the request)."""
@@ -1037,6 +1058,8 @@ class _Assembler:
                                 # labelled, so that the model can tell the sources apart
                                 inputs["template"] += "\n\nAnother source:\n{{ " + other + " }}"
                                 sibling.taken += 1
+                    elif source is not None and spec["type"] == "json.object":
+                        port = self._key_for(source, port)
                     value = source or {"input": input_names[value["input"]]}
                 elif isinstance(value, dict) and "node" in value and "output" in value and len(value) == 2:
                     value = {"node": renamed[value["node"]], "output": value["output"]}
@@ -1065,8 +1088,12 @@ class _Assembler:
             given = {**recipe.slots, **slots}.get("field")  # a storyboard's list is its "captions"
             field_name = given if isinstance(given, str) else None
             thing = _fetched_thing(clause_text) if recipe.read_for_thing else None
+            source = self.document["nodes"][ref["node"]]["inputs"].get("data")
+            document = dict(source) if produces == "texts" and isinstance(source, dict) and "node" in source and \
+                self.document["nodes"].get(source["node"], {}).get("type") == "llm.structured" and \
+                _AS_JSON.search(clause_text) else None
             self.made.append(_Made(produces, ref, family, field_name, thing=thing,
-                                   also=tuple(recipe.also.items())))
+                                   also=tuple(recipe.also.items()), document=document))
             break
         return added
 
@@ -1077,6 +1104,10 @@ class _Assembler:
                 # "Check the tide height from the harbour API": the answer is that field, not the whole document
                 ref = self._extract(made.thing, made.ref, made.thing, missing_ok=True)
                 outputs[made.thing] = ref
+            elif made.taken == 0 and made.document is not None:
+                # "write three tweet options as JSON": the model's JSON answer, not the list read out of it
+                del self.document["nodes"][made.ref["node"]]
+                outputs[made.document["node"]] = made.document
             elif made.taken == 0:
                 name = made.ref["node"]
                 outputs[name] = dict(made.ref)
@@ -1092,6 +1123,11 @@ class _Assembler:
         return graph
 
 
+#: "the status code", "the HTTP status": what a request answered with, not its body
+_STATUS_CODE = re.compile(r"\b(?:http\s+)?status(?:\s+code)?s?\b(?!\s+(?:field|key|property|page|report|update))",
+                          re.I)
+#: "... as JSON", "in JSON": the answer asked for is a JSON document
+_AS_JSON = re.compile(r"\b(?:as|in|into|to)\s+(?:a\s+)?json\b", re.I)
 #: a picture step is done to each of the user's pictures when the request names several and each of them
 _SEVERAL_PICTURES = re.compile(r"\b(?:photos|pictures|images|pics|shots|screenshots|headshots|scans|snapshots|"
                                r"selfies|renders)\b", re.I)

@@ -229,6 +229,27 @@ def test_a_thing_fetched_and_taken_by_no_step_is_the_answer(registry: NodeRegist
     assert list(graph.outputs) == [field] and graph.outputs[field].node in graph.nodes
 
 
+def test_a_list_asked_for_as_json_is_the_model_s_json_answer(registry: NodeRegistry) -> None:
+    graph = _drafted("Come up with four names for our new bakery as JSON.", registry)
+    assert _types(graph) == Counter({"text.template": 1, "llm.structured": 1})  # no list read out of it
+    (output,) = graph.outputs.values()
+    assert graph.nodes[output.node].type == "llm.structured" and output.output == "data"
+
+
+def test_the_method_written_in_capitals_is_used_and_the_status_code_is_what_is_posted(registry: NodeRegistry,
+                                                                                     tmp_path: Path) -> None:
+    graph = _drafted("Send a PUT to the inventory API and tell my Slack webhook the status code.", registry)
+    assert _types(graph) == Counter({"http.request": 1, "json.object": 1, "webhook.post": 1})
+    request = next(i for i in graph.nodes.values() if i.type == "http.request")
+    payload = next(i for i in graph.nodes.values() if i.type == "json.object")
+    assert request.inputs["method"] == "PUT"
+    assert {port: (graph.nodes[link.node].type, link.output) for port, link in payload.links()} == {
+        "status": ("http.request", "status")}
+    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
+        samples = SampleValues(tmp_path, executor, url)
+        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=60) == (True, None)
+
+
 def test_lines_spoken_one_slide_each_are_a_timed_voice_over(registry: NodeRegistry) -> None:
     graph = _drafted("Write a short poem about autumn as three lines in JSON, make a title card for each line and a "
                      "video where each card stays on screen as long as its line is spoken.", registry)

@@ -149,6 +149,8 @@ def test_no_example_copies_a_benchmark_request() -> None:
         ("four variations of the picture", {"count": 4}),
         ("a thumbnail at the 2 second mark", {"at": 2.0}),
         ("save it as notes.txt", {"filename": "notes.txt"}),
+        ("cancel it with a DELETE to the booking API", {"method": "DELETE"}),
+        ("delete the old booking", {"method": None}),  # a verb, not the method written in capitals
     ],
 )
 def test_slots_are_read_by_rules(text: str, expected: dict[str, object]) -> None:
