@@ -281,6 +281,9 @@ _FETCHED = re.compile(
     r"retrieve|call|query|find|finds|find\s+out|what's|what\s+is|what\s+are)\s+(?:up\s+)?(?P<thing>(?:[\w'-]+\s+){1,5}?)(?:from|on|off|in|of|at|via|through|out\s+of)\s+"
     r"(?:the|our|my|their|a|an|this)\s+(?:[\w'-]+\s+){0,3}?(?:api|endpoint|service|server|feed)\b"
     r"|\b(?:api|endpoint|service|feed)\s+for\s+(?P<after>(?:[\w'-]+\s*){1,4})", re.I)
+#: "Fetch the cycling club's members list": a fetch that names only what it fetches
+_FETCHED_BARE = re.compile(r"^\W*(?:(?:and|then|first|please|now|so)\s+)*(?:fetch|retrieve|download|pull\s+down)\s+"
+                           r"(?P<thing>(?:(?!(?:at|from|on|in|of|via|by|for|off)\b)[\w'-]+\s*){1,6})[.!]?$", re.I)
 #: words of a fetched thing's phrase that name no field: determiners, time and order words, "JSON"
 _NOT_THING = frozenset({"the", "a", "an", "my", "our", "their", "its", "this", "these", "that", "today's", "todays",
                         "current", "latest", "newest", "new", "top", "first", "last", "recent", "json", "data",
@@ -296,12 +299,15 @@ _WHOLE_ANSWER = frozenset({"data", "json", "details", "info", "information", "st
 def _fetched_thing(clause_text: str) -> str | None:
     """The field named by what a clause fetches ("the tide height from the harbour API" -> `tide_height`): a JSON
     answer read for one thing is read through that field (a guess: missing, it gives null)."""
-    match = _FETCHED.search(clause_text)
+    match = _FETCHED.search(clause_text) or _FETCHED_BARE.search(clause_text)
     if match is None:
         return None
     phrase = match.group("thing") or match.group("after") or ""
     phrase = re.split(r"[,.;]|\b(?:and|to|then|so|which|that|with|using)\b", phrase)[0]
     words = [w.lower() for w in re.findall(r"[\w'-]+", phrase)]
+    owners = [number for number, word in enumerate(words) if word.endswith("'s")]
+    if owners:  # "the cycling club's members list": what is fetched comes after its owner
+        words = words[owners[-1] + 1:]
     if words and words[-1] in _WHOLE_ANSWER:
         return None  # "the product data", "the race stats": the whole answer is what is read
     words = [w for w in words if not w.endswith("'s") and w not in _NOT_THING and not w.isdigit()]

@@ -229,6 +229,14 @@ def test_a_thing_fetched_and_taken_by_no_step_is_the_answer(registry: NodeRegist
     assert list(graph.outputs) == [field] and graph.outputs[field].node in graph.nodes
 
 
+def test_a_fetch_that_names_only_what_it_fetches_reads_that_field(registry: NodeRegistry) -> None:
+    graph = _drafted("Download the choir's rehearsal schedule and save it to schedule.json.", registry)
+    assert _types(graph) == Counter({"http.request": 1, "json.extract": 1, "file.save": 1})
+    assert {("http.request", "json", "json.extract"), ("json.extract", "value", "file.save")} <= _edges(graph)
+    extract = next(i for i in graph.nodes.values() if i.type == "json.extract")
+    assert extract.inputs["path"] == "rehearsal_schedule"  # after its owner ("the choir's")
+
+
 def test_a_list_asked_for_as_json_is_the_model_s_json_answer(registry: NodeRegistry) -> None:
     graph = _drafted("Come up with four names for our new bakery as JSON.", registry)
     assert _types(graph) == Counter({"text.template": 1, "llm.structured": 1})  # no list read out of it
