@@ -365,6 +365,8 @@ def _lead_words(text: str, position: int) -> int:
     return len(text[offset:position].split()) if position >= offset else 0
 
 
+#: a definite article or possessive just before a cue: the words name something already there ("the summary")
+_DEFINITE_BEFORE = re.compile(r"\b(?:the|this|that|these|those|my|our|its|their|your)\s+$", re.I)
 #: groups whose recipes are chosen only where their cues match: a condition is never guessed from meaning alone
 _CUE_ONLY_GROUPS = frozenset({"gate"})
 
@@ -403,8 +405,12 @@ def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Se
     by_group: dict[str, list[Step]] = {}
     # "for each review, classify the sentiment": where the words ask for the work per item, a recipe of the
     # group that maps over the items comes before the one that works on a single text, whatever the cosines
+    # and within a group, a recipe whose cue only names what the step works on ("translate the summary into
+    # Polish": the summary is there already) comes after the others
+    mentioned = {id(step) for step in scored if step.position > earliest and _DEFINITE_BEFORE.search(
+        clause.text[max(0, step.position - 12):step.position])}
     for step in sorted(scored, key=lambda s: (-(per_item and "control.map" in s.recipe.node_types),
-                                              -s.recipe.precedence, -s.score)):
+                                              -s.recipe.precedence, id(s) in mentioned, -s.score)):
         by_group.setdefault(step.recipe.group, []).append(step)
     primary = [steps[0] for steps in by_group.values()]
     if _PER_ITEM_OF_LIST.search(clause.text) and not any("control.map" in step.recipe.node_types for step in scored):
@@ -422,6 +428,8 @@ def _clause_options(clause: Clause, similarity: Mapping[str, float], recipes: Se
         if per_item and "control.map" in strongest[0].recipe.node_types and \
                 "control.map" not in runner_up.recipe.node_types:
             continue
+        if id(runner_up) in mentioned:
+            continue  # a cue on what the step works on ("the summary") is no alternative to its verb
         if strongest[0].score - runner_up.score < 0.12:
             options.append([runner_up if s is strongest[0] else s for s in primary])
     return [sorted(option, key=lambda s: (_FLOW.get(s.recipe.group, 2), s.position)) for option in options]

@@ -205,11 +205,12 @@ def test_stand_in_diffusion_scales_a_diffusion_node_run_per_item() -> None:
         "inputs": {"prompts": {"type": "List[Text]"}, "model": {"type": "Text"}},
         "nodes": {
             "pipe": {"type": "image.pipeline", "inputs": {"model": {"input": "model"}}},
-            "each": {"type": "control.map", "inputs": {"node": "image.generate", "items": {"input": "prompts"},
-                                                       "item_input": "prompt", "pipe": {"node": "pipe", "output": "pipe"},
-                                                       "inputs": {"width": 512, "seed": 3}}},
-            "bare": {"type": "control.map", "inputs": {"node": "image.generate", "items": {"input": "prompts"},
-                                                       "item_input": "prompt", "pipe": {"node": "pipe", "output": "pipe"}}},
+            "each": {"type": "control.map", "inputs": {
+                "node": "image.generate", "items": {"input": "prompts"}, "item_input": "prompt",
+                "pipe": {"node": "pipe", "output": "pipe"}, "inputs": {"width": 512, "seed": 3}}},
+            "bare": {"type": "control.map", "inputs": {
+                "node": "image.generate", "items": {"input": "prompts"}, "item_input": "prompt",
+                "pipe": {"node": "pipe", "output": "pipe"}}},
         },
         "outputs": {"pictures": {"node": "each", "output": "results"}, "more": {"node": "bare", "output": "results"}},
     }

@@ -237,6 +237,21 @@ def test_a_fetch_that_names_only_what_it_fetches_reads_that_field(registry: Node
     assert extract.inputs["path"] == "rehearsal_schedule"  # after its owner ("the choir's")
 
 
+def test_a_step_named_by_its_verb_is_not_taken_for_the_thing_it_works_on(registry: NodeRegistry) -> None:
+    result = draft("Boil the safety inspection notes down to a few lines, then translate the summary into Dutch and "
+                   "Greek.", registry=registry)
+    assert [clause["recipes"] for clause in result.clauses] == [["summarize"], ["translate"]]
+    graph = result.graph
+    assert graph is not None and _types(graph) == Counter({"text.template": 3, "llm.chat": 3})
+    summary = next(n for n, i in graph.nodes.items() if i.type == "llm.chat" and "Summarize" in str(
+        graph.nodes[i.links()[0][1].node].inputs["template"]))
+    translations = [i for i in graph.nodes.values()
+                    if i.type == "text.template" and "Translate" in i.inputs["template"]]
+    assert sorted(t.inputs["template"].split(".")[0] for t in translations) == [
+        "Translate the following into Dutch", "Translate the following into Greek"]
+    assert all(link.node == summary for t in translations for _, link in t.links())
+
+
 def test_a_list_asked_for_as_json_is_the_model_s_json_answer(registry: NodeRegistry) -> None:
     graph = _drafted("Come up with four names for our new bakery as JSON.", registry)
     assert _types(graph) == Counter({"text.template": 1, "llm.structured": 1})  # no list read out of it
