@@ -561,6 +561,13 @@ def _sink_to(ordered: Sequence[Step], number: int, kind: str, clauses: Sequence[
     return None
 
 
+#: one picture of the user's, named in the clause that says what to make of it
+_USERS_PICTURE = re.compile(r"\b(?:my|our)\s+(?:[\w-]+\s+){0,2}?(?:photo|picture|image|sketch|drawing|shot|selfie|"
+                            r"portrait|snapshot|pic|headshot|doodle)\b(?!s)", re.I)
+#: "a new picture like my sketch", "from scratch": a picture made new, whatever it is like
+_NEW_PICTURE = re.compile(r"\b(?:a|an)\s+(?:new|fresh|different|another)\s+(?:[\w-]+\s+)?(?:photo|picture|image|"
+                          r"illustration|drawing|render)\b"
+                          r"|\b(?:from scratch|inspired by|similar to|like my|based on my)\b", re.I)
 _HAS_PICTURE = re.compile(r"^(?:i|we|here|there|this)\b.*"
                           r"\b(?:photo|picture|image|shot|selfie|sketch|drawing|portrait|snapshot)\b(?!s)", re.I)
 
@@ -570,14 +577,15 @@ def editing_the_users_picture(steps: Sequence[Step], clauses: Sequence[Clause],
     """When the request starts from one picture of the user's ("I have a photo of my living room. Using the
     diffusion model, show me ..."), what the diffusion model makes is an edit of it, not a new picture: a
     generation becomes an edit, and is dropped where its clause already edits."""
-    if not any(is_context(c.text) and _HAS_PICTURE.match(c.text) for c in clauses):
-        return list(steps)
+    from_context = any(is_context(c.text) and _HAS_PICTURE.match(c.text) for c in clauses)
+    # "Turn my dress sketch into a realistic photo": the clause itself starts from the user's picture
+    own = {c.index for c in clauses if _USERS_PICTURE.search(c.text) and not _NEW_PICTURE.search(c.text)}
     edit = next((r for r in recipes if r.name == "edit_image"), None)
-    if edit is None:
+    if edit is None or not (from_context or own):
         return list(steps)
     changed: list[Step] = []
     for step in steps:
-        if step.recipe.name != "generate_image":
+        if step.recipe.name != "generate_image" or not (from_context or step.clause in own):
             changed.append(step)
         elif not any(s.recipe is edit and s.clause == step.clause for s in steps):
             changed.append(Step(edit, step.clause, dict(step.slots), step.score, step.position, step.lead))

@@ -406,6 +406,17 @@ def test_a_picture_of_the_users_is_edited_not_generated(registry: NodeRegistry) 
     assert _types(result.graph) == Counter({"image.pipeline": 1, "image.edit": 1})
 
 
+@pytest.mark.parametrize(("request_text", "edits"), [
+    ("Turn my pencil doodle of a fox into a glossy 3D render.", True),
+    ("Take my photo of the old shop front and use the diffusion model to show it freshly painted.", True),
+    ("Make a new picture inspired by my beach photo with the diffusion model.", False),
+])
+def test_the_users_picture_named_in_the_clause_is_edited_unless_a_new_one_is_asked_for(
+        registry: NodeRegistry, request_text: str, edits: bool) -> None:
+    types = _types(_drafted(request_text, registry))
+    assert (types["image.edit"], types["image.generate"]) == ((1, 0) if edits else (0, 1))
+
+
 def test_a_clause_nothing_serves_is_named(registry: NodeRegistry) -> None:
     result = draft("Write a haiku about rain, and then quantum-entangle the moon.", registry=registry)
     assert result.graph is not None
