@@ -52,6 +52,8 @@ _FIELD_QUOTED = re.compile(r"\bfield\s+['\"`]([a-z_][\w.]*)['\"`]", re.I)
 _FILENAME = re.compile(r"\b([\w-]+\.(?:txt|json|md|csv|png|jpg|jpeg|wav|mp4|mp3|html))\b", re.I)
 _FORMAT = re.compile(r"\bas (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4)\b(?: file)?"
                      r"|\b(?:to|into|in) (?:a |an )?(png|jpe?g|json|markdown|text|csv|wav|mp4) file\b", re.I)
+#: "at the top of each", "across the middle": where words go on a picture
+_PLACE = re.compile(r"\b(?:at|along|across|to|on|in|over)\s+the\s+(top|bottom|centre|center|middle)\b", re.I)
 #: "with a DELETE to the booking API", "send a PATCH": the HTTP method, written in capitals
 _METHOD = re.compile(r"\b(GET|POST|PUT|PATCH|DELETE)\b")
 _QUOTED = re.compile(r"(?:^|[\s(:])['\"“‘]([^'\"”’]{2,80})['\"”’]")
@@ -114,7 +116,11 @@ _ACTION = re.compile(r"\b(?:" + "|".join(sorted({
 #: words a request is likely to misspell, for `correct_typos`: the verbs that split clauses, the catalog's nouns
 _KNOWN_NOUNS = ("picture", "image", "photo", "video", "summary", "episode", "thumbnail", "slideshow", "caption",
                 "webhook", "language", "narration", "voice-over", "request", "address", "article", "newsletter",
-                "translation", "description", "restaurant", "product", "storyboard", "background", "document")
+                "translation", "description", "restaurant", "product", "storyboard", "background", "document",
+                "vertical", "horizontal", "landscape", "window", "banner", "poster", "schedule", "forecast",
+                "reminder", "message", "speech", "audio", "square", "weather", "receipt", "invoice", "announcement")
+#: short words slipped often enough to put right by name (words under five letters are otherwise left alone)
+_SHORT_SLIPS = {"teh": "the", "hte": "the", "adn": "and", "nad": "and", "wiht": "with", "taht": "that"}
 _BASE_WORDS = set(re.findall(r"[a-z]+", " ".join(_SPLIT.pattern.split("(?=")[1:]) + " " + " ".join(_KNOWN_NOUNS)))
 #: with their inflections, so that "summaries" is a known word, not a slip of "summarise"
 _VOCABULARY = frozenset(form for word in _BASE_WORDS for form in (
@@ -123,6 +129,7 @@ _VOCABULARY = frozenset(form for word in _BASE_WORDS for form in (
 #: what a slip is put right to: the words themselves, not their inflections
 _TARGETS = frozenset(word for word in _BASE_WORDS if len(word) >= 5)
 _WORD = re.compile(r"[A-Za-z]{5,}")
+_SHORT_SLIP = re.compile(r"\b(?:" + "|".join(_SHORT_SLIPS) + r")\b", re.I)
 
 
 def _near_misses(word: str) -> set[str]:
@@ -147,7 +154,12 @@ def correct_typos(text: str) -> str:
         right = found.pop()
         return right.capitalize() if word[0].isupper() else right
 
-    return _WORD.sub(fix, text)
+    def short(match: re.Match[str]) -> str:
+        word = match.group(0)
+        right = _SHORT_SLIPS[word.lower()]
+        return right.capitalize() if word[0].isupper() else right
+
+    return _SHORT_SLIP.sub(short, _WORD.sub(fix, text))
 
 
 @dataclass
@@ -216,6 +228,8 @@ def read_slots(text: str) -> dict[str, Any]:
         named = (fmt.group(1) or fmt.group(2)).lower()
         extension = {"jpeg": "jpg", "markdown": "md", "text": "txt"}.get(named, named)
         slots["filename"] = f"result.{extension}"
+    if place := _PLACE.search(text):
+        slots["position"] = {"centre": "center", "middle": "center"}.get(place.group(1).lower(), place.group(1).lower())
     if method := _METHOD.search(text):
         slots["method"] = method.group(1)
     if quoted := _QUOTED.search(text):

@@ -700,7 +700,7 @@ def step_slots(recipe: Recipe, clause_text: str, read: Mapping[str, Any]) -> lis
         slots["default"] = clause_text
     if "text" in read and "default" in names and recipe.name in ("title_card", "overlay_text", "write_text"):
         slots["default"] = read["text"]
-    for name in ("width", "height", "count", "filename", "at", "method"):
+    for name in ("width", "height", "count", "filename", "at", "method", "position"):
         if name in read and name in names:
             slots[name] = read[name]
     if "count" in read and "count" not in names and recipe.name == "generate_image":

@@ -417,6 +417,14 @@ def test_the_users_picture_named_in_the_clause_is_edited_unless_a_new_one_is_ask
     assert (types["image.edit"], types["image.generate"]) == ((1, 0) if edits else (0, 1))
 
 
+def test_a_sign_with_words_underneath_is_a_card_with_an_overlay(registry: NodeRegistry) -> None:
+    graph = _drafted("Make a 'Gone Fishing' door sign with the reopening date underneath.", registry)
+    assert _types(graph) == Counter({"image.title_card": 1, "image.overlay_text": 1})
+    assert ("image.title_card", "image", "image.overlay_text") in _edges(graph)
+    card = next(i for i in graph.nodes.values() if i.type == "image.title_card")
+    assert graph.inputs[card.inputs["text"].name].default == "Gone Fishing"
+
+
 def test_a_clause_nothing_serves_is_named(registry: NodeRegistry) -> None:
     result = draft("Write a haiku about rain, and then quantum-entangle the moon.", registry=registry)
     assert result.graph is not None

@@ -151,6 +151,8 @@ def test_no_example_copies_a_benchmark_request() -> None:
         ("save it as notes.txt", {"filename": "notes.txt"}),
         ("cancel it with a DELETE to the booking API", {"method": "DELETE"}),
         ("delete the old booking", {"method": None}),  # a verb, not the method written in capitals
+        ("add the text 'New Season' at the top of each", {"position": "top"}),
+        ("write the price across the middle", {"position": "center"}),
     ],
 )
 def test_slots_are_read_by_rules(text: str, expected: dict[str, object]) -> None:
@@ -286,6 +288,8 @@ def test_slips_in_request_words_are_put_right_and_real_words_are_left_alone() ->
 
     assert correct_typos("Wirte a poem, Genrate a picture, narate the epsiode and sumarize it.") == (
         "Write a poem, Generate a picture, narrate the episode and summarize it.")
+    assert correct_typos("Fetch teh slots, make a veritcal video and a windw sign.") == (
+        "Fetch the slots, make a vertical video and a window sign.")
     # inflections and ordinary words one slip away from a known word stay as they are
     untouched = "These summaries, strings and sales figures: mailing the posts, makes, multiple-choice titles."
     assert correct_typos(untouched) == untouched
