@@ -42,7 +42,9 @@ _COUNT_NOUNS = (r"(images?|pictures?|photos?|variations?|versions?|scenes?|slide
 _NUMBER = r"(\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
 _SIZE = re.compile(r"\b(\d{2,5})\s*(?:x|×|by)\s*(\d{2,5})\b", re.I)
 _WIDE = re.compile(r"\b(\d{2,5})\s*(?:px|pixels)?\s*wide\b", re.I)
-_COUNT = re.compile(rf"\b{_NUMBER}\s+(?:[a-z-]+\s+){{0,3}}?{_COUNT_NOUNS}\b", re.I)
+# "one card per step", "a picture for each scene": a count per item, not how many in all
+_COUNT = re.compile(rf"\b{_NUMBER}\s+(?:(?!(?:per|each|for)\b)[a-z-]+\s+){{0,3}}?{_COUNT_NOUNS}\b"
+                    r"(?!\s+(?:per|for\s+(?:each|every)|each)\b)", re.I)
 _SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\b|secs\b|seconds?\b)", re.I)
 _AT_MARK = re.compile(r"\b(?:at|from)\s+(?:the\s+)?(\d+(?:\.\d+)?)[- ]?(?:s\b|sec\w*|second\w*)", re.I)
 _FIELD = re.compile(r"\b(?:its|the|their|a|an)\s+['\"`]?([a-z_][\w.]*)['\"`]?\s+"

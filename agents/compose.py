@@ -472,7 +472,8 @@ def choose_steps(clauses: Sequence[Clause], similarity: Sequence[Mapping[str, fl
     best = max(beam, key=lambda item: item[0] + TYPE_FIT_WEIGHT * _type_fit(item[1]))
     steps = without_headline(without_references(without_repeats(best[1], clauses), clauses), clauses, request)
     steps = editing_the_users_picture(steps, clauses, recipes)
-    final = in_data_flow_order(without_covered(steps, clauses), clauses)
+    final = lists_where_items_are_needed(in_data_flow_order(without_covered(steps, clauses), clauses), clauses,
+                                         recipes)
     served = {step.clause for step in final}
     for dropped in best[1]:
         if dropped.clause in served or any(dropped is step for step in final):
@@ -482,6 +483,50 @@ def choose_steps(clauses: Sequence[Clause], similarity: Sequence[Mapping[str, fl
             earlier[-1].also.append(dropped.clause)
             served.add(dropped.clause)
     return final
+
+
+#: "a card per day", "one slide for each step": what one item of the list is
+_PER_UNIT = re.compile(r"\b(?:per|for\s+(?:each|every))\s+([a-z]+)\b", re.I)
+#: a clause that has the model write something out of which a list is made ("plan a brewing day, one card per step")
+_WRITES_A_PLAN = re.compile(r"^(?:(?:and|then|first|please|now|so)\s+)*(?:plan|outline|brainstorm|come up with|suggest|"
+                            r"write|draft|list)\b(?!.*\b(?:my|our|your|the|this|a)\s+(?:[\w-]+\s+){0,2}?list\b)",
+                            re.I)
+
+
+def lists_where_items_are_needed(steps: Sequence[Step], clauses: Sequence[Clause],
+                                 recipes: Sequence[Recipe]) -> list[Step]:
+    """Where a step works on each item of a list ("make a card per day") and no earlier step makes one, the model
+    writes the list: the text the model writes before it becomes a list ("Plan a 3-day Kyoto itinerary, make a card
+    per day"), or, where the step's own clause has the model write ("Plan a brewing day, one card per step"), a list
+    is written first."""
+    lister = next((r for r in recipes if r.name == "list_items"), None)
+    if lister is None:
+        return list(steps)
+    changed = list(steps)
+    for number, step in enumerate(list(changed)):
+        if "texts" not in _needs(step) or _feeds(changed[:number], "texts", clauses):
+            continue
+        writer = next((s for s in reversed(changed[:number]) if s.recipe.name == "write_text"), None)
+        served = {s.clause for s in changed if s.clause != step.clause}
+        # else the clause (this one, or an earlier one no step serves) that asks the model for a plan
+        planned = next((c for c in reversed(clauses[:step.clause + 1])
+                        if c.index not in served and _WRITES_A_PLAN.search(c.text)), None)
+        asked = clauses[writer.clause] if writer is not None else planned
+        if asked is None:
+            continue
+        unit = _PER_UNIT.search(clauses[step.clause].text)
+        # what the list is of: one line per step of what the clause asks to plan
+        wanted: dict[str, Any] = {"things": f"short lines, one per {unit.group(1) if unit else 'item'}, for this "
+                                            f"request: '{asked.text}',"}
+        sized = re.search(rf"\b(\w+)[- ]{unit.group(1)}s?\b", asked.text, re.I) if unit else None
+        if sized and (count := number_of(sized.group(1))) is not None and 0 < count <= 16:
+            wanted["count"] = count  # "a four-stop walking tour, a card per stop": four lines
+        if writer is not None:
+            changed[changed.index(writer)] = Step(lister, writer.clause, {**writer.slots, **wanted}, writer.score,
+                                                  writer.position, writer.lead, list(writer.also))
+        else:
+            changed.insert(number, Step(lister, asked.index, dict(wanted), score=step.score, lead=True))
+    return changed
 
 
 def _makes(step: Step, clauses: Sequence[Clause]) -> set[str]:
@@ -894,6 +939,15 @@ class _Assembler:
                     self.document["nodes"][joined] = {"type": "text.join", "inputs": {"items": value, "separator": " "}}
                     return {"node": joined, "output": "text"}
                 return value
+        if kind == "text" and targets:
+            # "make a card per day and narrate it": the lines the model listed, read as one text
+            made = next((m for m in sorted(candidates, key=lambda m: m.taken > 0) if m.kind == "texts"), None)
+            if made is not None:
+                made.taken += 1
+                joined = self._node_id("lines")
+                self.document["nodes"][joined] = {"type": "text.join", "inputs": {"items": dict(made.ref),
+                                                                                 "separator": " "}}
+                return {"node": joined, "output": "text"}
         return None
 
     def _each_item(self, recipe: Recipe, sub: Mapping[str, Any], family: int,
@@ -940,6 +994,14 @@ class _Assembler:
                     "node": "json.extract", "items": dict(output), "item_input": "data", "inputs": {"path": "0"}}}
                 sub["outputs"][name] = {"node": "pictures", "output": "results"}
         return sub
+
+    def _shown_already(self, source: Mapping[str, str], node_inputs: Mapping[str, Any]) -> bool:
+        """Whether another input of a node is made, one item each, out of the list `source` (cards of its lines)."""
+        for value in node_inputs.values():
+            maker = self.document["nodes"].get(value.get("node")) if isinstance(value, dict) else None
+            if maker is not None and maker["type"] == "control.map" and maker["inputs"].get("items") == source:
+                return True
+        return False
 
     def _adapt_saving(self, sub: Mapping[str, Any], wired: dict[str, dict[str, str]], slots: Mapping[str, Any],
                       clause_text: str) -> None:
@@ -1100,6 +1162,12 @@ class _Assembler:
             source = self._source_for(kind, family, None)
             if source is not None and old in renamed:
                 node_inputs = self.document["nodes"][renamed[old]]["inputs"]
+                if self._shown_already(source, node_inputs) and not re.search(
+                        rf"\b{re.escape(port.rstrip('s'))}", clause_text, re.I):
+                    # the slides are cards of these very lines: captions would show the same words twice
+                    for made in self.made:
+                        made.taken -= made.ref == source
+                    continue
                 node_inputs[port] = source
                 maker = next((m for m in self.made if m.ref == source), None)
                 for other, target in maker.also if maker else ():

@@ -425,6 +425,37 @@ def test_a_sign_with_words_underneath_is_a_card_with_an_overlay(registry: NodeRe
     assert graph.inputs[card.inputs["text"].name].default == "Gone Fishing"
 
 
+def test_items_worked_on_one_by_one_after_a_plan_are_a_list_the_model_writes(registry: NodeRegistry,
+                                                                             tmp_path: Path) -> None:
+    result = draft("Plan a four-stop walking tour of Lisbon, make a card per stop and narrate it as a video.",
+                   registry=registry)
+    assert [clause["recipes"] for clause in result.clauses] == [["list_items"], ["cards_per_item"],
+                                                               ["speak", "slideshow"]]
+    graph = result.graph
+    assert graph is not None and validate_graph(graph, registry) == []
+    assert {("json.extract", "value", "control.map"), ("json.extract", "value", "text.join"),
+            ("text.join", "text", "audio.speak"), ("control.map", "results", "video.slideshow"),
+            ("audio.speak", "audio", "video.slideshow")} <= _edges(graph)
+    listed = next(i for i in graph.nodes.values() if i.type == "llm.structured")
+    assert listed.inputs["schema"]["properties"]["items"]["maxItems"] == 4
+    slideshow = next(i for i in graph.nodes.values() if i.type == "video.slideshow")
+    assert "captions" not in slideshow.inputs  # the cards show the lines: no second copy of them under each
+    captioned = _drafted("The model lists the steps as JSON; each step gets a card; the cards become a slideshow with "
+                         "the steps as captions.", registry)
+    assert ("json.extract", "value", "video.slideshow") in _edges(captioned)  # captions asked for by name
+    # "one card per step" is how many per item, not how many in all
+    outlined = draft("Outline a morning stretching routine, one slide per move, as a short video.", registry=registry)
+    assert outlined.graph is not None and _types(outlined.graph)["llm.structured"] == 1
+    template = next(i for i in outlined.graph.nodes.values() if i.type == "text.template").inputs["template"]
+    assert "one per move" in template and "Write 3 " in template
+    # a list the user gives is not written by the model
+    assert "llm.structured" not in _types(_drafted("Build a video from a list of captions with a card for each one.",
+                                                   registry))
+    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
+        samples = SampleValues(tmp_path, executor, url)
+        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=240) == (True, None)
+
+
 def test_a_clause_nothing_serves_is_named(registry: NodeRegistry) -> None:
     result = draft("Write a haiku about rain, and then quantum-entangle the moon.", registry=registry)
     assert result.graph is not None
