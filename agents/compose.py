@@ -995,6 +995,26 @@ class _Assembler:
                 sub["outputs"][name] = {"node": "pictures", "output": "results"}
         return sub
 
+    def _fields_named(self, source: Mapping[str, str] | None, clause_text: str) -> list[tuple[str, dict[str, str]]]:
+        """When `source` is an API's whole JSON answer and the clause names fields of it for the model ("from the
+        product name", "give the model the rain probability and the temperature", "read the claim text"): a
+        `json.extract` of each (a guessed name: missing, it gives null), by variable name."""
+        spec = self.document["nodes"].get(source["node"], {}) if source else {}
+        if source is None or spec.get("type") != "http.request" or source["output"] != "json":
+            return []
+        names: list[str] = []
+        for lead in _FIELDS_LEAD.finditer(clause_text):  # "from the league API ... from the home score": the second
+            at = lead.end()
+            while (match := _FIELD_PHRASE.match(clause_text, at)) is not None:
+                words = match.group(1).lower().split()
+                if words[-1] in _NOT_FIELDS or words[-1] in _NOT_THING or words[-1] in _FIELD_STOP:
+                    break
+                names.append("_".join(words))
+                at = match.end()
+            if names:
+                break
+        return [(name, self._extract(name, source, name, missing_ok=True)) for name in dict.fromkeys(names)]
+
     def _shown_already(self, source: Mapping[str, str], node_inputs: Mapping[str, Any]) -> bool:
         """Whether another input of a node is made, one item each, out of the list `source` (cards of its lines)."""
         for value in node_inputs.values():
@@ -1127,6 +1147,14 @@ class _Assembler:
             for port, value in spec.get("inputs", {}).items():
                 if isinstance(value, dict) and set(value) == {"input"}:
                     source = wired.get(value["input"])
+                    fields = self._fields_named(source, clause_text) if spec["type"] == "text.template" else []
+                    if fields and isinstance(spec["inputs"].get("template"), str):
+                        # "give the model the rain probability and the temperature": those fields of the answer
+                        lines = "\n".join(f"{name.replace('_', ' ')}: {{{{ {name} }}}}" for name, _ in fields)
+                        inputs["template"] = inputs.get("template", spec["inputs"]["template"]).replace(
+                            "{{ " + port + " }}", lines)
+                        inputs.update(dict(fields))
+                        continue
                     if source is not None and spec["type"] == "text.template" and isinstance(
                             spec["inputs"].get("template"), str):
                         named = self._variable_name(source, (set(spec["inputs"]) - {port}) | set(inputs))
@@ -1216,6 +1244,15 @@ class _Assembler:
 #: "the status code", "the HTTP status": what a request answered with, not its body
 _STATUS_CODE = re.compile(r"\b(?:http\s+)?status(?:\s+code)?s?\b(?!\s+(?:field|key|property|page|report|update))",
                           re.I)
+#: what comes before the fields of an API's answer that a model step is given
+_FIELDS_LEAD = re.compile(r"\b(?:from|read(?:s|ing)?|give\s+(?:the\s+model|it)|using|based\s+on|about)\s+"
+                          r"(?=the\s|its\s)", re.I)
+#: one field named in a list of them: "the rain probability", "and the temperature", ", the price"
+_FIELD_PHRASE = re.compile(r"(?:\s*,\s*|\s+and\s+|\s*)(?:the|its)\s+([a-z]+(?:\s+[a-z]+)?)\b"
+                           r"(?=\s*(?:,|\band\b|$|\.|;|\s+(?:to|into|for|in|as|with)\b))", re.I)
+#: nouns that name no field of an answer
+_FIELD_STOP = frozenset({"model", "webhook", "api", "endpoint", "service", "forecast", "story", "page", "site", "card",
+                         "picture", "image", "video", "audio", "file", "it", "them", "facts", "notes", "request"})
 #: "... as JSON", "in JSON": the answer asked for is a JSON document
 _AS_JSON = re.compile(r"\b(?:as|in|into|to)\s+(?:a\s+)?json\b", re.I)
 #: a picture step is done to each of the user's pictures when the request names several and each of them

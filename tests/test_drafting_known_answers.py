@@ -252,6 +252,22 @@ def test_a_step_named_by_its_verb_is_not_taken_for_the_thing_it_works_on(registr
     assert all(link.node == summary for t in translations for _, link in t.links())
 
 
+def test_fields_of_an_api_answer_named_for_the_model_are_read_one_by_one(registry: NodeRegistry,
+                                                                          tmp_path: Path) -> None:
+    graph = _drafted("Get the match report JSON from the league API and have the model write a two-line summary for "
+                     "the club newsletter from the home score and the away score.", registry)
+    extracts = {i.inputs["path"]: i for i in graph.nodes.values() if i.type == "json.extract"}
+    assert set(extracts) == {"home_score", "away_score"}
+    template = next(i for i in graph.nodes.values() if i.type == "text.template")
+    assert {port: link.node for port, link in template.links()} == {
+        "home_score": next(n for n, i in graph.nodes.items() if i.inputs.get("path") == "home_score"),
+        "away_score": next(n for n, i in graph.nodes.items() if i.inputs.get("path") == "away_score")}
+    assert "{{ home_score }}" in template.inputs["template"] and "{{ away_score }}" in template.inputs["template"]
+    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
+        samples = SampleValues(tmp_path, executor, url)
+        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=120) == (True, None)
+
+
 def test_a_list_asked_for_as_json_is_the_model_s_json_answer(registry: NodeRegistry) -> None:
     graph = _drafted("Come up with four names for our new bakery as JSON.", registry)
     assert _types(graph) == Counter({"text.template": 1, "llm.structured": 1})  # no list read out of it
