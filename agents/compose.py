@@ -905,7 +905,7 @@ class _Assembler:
                 if made.kind == "json":
                     made.taken += 1
                     return self._extract("items", made.ref, made.field or self._array_of(made.ref)
-                                         or _list_named(self.request) or "items")
+                                         or _list_named(self.request) or made.thing or "items")
         if optional:
             return None
         if kind == "images":  # lines of text become pictures as one title card each

@@ -268,6 +268,17 @@ def test_fields_of_an_api_answer_named_for_the_model_are_read_one_by_one(registr
         assert run_draft(graph, executor, samples, tmp_path / "run", timeout=120) == (True, None)
 
 
+def test_the_list_of_names_in_an_api_answer_is_one_name_per_entry_saved_one_per_line(registry: NodeRegistry) -> None:
+    graph = _drafted("Call the gym's bookings API for tomorrow's classes and save the list of instructor names to "
+                     "instructors.txt, one per line.", registry)
+    assert _types(graph) == Counter({"http.request": 1, "json.extract": 1, "control.map": 1, "text.join": 1,
+                                     "file.save": 1})
+    assert {("http.request", "json", "json.extract"), ("json.extract", "value", "control.map"),
+            ("control.map", "results", "text.join"), ("text.join", "text", "file.save")} <= _edges(graph)
+    listed = next(i for i in graph.nodes.values() if i.type == "json.extract")
+    assert listed.inputs["path"] == "classes"  # the list the API was called for
+
+
 def test_a_list_asked_for_as_json_is_the_model_s_json_answer(registry: NodeRegistry) -> None:
     graph = _drafted("Come up with four names for our new bakery as JSON.", registry)
     assert _types(graph) == Counter({"text.template": 1, "llm.structured": 1})  # no list read out of it
