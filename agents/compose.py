@@ -474,6 +474,7 @@ def choose_steps(clauses: Sequence[Clause], similarity: Sequence[Mapping[str, fl
     steps = editing_the_users_picture(steps, clauses, recipes)
     final = lists_where_items_are_needed(in_data_flow_order(without_covered(steps, clauses), clauses), clauses,
                                          recipes)
+    final = speech_where_audio_is_needed(final, clauses, recipes)
     served = {step.clause for step in final}
     for dropped in best[1]:
         if dropped.clause in served or any(dropped is step for step in final):
@@ -526,6 +527,32 @@ def lists_where_items_are_needed(steps: Sequence[Step], clauses: Sequence[Clause
                                                   writer.position, writer.lead, list(writer.also))
         else:
             changed.insert(number, Step(lister, asked.index, dict(wanted), score=step.score, lead=True))
+    return changed
+
+
+#: "my podcast episode", "our voice memo": a sound of the user's, not one to make
+_USERS_SOUND = re.compile(r"\b(?:my|our|this|the attached)\s+(?:[\w-]+\s+){0,2}?(?:episode|recording|audio|podcast|"
+                          r"memo|track|song|voicemail|interview|clip|file)s?\b", re.I)
+
+
+def speech_where_audio_is_needed(steps: Sequence[Step], clauses: Sequence[Clause],
+                                 recipes: Sequence[Recipe]) -> list[Step]:
+    """Where a step needs a sound no step makes and a text was written ("Write a 20-second radio ad and time
+    it"), the text is spoken first: what is timed is the ad read aloud."""
+    speaker = next((r for r in recipes if r.name == "speak"), None)
+    changed = list(steps)
+    if speaker is None:
+        return changed
+    for step in list(changed):
+        if "audio" not in _needs(step) or _feeds(changed, "audio", clauses):
+            continue
+        writer = next((s for s in reversed(changed) if s is not step and s.clause <= step.clause
+                       and _feeds([s], "text", clauses)), None)
+        if writer is None or _USERS_SOUND.search(clauses[step.clause].text):
+            continue
+        changed.remove(step)
+        after = changed.index(writer) + 1
+        changed[after:after] = [Step(speaker, step.clause, score=step.score), step]
     return changed
 
 

@@ -279,6 +279,23 @@ def test_the_list_of_names_in_an_api_answer_is_one_name_per_entry_saved_one_per_
     assert listed.inputs["path"] == "classes"  # the list the API was called for
 
 
+def test_a_written_text_recorded_or_timed_is_spoken_first(registry: NodeRegistry, tmp_path: Path) -> None:
+    recorded = _drafted("Write a short welcome message for our bike shop's answering machine and record it as "
+                        "welcome.wav.", registry)
+    assert {("llm.chat", "text", "audio.speak"), ("audio.speak", "audio", "file.save")} <= _edges(recorded)
+    saved = next(i for i in recorded.nodes.values() if i.type == "file.save")
+    assert saved.inputs["filename"] == "welcome.wav"
+    timed = _drafted("Write a 15-second promo for our bakery and time it.", registry)
+    assert _types(timed) == Counter({"text.template": 1, "llm.chat": 1, "audio.speak": 1, "audio.duration": 1})
+    assert {("llm.chat", "text", "audio.speak"), ("audio.speak", "audio", "audio.duration")} <= _edges(timed)
+    # a sound of the user's is measured as it is
+    assert "audio.speak" not in _types(_drafted("How long is my podcast episode? Then write a tweet announcing it.",
+                                                registry))
+    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
+        samples = SampleValues(tmp_path, executor, url)
+        assert run_draft(timed, executor, samples, tmp_path / "run", timeout=120) == (True, None)
+
+
 def test_a_list_asked_for_as_json_is_the_model_s_json_answer(registry: NodeRegistry) -> None:
     graph = _drafted("Come up with four names for our new bakery as JSON.", registry)
     assert _types(graph) == Counter({"text.template": 1, "llm.structured": 1})  # no list read out of it
