@@ -296,6 +296,12 @@ def test_a_written_text_recorded_or_timed_is_spoken_first(registry: NodeRegistry
         assert run_draft(timed, executor, samples, tmp_path / "run", timeout=120) == (True, None)
 
 
+def test_a_page_named_for_the_model_to_read_is_fetched_and_page_text_given_is_not(registry: NodeRegistry) -> None:
+    fetched = _drafted("Translate the museum's opening hours page into Spanish.", registry)
+    assert ("http.request", "text", "text.template") in _edges(fetched)
+    assert "http.request" not in _types(_drafted("Turn this product page text into a tagline.", registry))
+
+
 def test_a_list_asked_for_as_json_is_the_model_s_json_answer(registry: NodeRegistry) -> None:
     graph = _drafted("Come up with four names for our new bakery as JSON.", registry)
     assert _types(graph) == Counter({"text.template": 1, "llm.structured": 1})  # no list read out of it
