@@ -960,6 +960,14 @@ class _Assembler:
                     or ((self._array_of(made.ref) or _list_named(self.request) or "items") if kind == "texts"
                         else "value"),
                     missing_ok=not path)
+                field = _PLURAL_FIELD.search(clause_text)
+                if kind == "texts" and field and any(str(t) in ("List[Float]", "List[Int]") for t in targets):
+                    # "add all the amounts up": the amount of each entry of the list, not the entries
+                    amounts = self._node_id(field.group(1).lower() + "s")
+                    self.document["nodes"][amounts] = {"type": "control.map", "inputs": {
+                        "node": "json.extract", "items": value, "item_input": "data",
+                        "inputs": {"path": field.group(1).lower()}}}
+                    return {"node": amounts, "output": "results"}
                 if kind == "text" and made.field and not path:
                     # a storyboard's captions read aloud or written about: the lines as one text
                     joined = self._node_id("lines")
@@ -1271,6 +1279,8 @@ class _Assembler:
 #: "the status code", "the HTTP status": what a request answered with, not its body
 _STATUS_CODE = re.compile(r"\b(?:http\s+)?status(?:\s+code)?s?\b(?!\s+(?:field|key|property|page|report|update))",
                           re.I)
+#: "all the amounts", "the weights": a field of every entry, named in the plural (singular in group 1)
+_PLURAL_FIELD = re.compile(r"\b(?:all\s+)?(?:the|their|its)\s+([a-z]{3,}?)s\b(?!\s+(?:list|array|field))", re.I)
 #: what comes before the fields of an API's answer that a model step is given
 _FIELDS_LEAD = re.compile(r"\b(?:from|read(?:s|ing)?|give\s+(?:the\s+model|it)|using|based\s+on|about)\s+"
                           r"(?=the\s|its\s)", re.I)

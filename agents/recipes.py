@@ -38,6 +38,7 @@ _MAP_NODE = re.compile(r'node="([a-z]+\.[a-z_]+)"')
 #: quoted text ("a card that says 'Save More'") is what to show, not what to do
 #: the most characters of a clause its cues are matched in (a request may be 4 000 characters long)
 CUE_WINDOW = 400
+_ASIDE = re.compile(r"\([^()]{0,160}\)|\{[^{}]{0,160}\}")
 _QUOTED_SPAN = re.compile(r"(?:^|(?<=[\s(:]))(['\"“‘])[^'\"”’]{2,80}['\"”’]")
 
 
@@ -88,6 +89,9 @@ class Recipe:
         # cues are matched within a clause's first CUE_WINDOW characters: several have two open gaps
         # (`add … title … at the top`), whose cost grows with the cube of the text's length
         text = _QUOTED_SPAN.sub(lambda m: " " * len(m.group(0)), text[:CUE_WINDOW])
+        # an aside in brackets ("(refunds come through as negative amounts)") or a JSON shape ('as {"total": ...}')
+        # describes the data; it asks for no step
+        text = _ASIDE.sub(lambda m: " " * len(m.group(0)), text)
         if any(pattern.search(text) for pattern in self.avoid):
             return []
         # a cue word that names a JSON field ("its summary field") names no capability

@@ -302,6 +302,22 @@ def test_a_page_named_for_the_model_to_read_is_fetched_and_page_text_given_is_no
     assert "http.request" not in _types(_drafted("Turn this product page text into a tagline.", registry))
 
 
+def test_asides_do_not_ask_for_steps_and_a_plural_field_of_every_entry_is_summed(registry: NodeRegistry,
+                                                                                 tmp_path: Path) -> None:
+    graph = _drafted("The parish API gives back a 'collections' list and each one has a sum (late entries arrive as "
+                     "negative corrections). Add all the sums up and post it to the treasurer's webhook as "
+                     '{"total": ...}.', registry)
+    # "negative" in the aside classifies nothing; "total" in the JSON shape adds nothing
+    assert _types(graph) == Counter({"http.request": 1, "json.extract": 1, "control.map": 1, "math.sum": 1,
+                                     "json.object": 1, "webhook.post": 1})
+    mapped = next(i for i in graph.nodes.values() if i.type == "control.map")
+    assert (mapped.inputs["node"], mapped.inputs["inputs"]) == ("json.extract", {"path": "sum"})
+    assert ("control.map", "results", "math.sum") in _edges(graph)
+    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
+        samples = SampleValues(tmp_path, executor, url)
+        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=60) == (True, None)
+
+
 def test_a_list_asked_for_as_json_is_the_model_s_json_answer(registry: NodeRegistry) -> None:
     graph = _drafted("Come up with four names for our new bakery as JSON.", registry)
     assert _types(graph) == Counter({"text.template": 1, "llm.structured": 1})  # no list read out of it
