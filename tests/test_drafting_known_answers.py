@@ -42,6 +42,12 @@ def _edges(graph: Graph) -> set[tuple[str, str, str]]:
             for instance in graph.nodes.values() for _, link in instance.links() if link.node in graph.nodes}
 
 
+def _runs(graph: Graph, registry: NodeRegistry, folder: Path, timeout: float) -> tuple[bool, str | None]:
+    """Run a draft on embedded defaults, a local server standing in for the APIs and webhooks it calls."""
+    with sample_server() as url, LocalExecutor(registry, artifacts=folder / "artifacts") as executor:
+        return run_draft(graph, executor, SampleValues(folder, executor, url), folder / "run", timeout=timeout)
+
+
 def _drafted(text: str, registry: NodeRegistry) -> Graph:
     result = draft(text, registry=registry)
     assert result.graph is not None and validate_graph(result.graph, registry) == []
@@ -263,9 +269,7 @@ def test_fields_of_an_api_answer_named_for_the_model_are_read_one_by_one(registr
         "home_score": next(n for n, i in graph.nodes.items() if i.inputs.get("path") == "home_score"),
         "away_score": next(n for n, i in graph.nodes.items() if i.inputs.get("path") == "away_score")}
     assert "{{ home_score }}" in template.inputs["template"] and "{{ away_score }}" in template.inputs["template"]
-    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
-        samples = SampleValues(tmp_path, executor, url)
-        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=120) == (True, None)
+    assert _runs(graph, registry, tmp_path, timeout=120) == (True, None)
 
 
 def test_the_list_of_names_in_an_api_answer_is_one_name_per_entry_saved_one_per_line(registry: NodeRegistry) -> None:
@@ -291,9 +295,7 @@ def test_a_written_text_recorded_or_timed_is_spoken_first(registry: NodeRegistry
     # a sound of the user's is measured as it is
     assert "audio.speak" not in _types(_drafted("How long is my podcast episode? Then write a tweet announcing it.",
                                                 registry))
-    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
-        samples = SampleValues(tmp_path, executor, url)
-        assert run_draft(timed, executor, samples, tmp_path / "run", timeout=120) == (True, None)
+    assert _runs(timed, registry, tmp_path, timeout=120) == (True, None)
 
 
 def test_a_page_named_for_the_model_to_read_is_fetched_and_page_text_given_is_not(registry: NodeRegistry) -> None:
@@ -313,9 +315,7 @@ def test_asides_do_not_ask_for_steps_and_a_plural_field_of_every_entry_is_summed
     mapped = next(i for i in graph.nodes.values() if i.type == "control.map")
     assert (mapped.inputs["node"], mapped.inputs["inputs"]) == ("json.extract", {"path": "sum"})
     assert ("control.map", "results", "math.sum") in _edges(graph)
-    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
-        samples = SampleValues(tmp_path, executor, url)
-        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=60) == (True, None)
+    assert _runs(graph, registry, tmp_path, timeout=60) == (True, None)
 
 
 def test_a_list_asked_for_as_json_is_the_model_s_json_answer(registry: NodeRegistry) -> None:
@@ -334,9 +334,7 @@ def test_the_method_written_in_capitals_is_used_and_the_status_code_is_what_is_p
     assert request.inputs["method"] == "PUT"
     assert {port: (graph.nodes[link.node].type, link.output) for port, link in payload.links()} == {
         "status": ("http.request", "status")}
-    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
-        samples = SampleValues(tmp_path, executor, url)
-        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=60) == (True, None)
+    assert _runs(graph, registry, tmp_path, timeout=60) == (True, None)
 
 
 def test_lines_spoken_one_slide_each_are_a_timed_voice_over(registry: NodeRegistry) -> None:
@@ -365,9 +363,7 @@ def test_only_if_a_number_passes_a_threshold_is_a_compare_and_a_branch(registry:
     assert (compare.inputs["op"], compare.inputs["b"]) == ("<", 20.0)
     assert graph.optional_outputs == frozenset(graph.outputs)  # absent when the branch is not taken
     # it runs: a local server stands in for the drone API and the webhook
-    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
-        samples = SampleValues(tmp_path, executor, url)
-        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=60) == (True, None)
+    assert _runs(graph, registry, tmp_path, timeout=60) == (True, None)
 
 
 def test_one_answer_per_entry_of_an_apis_list_saved_one_per_line(registry: NodeRegistry) -> None:
@@ -439,9 +435,7 @@ def test_one_picture_per_item_of_a_written_list_is_a_map_of_the_diffusion_model(
     assert mapped == {"image.generate", "json.extract"}  # a picture per idea, then the first of each batch
     assert {("llm.structured", "data", "json.extract"), ("json.extract", "value", "control.map"),
             ("image.pipeline", "pipe", "control.map"), ("control.map", "results", "control.map")} <= _edges(graph)
-    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
-        samples = SampleValues(tmp_path, executor, url)
-        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=240) == (True, None)
+    assert _runs(graph, registry, tmp_path, timeout=240) == (True, None)
 
 
 def test_a_numbered_list_of_steps_is_one_clause_per_step(registry: NodeRegistry) -> None:
@@ -517,9 +511,7 @@ def test_items_worked_on_one_by_one_after_a_plan_are_a_list_the_model_writes(reg
     # a list the user gives is not written by the model
     assert "llm.structured" not in _types(_drafted("Build a video from a list of captions with a card for each one.",
                                                    registry))
-    with sample_server() as url, LocalExecutor(registry, artifacts=tmp_path / "artifacts") as executor:
-        samples = SampleValues(tmp_path, executor, url)
-        assert run_draft(graph, executor, samples, tmp_path / "run", timeout=240) == (True, None)
+    assert _runs(graph, registry, tmp_path, timeout=240) == (True, None)
 
 
 def test_a_clause_nothing_serves_is_named(registry: NodeRegistry) -> None:
