@@ -209,6 +209,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from PIL import Image, ImageStat
 
 LOG = sys.argv[2]
+#: with a third argument, the model overshoots: a bright picture gets 12 out of 10 for quality
+OVER = len(sys.argv) > 3
 
 class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
@@ -225,7 +227,7 @@ class Handler(BaseHTTPRequestHandler):
         url = next(p["image_url"]["url"] for p in parts if p["type"] == "image_url")
         image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
         bright = ImageStat.Stat(image.convert("L")).mean[0] >= 128
-        critique = {"scores": {"quality": 9 if bright else 2, "alignment": 9 if bright else 3},
+        critique = {"scores": {"quality": (12 if OVER else 9) if bright else 2, "alignment": 9 if bright else 3},
                     "reasoning": "bright enough" if bright else "too dark",
                     "instruction": "white", "stop": bright}
         self._answer({"id": "c", "object": "chat.completion", "model": body["model"], "choices": [
@@ -247,10 +249,20 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 @pytest.fixture
 def vision_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The stand-in vision model's base URL, and the file where it logs each request body."""
+    yield from _vision_server(tmp_path)
+
+
+@pytest.fixture
+def overscoring_vision_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The stand-in vision model, scoring a bright picture's quality 12 out of 10."""
+    yield from _vision_server(tmp_path, "over")
+
+
+def _vision_server(tmp_path: Path, *extra: str) -> Iterator[tuple[str, Path]]:
     script, log = tmp_path / "vision_standin.py", tmp_path / "requests.jsonl"
     script.write_text(VISION_STANDIN)
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(script), str(port), str(log)])
+    process = subprocess.Popen([sys.executable, str(script), str(port), str(log), *extra])
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_for_server(process, f"{base_url}/models", 20, "the stand-in vision server")
@@ -279,6 +291,19 @@ def test_the_vision_critic_receives_the_image_as_a_data_url(
     url = bodies[1]["messages"][-1]["content"][1]["image_url"]["url"]
     assert url.startswith("data:image/png;base64,")
     assert Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size == (64, 48)
+
+
+def test_a_score_above_ten_is_clamped_to_ten_not_a_failed_critique(
+    engine: LocalExecutor, overscoring_vision_server: tuple[str, Path]
+) -> None:
+    base_url, _ = overscoring_vision_server
+    graph = refine_graph(generator="image.title_card", instruction_port="background", request="a bright launch card",
+                         instruction="white", inputs={"text": "Launch", "width": 64, "height": 48},
+                         threshold=8, max_turns=2, critic={"vision": {"base_url": base_url, "model": "standin-vision"}})
+    result = engine.run(graph)
+    assert result.ok, result.errors()
+    (turn,) = result.outputs["trajectory"]
+    assert turn["scores"] == {"quality": 10.0, "alignment": 9.0} and turn["score"] == 9.5
 
 
 # -- bad options are validation errors --------------------------------------------------

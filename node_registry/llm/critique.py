@@ -42,7 +42,12 @@ CRITIQUE_SCHEMA: dict[str, Any] = {
     },
     "required": ["scores", "reasoning", "instruction", "stop"],
 }
-_VALIDATOR = jsonschema.Draft202012Validator(CRITIQUE_SCHEMA)
+#: the answer is checked without the scores' range, which a schema grammar does not enforce: a score out of 0-10 is
+#: clamped into it rather than failing the critique
+_VALIDATOR = jsonschema.Draft202012Validator({**CRITIQUE_SCHEMA, "properties": {
+    **CRITIQUE_SCHEMA["properties"],
+    "scores": {**CRITIQUE_SCHEMA["properties"]["scores"], "properties": {"quality": {"type": "number"},
+                                                                         "alignment": {"type": "number"}}}}})
 #: the default token budget of an answer: the schema's longest (two 160-character strings) fits
 #: even at one token a character, as a small model writes runs like "1.1.1." (256 cut such an answer off)
 CRITIQUE_MAX_TOKENS = 448
