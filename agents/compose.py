@@ -970,19 +970,14 @@ class _Assembler:
                     return {"node": amounts, "output": "results"}
                 if kind == "text" and made.field and not path:
                     # a storyboard's captions read aloud or written about: the lines as one text
-                    joined = self._node_id("lines")
-                    self.document["nodes"][joined] = {"type": "text.join", "inputs": {"items": value, "separator": " "}}
-                    return {"node": joined, "output": "text"}
+                    return self._join(value, " ")
                 return value
         if kind == "text" and targets:
             # "make a card per day and narrate it": the lines the model listed, read as one text
             made = next((m for m in sorted(candidates, key=lambda m: m.taken > 0) if m.kind == "texts"), None)
             if made is not None:
                 made.taken += 1
-                joined = self._node_id("lines")
-                self.document["nodes"][joined] = {"type": "text.join", "inputs": {"items": dict(made.ref),
-                                                                                 "separator": " "}}
-                return {"node": joined, "output": "text"}
+                return self._join(made.ref, " ")
         return None
 
     def _each_item(self, recipe: Recipe, sub: Mapping[str, Any], family: int,
@@ -1003,8 +998,9 @@ class _Assembler:
                     return _map_each(sub, key, "Image", rename="photos"), None
                 return None
             maker = self.document["nodes"][made.ref["node"]]
+            batch = maker["inputs"].get("batch_size", 1)
             several = maker["type"] == "control.map" or (
-                int(maker["inputs"].get("batch_size", 1)) > 1 and bool(_TO_EACH.search(clause_text)))
+                isinstance(batch, int) and batch > 1 and bool(_TO_EACH.search(clause_text)))
             if made.kind != "images" or not several:
                 return None
             made.taken += 1
@@ -1069,12 +1065,16 @@ class _Assembler:
                 continue
             if self._kind_of(wired[key]) == "texts" and re.search(
                     r"\.(?:txt|md)\b|\bone (?:per|a) line\b|\bline by line\b", clause_text, re.I):
-                lines = self._node_id("lines")
-                self.document["nodes"][lines] = {"type": "text.join", "inputs": {"items": wired[key],
-                                                                                "separator": "\n"}}
-                wired[key] = {"node": lines, "output": "text"}
+                wired[key] = self._join(wired[key], "\n")
             if "filename" not in slots:
                 spec["inputs"]["filename"] = f"result.{_EXTENSIONS.get(self._kind_of(wired[key]) or '', 'txt')}"
+
+    def _join(self, items: Mapping[str, str], separator: str) -> dict[str, str]:
+        """A new `text.join` node ("lines") joining the list output `items`; returns its text."""
+        node_id = self._node_id("lines")
+        self.document["nodes"][node_id] = {"type": "text.join", "inputs": {"items": dict(items),
+                                                                          "separator": separator}}
+        return {"node": node_id, "output": "text"}
 
     def _extract(self, wanted: str, data: Mapping[str, str], path: str, *, missing_ok: bool = False) -> dict[str, str]:
         """A new `json.extract` node (id after `wanted`) reading `path` of the output `data`; returns its value."""

@@ -272,14 +272,19 @@ def _vision_server(tmp_path: Path, *extra: str) -> Iterator[tuple[str, Path]]:
         process.wait(10)
 
 
+def _launch_card_graph(base_url: str, *, instruction: str, max_turns: int) -> Graph:
+    """A title card refined by its background colour, judged by the stand-in vision model at `base_url`."""
+    return refine_graph(generator="image.title_card", instruction_port="background", request="a bright launch card",
+                        instruction=instruction, inputs={"text": "Launch", "width": 64, "height": 48},
+                        threshold=8, max_turns=max_turns,
+                        critic={"vision": {"base_url": base_url, "model": "standin-vision"}})
+
+
 def test_the_vision_critic_receives_the_image_as_a_data_url(
     engine: LocalExecutor, vision_server: tuple[str, Path]
 ) -> None:
     base_url, log = vision_server
-    graph = refine_graph(generator="image.title_card", instruction_port="background", request="a bright launch card",
-                         instruction="#101820", inputs={"text": "Launch", "width": 64, "height": 48},
-                         threshold=8, max_turns=3, critic={"vision": {"base_url": base_url, "model": "standin-vision"}})
-    result = engine.run(graph)
+    result = engine.run(_launch_card_graph(base_url, instruction="#101820", max_turns=3))
     assert result.ok, result.errors()
     trajectory = result.outputs["trajectory"]
     assert [(t["instruction"], t["score"], t["reasoning"]) for t in trajectory] == [
@@ -297,10 +302,7 @@ def test_a_score_above_ten_is_clamped_to_ten_not_a_failed_critique(
     engine: LocalExecutor, overscoring_vision_server: tuple[str, Path]
 ) -> None:
     base_url, _ = overscoring_vision_server
-    graph = refine_graph(generator="image.title_card", instruction_port="background", request="a bright launch card",
-                         instruction="white", inputs={"text": "Launch", "width": 64, "height": 48},
-                         threshold=8, max_turns=2, critic={"vision": {"base_url": base_url, "model": "standin-vision"}})
-    result = engine.run(graph)
+    result = engine.run(_launch_card_graph(base_url, instruction="white", max_turns=2))
     assert result.ok, result.errors()
     (turn,) = result.outputs["trajectory"]
     assert turn["scores"] == {"quality": 10.0, "alignment": 9.0} and turn["score"] == 9.5
