@@ -422,3 +422,16 @@ def test_chat_messages_with_an_unknown_role_are_refused_before_running(llm_execu
     [issue] = caught.value.issues
     assert (issue.node, issue.port) == ("chat", "messages")
     assert "'wizard' is not one of ['system', 'user', 'assistant']" in issue.message
+
+
+def test_a_raw_control_character_inside_a_json_string_is_kept_not_a_failed_reply() -> None:
+    from nodeloom.node_registry.llm.nodes import _json_problem
+    from nodeloom.node_registry.llm.provider import Completion
+
+    validator = jsonschema.Draft202012Validator({"type": "object", "properties": {"reason": {"type": "string"}},
+                                                 "required": ["reason"]})
+    # the embedded model sometimes writes a newline or a tab into a string without escaping it
+    data, problem = _json_problem(Completion('{"reason": "too dark\n\tneeds light"}', "stop", None, None), validator)
+    assert (data, problem) == ({"reason": "too dark\n\tneeds light"}, None)
+    data, problem = _json_problem(Completion('{"reason": "cut', "length", None, None), validator)
+    assert data is None and problem is not None and "cut off at max_tokens" in problem

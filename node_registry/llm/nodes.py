@@ -131,7 +131,7 @@ def llm_chat(
 def _json_problem(completion: Completion, validator: jsonschema.protocols.Validator) -> tuple[Any, str | None]:
     """The parsed reply and why it does not conform (None when it does)."""
     try:
-        data = json.loads(completion.text)
+        data = json.loads(completion.text, strict=False)  # a raw newline or tab inside a string is kept, not refused
     except ValueError as error:
         cut = " (the reply was cut off at max_tokens)" if completion.finish_reason == "length" else ""
         return None, f"the reply is not valid JSON{cut}: {error}"
